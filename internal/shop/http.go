@@ -1,0 +1,262 @@
+package shop
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Handler serves the shop's HTTP API. Create it with NewHandler.
+type Handler struct {
+	svc       *Service
+	storeKind string
+	log       *slog.Logger
+	mux       *http.ServeMux
+
+	requests *prometheus.CounterVec
+	latency  prometheus.Histogram
+	inFlight prometheus.Gauge
+	shed     prometheus.Counter
+}
+
+// NewHandler returns the API for svc. storeKind names the store in
+// /healthz ("sqlite", "postgres"). Metrics go to a registry of the
+// handler's own, served at /metrics.
+func NewHandler(svc *Service, storeKind string, log *slog.Logger) *Handler {
+	h := &Handler{svc: svc, storeKind: storeKind, log: log, mux: http.NewServeMux()}
+	reg := prometheus.NewRegistry()
+	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stampede_http_requests_total", Help: "HTTP requests by route pattern and status code.",
+	}, []string{"route", "code"})
+	h.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "stampede_order_duration_seconds", Help: "Time to answer POST /api/orders, shed requests included.",
+		Buckets: prometheus.ExponentialBuckets(50e-6, 2, 18),
+	})
+	h.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "stampede_orders_in_flight", Help: "Orders being placed now.",
+	})
+	h.shed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "stampede_orders_shed_total", Help: "Orders refused with 503 overloaded.",
+	})
+	reg.MustRegister(h.requests, h.latency, h.inFlight, h.shed, stockCollector{svc.store},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	h.mux.HandleFunc("POST /api/products", h.createProduct)
+	h.mux.HandleFunc("GET /api/products/{id}", h.getProduct)
+	h.mux.HandleFunc("GET /api/products/{id}/orders", h.listOrders)
+	h.mux.HandleFunc("POST /api/orders", h.placeOrder)
+	h.mux.HandleFunc("GET /healthz", h.health)
+	h.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return h
+}
+
+// ServeHTTP implements http.Handler and counts every request by the route
+// pattern it matched.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	h.mux.ServeHTTP(sw, r)
+	route := r.Pattern
+	if route == "" {
+		route = "unmatched"
+	}
+	h.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (h *Handler) createProduct(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	np, derr := DecodeProduct(body)
+	if derr != nil {
+		writeError(w, derr)
+		return
+	}
+	p, err := h.svc.store.CreateProduct(r.Context(), np)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, p)
+}
+
+func (h *Handler) getProduct(w http.ResponseWriter, r *http.Request) {
+	id, derr := ParseProductID(r.PathValue("id"))
+	if derr != nil {
+		writeError(w, derr)
+		return
+	}
+	p, err := h.svc.store.Product(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+// listOrders streams a product's orders as JSON lines. A failure after the
+// first line can only be reported by cutting the stream short, so a client
+// should check the count against the product's sold figure.
+func (h *Handler) listOrders(w http.ResponseWriter, r *http.Request) {
+	id, derr := ParseProductID(r.PathValue("id"))
+	if derr != nil {
+		writeError(w, derr)
+		return
+	}
+	if _, err := h.svc.store.Product(r.Context(), id); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	bw := bufio.NewWriterSize(w, 32<<10)
+	enc := json.NewEncoder(bw)
+	err := h.svc.store.Orders(r.Context(), id, func(o Order) error { return enc.Encode(o) })
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil && r.Context().Err() == nil {
+		h.log.Error("stream orders", "product", id, "err", err)
+	}
+}
+
+func (h *Handler) placeOrder(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	h.inFlight.Inc()
+	defer func() {
+		h.inFlight.Dec()
+		h.latency.Observe(time.Since(start).Seconds())
+	}()
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	req, derr := DecodeOrder(body)
+	if derr != nil {
+		writeError(w, derr)
+		return
+	}
+	req.IdempotencyKey = r.Header.Get("Idempotency-Key")
+	if len(req.IdempotencyKey) > MaxIdemKeyLen {
+		writeError(w, errorOf(CodeInvalidValue, "Idempotency-Key must have at most "+strconv.Itoa(MaxIdemKeyLen)+" bytes"))
+		return
+	}
+	o, created, err := h.svc.PlaceOrder(r.Context(), req)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, o)
+}
+
+func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"status":     "ok",
+		"goroutines": runtime.NumGoroutine(),
+		"strategy":   h.svc.strategy.Name(),
+		"store":      h.storeKind,
+		"pid":        os.Getpid(),
+	})
+}
+
+// fail reports err: an *Error as itself, anything else as an internal
+// error whose detail goes to the log, not to the client.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+			return // the client has gone; nobody reads the answer
+		}
+		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		e = errorOf(CodeInternal, "internal error; see the shop's log")
+	}
+	if e.Code == CodeOverloaded {
+		h.shed.Inc()
+	}
+	writeError(w, e)
+}
+
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, errorOf(CodeBodyTooLarge, "body is over "+strconv.Itoa(MaxBodyBytes)+" bytes"))
+		} else {
+			writeError(w, errorOf(CodeBadRequest, "could not read the body"))
+		}
+		return nil, false
+	}
+	return body, true
+}
+
+func writeError(w http.ResponseWriter, e *Error) {
+	if e.Code == CodeOverloaded || e.Code == CodeTimeout || e.Code == CodeLockLost {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, e.Status(), struct {
+		Error *Error `json:"error"`
+	}{e})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"could not encode the answer"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// stockCollector reports the stock of the first products at each scrape.
+type stockCollector struct{ store Store }
+
+var stockDesc = prometheus.NewDesc("stampede_product_stock", "Units left, per product (the first 100 products).", []string{"product"}, nil)
+
+func (c stockCollector) Describe(ch chan<- *prometheus.Desc) { ch <- stockDesc }
+
+func (c stockCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ps, err := c.store.Products(ctx, 100)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(stockDesc, err)
+		return
+	}
+	for _, p := range ps {
+		ch <- prometheus.MustNewConstMetric(stockDesc, prometheus.GaugeValue, float64(p.Stock), strconv.FormatInt(p.ID, 10))
+	}
+}

@@ -1,0 +1,328 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stampede-dev/stampede/internal/shop"
+)
+
+// reserve takes stock and the user's allowance and appends the order to
+// the durable queue in one atomic step. It answers {status, previous}.
+//
+// KEYS: stock, users, limit, idempotency, stream.
+// ARGV: quantity, user, order id, request hash, product, key, created (ns).
+var reserve = goredis.NewScript(`
+local stock = redis.call('GET', KEYS[1])
+if not stock then return {'uninit'} end
+if ARGV[6] ~= '' then
+  local prev = redis.call('GET', KEYS[4])
+  if prev then return {'dup', prev} end
+end
+local q = tonumber(ARGV[1])
+if tonumber(stock) < q then return {'sold_out'} end
+local limit = tonumber(redis.call('GET', KEYS[3]) or '0')
+if limit > 0 and tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0') + q > limit then
+  return {'limit'}
+end
+redis.call('DECRBY', KEYS[1], q)
+redis.call('HINCRBY', KEYS[2], ARGV[2], q)
+if ARGV[6] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. ARGV[7], 'EX', 86400)
+end
+redis.call('XADD', KEYS[5], '*', 'id', ARGV[3], 'p', ARGV[5], 'u', ARGV[2], 'q', ARGV[1], 'k', ARGV[6], 'h', ARGV[4], 't', ARGV[7])
+return {'ok'}`)
+
+// load seeds a product's reservation state from the store, once: the first
+// process to get here wins and later calls change nothing.
+//
+// KEYS: stock, users, limit. ARGV: stock, limit, then user, quantity pairs.
+var load = goredis.NewScript(`
+if redis.call('SETNX', KEYS[1], ARGV[1]) == 1 then
+  redis.call('SET', KEYS[3], ARGV[2])
+  redis.call('DEL', KEYS[2])
+  for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+end
+return 1`)
+
+const group = "writers"
+
+// Reserve is the reserve strategy for many processes. Redis holds the stock
+// and takes each reservation atomically with a Lua script that also appends
+// the order to a Redis Stream. Every shop process runs a writer in one
+// consumer group: it reads a batch from the stream, commits it to the store
+// in one transaction (group commit), acknowledges the entries only after the
+// commit, and announces the committed order ids. A buyer is answered when
+// its order is announced, so every acknowledged order is in the store.
+//
+// If a shop process dies with entries read but not committed, another
+// process's writer claims them after claimIdle and commits them.
+type Reserve struct {
+	rdb      *goredis.Client
+	store    shop.Store
+	prefix   string
+	stream   string
+	channel  string
+	consumer string
+	maxBatch int64
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	waiters map[string]chan struct{}
+	loaded  map[int64]bool
+
+	pubsub *goredis.PubSub
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// claimIdle is how long a queued order may sit read-but-unacknowledged by
+// a consumer before another takes it over.
+const claimIdle = 3 * time.Second
+
+// NewReserve starts this process's writer and its listener for commits.
+// Close stops them.
+func NewReserve(ctx context.Context, rdb *goredis.Client, store shop.Store, prefix string, maxBatch int, log *slog.Logger) (*Reserve, error) {
+	host, _ := os.Hostname()
+	r := &Reserve{
+		rdb: rdb, store: store, prefix: prefix, log: log,
+		stream:   prefix + "orders",
+		channel:  prefix + "committed",
+		consumer: host + "-" + strconv.Itoa(os.Getpid()) + "-" + token()[:8],
+		maxBatch: int64(maxBatch),
+		waiters:  make(map[string]chan struct{}),
+		loaded:   make(map[int64]bool),
+	}
+	err := rdb.XGroupCreateMkStream(ctx, r.stream, group, "0").Err()
+	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+		return nil, err
+	}
+	r.pubsub = rdb.Subscribe(ctx, r.channel)
+	if _, err := r.pubsub.Receive(ctx); err != nil { // wait for the subscription
+		r.pubsub.Close()
+		return nil, err
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Add(2)
+	go r.listen()
+	go r.write(bg)
+	return r, nil
+}
+
+func (*Reserve) Name() string { return "reserve" }
+
+// Buy implements shop.Strategy.
+func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
+	if err := r.ensureLoaded(ctx, o.ProductID); err != nil {
+		return shop.Order{}, err
+	}
+	done := r.expect(o.ID)
+	defer r.forget(o.ID)
+	keys := []string{
+		productKey(r.prefix, "stock", o.ProductID),
+		productKey(r.prefix, "users", o.ProductID),
+		productKey(r.prefix, "limit", o.ProductID),
+		r.prefix + "idem:" + o.IdempotencyKey,
+		r.stream,
+	}
+	res, err := reserve.Run(ctx, r.rdb, keys, o.Quantity, o.UserID, o.ID, o.RequestHash,
+		o.ProductID, o.IdempotencyKey, o.CreatedAt.UnixNano()).StringSlice()
+	if err != nil {
+		return shop.Order{}, err
+	}
+	switch res[0] {
+	case "ok":
+	case "sold_out":
+		return shop.Order{}, shop.ErrSoldOut
+	case "limit":
+		return shop.Order{}, shop.ErrLimitExceeded
+	case "uninit":
+		r.mu.Lock()
+		delete(r.loaded, o.ProductID) // Redis lost the key; load again
+		r.mu.Unlock()
+		return shop.Order{}, shop.ErrTimeout
+	case "dup":
+		return r.replay(ctx, o, res[1])
+	}
+	select {
+	case <-done:
+		return o, nil
+	case <-ctx.Done():
+		return shop.Order{}, shop.ErrTimeout
+	}
+}
+
+// replay answers a reused Idempotency-Key with the earlier order once that
+// order is in the store.
+func (r *Reserve) replay(ctx context.Context, o shop.Order, prev string) (shop.Order, error) {
+	parts := strings.Split(prev, "\n")
+	if len(parts) != 3 {
+		return shop.Order{}, errors.New("malformed idempotency record in redis")
+	}
+	for pause := time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
+		got, err := r.store.OrderByKey(ctx, o.IdempotencyKey)
+		if err == nil {
+			return got, shop.ErrDuplicateKey
+		}
+		if shop.ErrorCode(err) != shop.CodeNotFound {
+			return shop.Order{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return shop.Order{}, shop.ErrTimeout
+		case <-time.After(pause):
+		}
+	}
+}
+
+func (r *Reserve) ensureLoaded(ctx context.Context, id int64) error {
+	r.mu.Lock()
+	ok := r.loaded[id]
+	r.mu.Unlock()
+	if ok {
+		return nil
+	}
+	p, err := r.store.Product(ctx, id)
+	if err != nil {
+		return err
+	}
+	users, err := r.store.UserPurchases(ctx, id)
+	if err != nil {
+		return err
+	}
+	args := []any{p.Stock, p.PerUserLimit}
+	for u, q := range users {
+		args = append(args, u, q)
+	}
+	keys := []string{productKey(r.prefix, "stock", id), productKey(r.prefix, "users", id), productKey(r.prefix, "limit", id)}
+	if err := load.Run(ctx, r.rdb, keys, args...).Err(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.loaded[id] = true
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *Reserve) expect(id string) chan struct{} {
+	ch := make(chan struct{})
+	r.mu.Lock()
+	r.waiters[id] = ch
+	r.mu.Unlock()
+	return ch
+}
+
+func (r *Reserve) forget(id string) {
+	r.mu.Lock()
+	delete(r.waiters, id)
+	r.mu.Unlock()
+}
+
+// listen wakes the buyers whose orders any process has committed.
+func (r *Reserve) listen() {
+	defer r.wg.Done()
+	for msg := range r.pubsub.Channel() {
+		r.mu.Lock()
+		for id := range strings.FieldsSeq(msg.Payload) {
+			if ch, ok := r.waiters[id]; ok {
+				close(ch)
+				delete(r.waiters, id)
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
+// write is this process's member of the consumer group.
+func (r *Reserve) write(ctx context.Context) {
+	defer r.wg.Done()
+	claimAt := time.Now()
+	for ctx.Err() == nil {
+		var msgs []goredis.XMessage
+		if time.Since(claimAt) > claimIdle {
+			claimAt = time.Now()
+			claimed, _, err := r.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{
+				Stream: r.stream, Group: group, Consumer: r.consumer, MinIdle: claimIdle, Start: "0-0", Count: r.maxBatch,
+			}).Result()
+			if err == nil {
+				msgs = claimed
+			}
+		}
+		if len(msgs) == 0 {
+			streams, err := r.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{
+				Group: group, Consumer: r.consumer, Streams: []string{r.stream, ">"}, Count: r.maxBatch, Block: 200 * time.Millisecond,
+			}).Result()
+			if err != nil {
+				if !errors.Is(err, goredis.Nil) && ctx.Err() == nil {
+					r.log.Error("read order queue", "err", err)
+					time.Sleep(100 * time.Millisecond)
+				}
+				continue
+			}
+			msgs = streams[0].Messages
+		}
+		r.commit(ctx, msgs)
+	}
+}
+
+func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage) {
+	orders := make([]shop.Order, 0, len(msgs))
+	ids := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		o, err := decodeEntry(m.Values)
+		if err != nil {
+			r.log.Error("drop malformed queue entry", "entry", m.ID, "err", err)
+		} else {
+			orders = append(orders, o)
+		}
+		ids = append(ids, m.ID)
+	}
+	if err := shop.CommitWithRetry(r.store, orders); err != nil {
+		// Left unacknowledged: a writer claims it again after claimIdle.
+		r.log.Error("commit orders", "orders", len(orders), "err", err)
+		return
+	}
+	names := make([]string, len(orders))
+	for i, o := range orders {
+		names[i] = o.ID
+	}
+	pipe := r.rdb.TxPipeline()
+	pipe.XAck(ctx, r.stream, group, ids...)
+	pipe.XDel(ctx, r.stream, ids...)
+	pipe.Publish(ctx, r.channel, strings.Join(names, " "))
+	if _, err := pipe.Exec(context.WithoutCancel(ctx)); err != nil {
+		r.log.Error("acknowledge orders", "err", err)
+	}
+}
+
+func decodeEntry(v map[string]any) (shop.Order, error) {
+	str := func(k string) string { s, _ := v[k].(string); return s }
+	num := func(k string) (int64, error) { return strconv.ParseInt(str(k), 10, 64) }
+	p, err1 := num("p")
+	q, err2 := num("q")
+	t, err3 := num("t")
+	if err := errors.Join(err1, err2, err3); err != nil || str("id") == "" {
+		return shop.Order{}, errors.Join(errors.New("bad order entry"), err)
+	}
+	return shop.Order{
+		ID: str("id"), ProductID: p, UserID: str("u"), Quantity: q,
+		IdempotencyKey: str("k"), RequestHash: str("h"), CreatedAt: time.Unix(0, t).UTC(),
+	}, nil
+}
+
+// Close stops the writer and the listener. Orders still queued stay in the
+// stream for the next writer.
+func (r *Reserve) Close() error {
+	r.cancel()
+	err := r.pubsub.Close()
+	r.wg.Wait()
+	return err
+}

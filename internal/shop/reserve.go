@@ -1,0 +1,227 @@
+package shop
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Reserve is the flash-sale design for one process: stock is reserved
+// atomically in memory, each accepted order is queued, and a single writer
+// persists the queue in batches (group commit). Buy returns only after the
+// order's batch has committed, so every acknowledged order survives a crash
+// of the shop; the store's write-ahead log is the durable queue.
+//
+// The reservation lives in this process's memory, so two processes would
+// each sell the whole stock: use the Redis reservation for more than one.
+//
+// If a batch cannot be committed its reservations are kept, not returned to
+// stock: the outcome of a failed commit is unknown, and underselling is the
+// safe error. A restart reloads stock from the store.
+type Reserve struct {
+	store    Store
+	maxBatch int
+	queue    chan *pending
+	written  chan struct{} // closed when the writer has drained the queue
+
+	closeMu sync.RWMutex
+	closed  bool
+
+	mu    sync.Mutex
+	books map[int64]*stockBook
+}
+
+// pending is an order waiting for its batch to commit.
+type pending struct {
+	order Order
+	done  chan struct{}
+	err   error // set before done is closed
+}
+
+// stockBook is the in-memory state of one product.
+type stockBook struct {
+	mu     sync.Mutex
+	loaded bool
+	stock  int64
+	limit  int64
+	users  map[string]int64
+	keys   map[string]*pending
+}
+
+// NewReserve starts the writer. maxBatch bounds a group commit and
+// queueLen the orders waiting for one; a full queue sheds load. Close stops
+// the writer after it has committed everything queued.
+func NewReserve(store Store, maxBatch, queueLen int) *Reserve {
+	r := &Reserve{
+		store:    store,
+		maxBatch: maxBatch,
+		queue:    make(chan *pending, queueLen),
+		written:  make(chan struct{}),
+		books:    make(map[int64]*stockBook),
+	}
+	go r.write()
+	return r
+}
+
+func (*Reserve) Name() string { return "reserve" }
+
+// Buy implements Strategy.
+func (r *Reserve) Buy(ctx context.Context, o Order) (Order, error) {
+	b, err := r.book(ctx, o.ProductID)
+	if err != nil {
+		return Order{}, err
+	}
+	p := &pending{order: o, done: make(chan struct{})}
+
+	b.mu.Lock()
+	if o.IdempotencyKey != "" {
+		if prev, ok := b.keys[o.IdempotencyKey]; ok {
+			b.mu.Unlock()
+			if err := wait(ctx, prev); err != nil {
+				return Order{}, err
+			}
+			return prev.order, ErrDuplicateKey
+		}
+	}
+	if b.stock < o.Quantity {
+		b.mu.Unlock()
+		return Order{}, ErrSoldOut
+	}
+	if b.limit > 0 && b.users[o.UserID]+o.Quantity > b.limit {
+		b.mu.Unlock()
+		return Order{}, ErrLimitExceeded
+	}
+	b.stock -= o.Quantity
+	b.users[o.UserID] += o.Quantity
+	if o.IdempotencyKey != "" {
+		b.keys[o.IdempotencyKey] = p
+	}
+	b.mu.Unlock()
+
+	if err := r.enqueue(p); err != nil {
+		b.mu.Lock()
+		b.stock += o.Quantity
+		b.users[o.UserID] -= o.Quantity
+		delete(b.keys, o.IdempotencyKey)
+		b.mu.Unlock()
+		return Order{}, err
+	}
+	if err := wait(ctx, p); err != nil {
+		return Order{}, err
+	}
+	return p.order, nil
+}
+
+func (r *Reserve) enqueue(p *pending) error {
+	r.closeMu.RLock()
+	defer r.closeMu.RUnlock()
+	if r.closed {
+		return ErrOverloaded
+	}
+	select {
+	case r.queue <- p:
+		return nil
+	default:
+		return ErrOverloaded
+	}
+}
+
+func wait(ctx context.Context, p *pending) error {
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		return ErrTimeout
+	}
+}
+
+// book returns the loaded stock book of a product.
+func (r *Reserve) book(ctx context.Context, id int64) (*stockBook, error) {
+	r.mu.Lock()
+	b, ok := r.books[id]
+	if !ok {
+		b = &stockBook{}
+		r.books[id] = b
+	}
+	r.mu.Unlock()
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.loaded {
+		return b, nil
+	}
+	p, err := r.store.Product(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	users, err := r.store.UserPurchases(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	b.stock, b.limit, b.users, b.keys = p.Stock, p.PerUserLimit, users, make(map[string]*pending)
+	b.loaded = true
+	return b, nil
+}
+
+// write is the single writer: it takes whatever is queued, up to maxBatch,
+// and commits it in one transaction. While one commit runs the next batch
+// gathers, so batches grow with load.
+func (r *Reserve) write() {
+	defer close(r.written)
+	batch := make([]*pending, 0, r.maxBatch)
+	orders := make([]Order, 0, r.maxBatch)
+	for p := range r.queue {
+		batch = append(batch[:0], p)
+	fill:
+		for len(batch) < r.maxBatch {
+			select {
+			case q, ok := <-r.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, q)
+			default:
+				break fill
+			}
+		}
+		orders = orders[:0]
+		for _, p := range batch {
+			orders = append(orders, p.order)
+		}
+		err := CommitWithRetry(r.store, orders)
+		for _, p := range batch {
+			p.err = err
+			close(p.done)
+		}
+	}
+}
+
+// CommitWithRetry commits a batch of reserved orders, retrying a failure a
+// few times; CommitBatch is idempotent, so a batch that did commit before
+// the error is not doubled.
+func CommitWithRetry(s Store, orders []Order) error {
+	var err error
+	for attempt, pause := 0, 10*time.Millisecond; attempt < 5; attempt, pause = attempt+1, pause*2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = s.CommitBatch(ctx, orders)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(pause)
+	}
+	return err
+}
+
+// Close refuses new orders, waits for the writer to commit every queued
+// order, and returns.
+func (r *Reserve) Close() error {
+	r.closeMu.Lock()
+	if !r.closed {
+		r.closed = true
+		close(r.queue)
+	}
+	r.closeMu.Unlock()
+	<-r.written
+	return nil
+}

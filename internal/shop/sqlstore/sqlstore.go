@@ -1,0 +1,585 @@
+// Package sqlstore implements shop.Store on database/sql for any dialect
+// that speaks ON CONFLICT and RETURNING (SQLite 3.35+, PostgreSQL 9.5+).
+// It owns no driver: the sqlite and postgres packages open the database and
+// hand it over with their Dialect and migrations.
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stampede-dev/stampede/internal/shop"
+)
+
+// Dialect is what differs between databases.
+type Dialect struct {
+	// Name is "sqlite" or "postgres".
+	Name string
+	// Numbered is true when placeholders are $1, $2, … rather than ?.
+	Numbered bool
+	// ForUpdate is appended to a SELECT that must lock its row ("" where a
+	// transaction already holds the only write lock, as in SQLite).
+	ForUpdate string
+	// LockMigrations, when not empty, runs first in the migration
+	// transaction so that processes starting together migrate one at a time.
+	LockMigrations string
+	// Migrations holds NNNN_name.sql files, applied once each in name order.
+	Migrations fs.FS
+}
+
+// Store is a shop.Store on two handles: w for writes and r for reads. They
+// may be the same pool (PostgreSQL) or not (SQLite: one writer connection,
+// many readers).
+type Store struct {
+	w, r    *sql.DB
+	d       Dialect
+	q       queries
+	onClose []func()
+}
+
+var _ shop.Store = (*Store)(nil)
+
+// Open migrates the database and returns a Store over w and r. Close closes
+// both handles.
+func Open(ctx context.Context, w, r *sql.DB, d Dialect) (*Store, error) {
+	s := &Store{w: w, r: r, d: d}
+	s.q = newQueries(s.bind)
+	s.q.lockProduct = s.bind(`SELECT stock, per_user_limit FROM products WHERE id = ?` + d.ForUpdate)
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close implements shop.Store.
+func (s *Store) Close() error {
+	err := s.w.Close()
+	if s.r != s.w {
+		err = errors.Join(err, s.r.Close())
+	}
+	for _, fn := range s.onClose {
+		fn()
+	}
+	return err
+}
+
+// OnClose adds fn to what Close runs after closing the handles, such as
+// closing the pool beneath them.
+func (s *Store) OnClose(fn func()) { s.onClose = append(s.onClose, fn) }
+
+// bind rewrites ? placeholders for dialects that number them.
+func (s *Store) bind(q string) string {
+	if !s.d.Numbered {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range q {
+		if c == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	names, err := fs.Glob(s.d.Migrations, "*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+	if s.d.LockMigrations != "" {
+		if _, err := tx.ExecContext(ctx, s.d.LockMigrations); err != nil {
+			return fmt.Errorf("migrate: lock: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, name := range names {
+		var done int
+		if err := tx.QueryRowContext(ctx, s.bind(`SELECT COUNT(*) FROM schema_migrations WHERE name = ?`), name).Scan(&done); err != nil {
+			return fmt.Errorf("migrate %s: %w", name, err)
+		}
+		if done > 0 {
+			continue
+		}
+		body, err := fs.ReadFile(s.d.Migrations, name)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			return fmt.Errorf("migrate %s: %w", name, err)
+		}
+		if _, err := tx.ExecContext(ctx, s.bind(`INSERT INTO schema_migrations (name) VALUES (?)`), name); err != nil {
+			return fmt.Errorf("migrate %s: %w", name, err)
+		}
+	}
+	return tx.Commit()
+}
+
+type queries struct {
+	createProduct, product, products, exists, snapshot, userPurchases,
+	orders, orderByKey,
+	takeBlind, takeFenced, takeIfStock, lockProduct, userBought, productLimit,
+	addUser, addUserLimited, insertOrder,
+	countBuckets, insertBucket, emptyProduct, mergeBuckets, dropBuckets, takeBucket,
+	takeReserved string
+}
+
+const orderColumns = `id, product_id, user_id, quantity, COALESCE(idempotency_key, ''), COALESCE(request_hash, ''), created_at`
+
+func newQueries(bind func(string) string) queries {
+	const productSelect = `SELECT p.id, p.name,
+		p.stock + COALESCE((SELECT SUM(b.stock) FROM stock_buckets b WHERE b.product_id = p.id), 0),
+		p.sold + COALESCE((SELECT SUM(b.sold) FROM stock_buckets b WHERE b.product_id = p.id), 0),
+		p.per_user_limit FROM products p`
+	return queries{
+		createProduct: bind(`INSERT INTO products (name, stock, sold, per_user_limit, fence, created_at) VALUES (?, ?, 0, ?, 0, ?) RETURNING id`),
+		product:       bind(productSelect + ` WHERE p.id = ?`),
+		products:      bind(productSelect + ` ORDER BY p.id LIMIT ?`),
+		exists:        bind(`SELECT COUNT(*) FROM products WHERE id = ?`),
+		snapshot: bind(`SELECT p.stock, p.per_user_limit,
+			COALESCE((SELECT u.quantity FROM user_purchases u WHERE u.product_id = p.id AND u.user_id = ?), 0)
+			FROM products p WHERE p.id = ?`),
+		userPurchases: bind(`SELECT user_id, quantity FROM user_purchases WHERE product_id = ?`),
+		orders:        bind(`SELECT ` + orderColumns + ` FROM orders WHERE product_id = ? ORDER BY created_at, id`),
+		orderByKey:    bind(`SELECT ` + orderColumns + ` FROM orders WHERE idempotency_key = ?`),
+		takeBlind:     bind(`UPDATE products SET stock = stock - ?, sold = sold + ? WHERE id = ?`),
+		takeFenced:    bind(`UPDATE products SET stock = stock - ?, sold = sold + ?, fence = ? WHERE id = ? AND fence < ?`),
+		takeIfStock:   bind(`UPDATE products SET stock = stock - ?, sold = sold + ? WHERE id = ? AND stock >= ? RETURNING per_user_limit`),
+		userBought:    bind(`SELECT quantity FROM user_purchases WHERE product_id = ? AND user_id = ?`),
+		productLimit:  bind(`SELECT per_user_limit FROM products WHERE id = ?`),
+		addUser: bind(`INSERT INTO user_purchases (product_id, user_id, quantity) VALUES (?, ?, ?)
+			ON CONFLICT (product_id, user_id) DO UPDATE SET quantity = user_purchases.quantity + excluded.quantity`),
+		addUserLimited: bind(`INSERT INTO user_purchases (product_id, user_id, quantity) VALUES (?, ?, ?)
+			ON CONFLICT (product_id, user_id) DO UPDATE SET quantity = user_purchases.quantity + excluded.quantity
+			WHERE user_purchases.quantity + excluded.quantity <= ?`),
+		insertOrder: bind(`INSERT INTO orders (id, product_id, user_id, quantity, idempotency_key, request_hash, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+		countBuckets: bind(`SELECT COUNT(*) FROM stock_buckets WHERE product_id = ?`),
+		insertBucket: bind(`INSERT INTO stock_buckets (product_id, bucket, stock, sold) VALUES (?, ?, ?, 0)`),
+		emptyProduct: bind(`UPDATE products SET stock = 0 WHERE id = ?`),
+		mergeBuckets: `UPDATE products SET
+			stock = stock + COALESCE((SELECT SUM(b.stock) FROM stock_buckets b WHERE b.product_id = products.id), 0),
+			sold = sold + COALESCE((SELECT SUM(b.sold) FROM stock_buckets b WHERE b.product_id = products.id), 0)
+			WHERE id IN (SELECT product_id FROM stock_buckets)`,
+		dropBuckets:  `DELETE FROM stock_buckets`,
+		takeBucket:   bind(`UPDATE stock_buckets SET stock = stock - ?, sold = sold + ? WHERE product_id = ? AND bucket = ? AND stock >= ?`),
+		takeReserved: bind(`UPDATE products SET stock = stock - ?, sold = sold + ? WHERE id = ?`),
+	}
+}
+
+// CreateProduct implements shop.Store.
+func (s *Store) CreateProduct(ctx context.Context, p shop.NewProduct) (shop.Product, error) {
+	var id int64
+	if err := s.w.QueryRowContext(ctx, s.q.createProduct, p.Name, p.Stock, p.PerUserLimit, time.Now().UnixNano()).Scan(&id); err != nil {
+		return shop.Product{}, fmt.Errorf("create product: %w", err)
+	}
+	return shop.Product{ID: id, Name: p.Name, Stock: p.Stock, PerUserLimit: p.PerUserLimit}, nil
+}
+
+// Product implements shop.Store.
+func (s *Store) Product(ctx context.Context, id int64) (shop.Product, error) {
+	var p shop.Product
+	err := s.r.QueryRowContext(ctx, s.q.product, id).Scan(&p.ID, &p.Name, &p.Stock, &p.Sold, &p.PerUserLimit)
+	if errors.Is(err, sql.ErrNoRows) {
+		return shop.Product{}, shop.ErrNotFound
+	}
+	if err != nil {
+		return shop.Product{}, fmt.Errorf("read product %d: %w", id, err)
+	}
+	return p, nil
+}
+
+// Products implements shop.Store.
+func (s *Store) Products(ctx context.Context, limit int) ([]shop.Product, error) {
+	rows, err := s.r.QueryContext(ctx, s.q.products, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list products: %w", err)
+	}
+	defer rows.Close()
+	var ps []shop.Product
+	for rows.Next() {
+		var p shop.Product
+		if err := rows.Scan(&p.ID, &p.Name, &p.Stock, &p.Sold, &p.PerUserLimit); err != nil {
+			return nil, fmt.Errorf("list products: %w", err)
+		}
+		ps = append(ps, p)
+	}
+	return ps, rows.Err()
+}
+
+func scanOrder(sc interface{ Scan(...any) error }) (shop.Order, error) {
+	var o shop.Order
+	var created int64
+	err := sc.Scan(&o.ID, &o.ProductID, &o.UserID, &o.Quantity, &o.IdempotencyKey, &o.RequestHash, &created)
+	o.CreatedAt = time.Unix(0, created).UTC()
+	return o, err
+}
+
+// Orders implements shop.Store.
+func (s *Store) Orders(ctx context.Context, productID int64, fn func(shop.Order) error) error {
+	rows, err := s.r.QueryContext(ctx, s.q.orders, productID)
+	if err != nil {
+		return fmt.Errorf("list orders: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return fmt.Errorf("list orders: %w", err)
+		}
+		if err := fn(o); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// OrderByKey implements shop.Store.
+func (s *Store) OrderByKey(ctx context.Context, key string) (shop.Order, error) {
+	o, err := scanOrder(s.r.QueryRowContext(ctx, s.q.orderByKey, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return shop.Order{}, shop.ErrNotFound
+	}
+	if err != nil {
+		return shop.Order{}, fmt.Errorf("find order by key: %w", err)
+	}
+	return o, nil
+}
+
+// UserPurchases implements shop.Store.
+func (s *Store) UserPurchases(ctx context.Context, productID int64) (map[string]int64, error) {
+	rows, err := s.r.QueryContext(ctx, s.q.userPurchases, productID)
+	if err != nil {
+		return nil, fmt.Errorf("read purchases: %w", err)
+	}
+	defer rows.Close()
+	m := make(map[string]int64)
+	for rows.Next() {
+		var u string
+		var q int64
+		if err := rows.Scan(&u, &q); err != nil {
+			return nil, fmt.Errorf("read purchases: %w", err)
+		}
+		m[u] = q
+	}
+	return m, rows.Err()
+}
+
+// Snapshot implements shop.Store.
+func (s *Store) Snapshot(ctx context.Context, productID int64, userID string) (shop.Snapshot, error) {
+	var sn shop.Snapshot
+	err := s.r.QueryRowContext(ctx, s.q.snapshot, userID, productID).Scan(&sn.Stock, &sn.PerUserLimit, &sn.UserBought)
+	if errors.Is(err, sql.ErrNoRows) {
+		return sn, shop.ErrNotFound
+	}
+	if err != nil {
+		return sn, fmt.Errorf("read stock: %w", err)
+	}
+	return sn, nil
+}
+
+// inTx runs fn in a write transaction and commits it if fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// missing tells "no such product" from "condition not met" after an
+// UPDATE matched no row.
+func (s *Store) missing(ctx context.Context, tx *sql.Tx, productID int64, otherwise error) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, s.q.exists, productID).Scan(&n); err != nil {
+		return fmt.Errorf("check product: %w", err)
+	}
+	if n == 0 {
+		return shop.ErrNotFound
+	}
+	return otherwise
+}
+
+// finish records the user's units (within limit when limit > 0) and the
+// order, the common tail of every buying transaction.
+func (s *Store) finish(ctx context.Context, tx *sql.Tx, o shop.Order, limit int64) error {
+	if limit > 0 {
+		if o.Quantity > limit {
+			return shop.ErrLimitExceeded
+		}
+		res, err := tx.ExecContext(ctx, s.q.addUserLimited, o.ProductID, o.UserID, o.Quantity, limit)
+		if err != nil {
+			return fmt.Errorf("record purchase: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return shop.ErrLimitExceeded
+		}
+	} else if _, err := tx.ExecContext(ctx, s.q.addUser, o.ProductID, o.UserID, o.Quantity); err != nil {
+		return fmt.Errorf("record purchase: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, s.q.insertOrder, orderArgs(o)...)
+	if err != nil {
+		return fmt.Errorf("insert order: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return shop.ErrDuplicateKey
+	}
+	return nil
+}
+
+func orderArgs(o shop.Order) []any {
+	key, hash := sql.NullString{String: o.IdempotencyKey, Valid: o.IdempotencyKey != ""}, sql.NullString{String: o.RequestHash, Valid: o.RequestHash != ""}
+	return []any{o.ID, o.ProductID, o.UserID, o.Quantity, key, hash, o.CreatedAt.UnixNano()}
+}
+
+// WriteOrder implements shop.Store.
+func (s *Store) WriteOrder(ctx context.Context, o shop.Order, fence int64) (shop.Order, error) {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var res sql.Result
+		var err error
+		if fence > 0 {
+			res, err = tx.ExecContext(ctx, s.q.takeFenced, o.Quantity, o.Quantity, fence, o.ProductID, fence)
+		} else {
+			res, err = tx.ExecContext(ctx, s.q.takeBlind, o.Quantity, o.Quantity, o.ProductID)
+		}
+		if err != nil {
+			return fmt.Errorf("take stock: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return s.missing(ctx, tx, o.ProductID, shop.ErrLockLost)
+		}
+		return s.finish(ctx, tx, o, 0)
+	})
+	return o, err
+}
+
+// BuyAtomic implements shop.Store.
+func (s *Store) BuyAtomic(ctx context.Context, o shop.Order) (shop.Order, error) {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var limit int64
+		err := tx.QueryRowContext(ctx, s.q.takeIfStock, o.Quantity, o.Quantity, o.ProductID, o.Quantity).Scan(&limit)
+		if errors.Is(err, sql.ErrNoRows) {
+			return s.missing(ctx, tx, o.ProductID, shop.ErrSoldOut)
+		}
+		if err != nil {
+			return fmt.Errorf("take stock: %w", err)
+		}
+		return s.finish(ctx, tx, o, limit)
+	})
+	return o, err
+}
+
+// BuyRowLock implements shop.Store.
+func (s *Store) BuyRowLock(ctx context.Context, o shop.Order) (shop.Order, error) {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var stock, limit int64
+		err := tx.QueryRowContext(ctx, s.q.lockProduct, o.ProductID).Scan(&stock, &limit)
+		if errors.Is(err, sql.ErrNoRows) {
+			return shop.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("lock product: %w", err)
+		}
+		if stock < o.Quantity {
+			return shop.ErrSoldOut
+		}
+		if limit > 0 {
+			var bought int64
+			err := tx.QueryRowContext(ctx, s.q.userBought, o.ProductID, o.UserID).Scan(&bought)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("read purchases: %w", err)
+			}
+			if bought+o.Quantity > limit {
+				return shop.ErrLimitExceeded
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.q.takeBlind, o.Quantity, o.Quantity, o.ProductID); err != nil {
+			return fmt.Errorf("take stock: %w", err)
+		}
+		return s.finish(ctx, tx, o, 0)
+	})
+	return o, err
+}
+
+// SplitStock implements shop.Store.
+func (s *Store) SplitStock(ctx context.Context, productID int64, n int) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var stock, limit int64
+		err := tx.QueryRowContext(ctx, s.q.lockProduct, productID).Scan(&stock, &limit)
+		if errors.Is(err, sql.ErrNoRows) {
+			return shop.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("lock product: %w", err)
+		}
+		var have int
+		if err := tx.QueryRowContext(ctx, s.q.countBuckets, productID).Scan(&have); err != nil {
+			return fmt.Errorf("count buckets: %w", err)
+		}
+		if have > 0 {
+			return nil
+		}
+		for b := range n {
+			share := stock / int64(n)
+			if int64(b) < stock%int64(n) {
+				share++
+			}
+			if _, err := tx.ExecContext(ctx, s.q.insertBucket, productID, b, share); err != nil {
+				return fmt.Errorf("create bucket: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.q.emptyProduct, productID); err != nil {
+			return fmt.Errorf("split stock: %w", err)
+		}
+		return nil
+	})
+}
+
+// MergeBuckets implements shop.Store.
+func (s *Store) MergeBuckets(ctx context.Context) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q.mergeBuckets); err != nil {
+			return fmt.Errorf("merge buckets: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q.dropBuckets); err != nil {
+			return fmt.Errorf("merge buckets: %w", err)
+		}
+		return nil
+	})
+}
+
+// BuyFromBucket implements shop.Store.
+func (s *Store) BuyFromBucket(ctx context.Context, o shop.Order, b int) (shop.Order, error) {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q.takeBucket, o.Quantity, o.Quantity, o.ProductID, b, o.Quantity)
+		if err != nil {
+			return fmt.Errorf("take stock: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return shop.ErrSoldOut
+		}
+		var limit int64
+		if err := tx.QueryRowContext(ctx, s.q.productLimit, o.ProductID).Scan(&limit); err != nil {
+			return fmt.Errorf("read limit: %w", err)
+		}
+		return s.finish(ctx, tx, o, limit)
+	})
+	return o, err
+}
+
+// batchRows bounds the rows of one multi-row statement, well inside both
+// SQLite's and PostgreSQL's placeholder limits.
+const batchRows = 200
+
+// CommitBatch implements shop.Store. Stock and purchases are updated only
+// for orders this call inserted, in product and user order so that two
+// concurrent batches cannot deadlock.
+func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		inserted := make(map[string]bool, len(orders))
+		for chunk := range slices.Chunk(orders, batchRows) {
+			if err := s.insertOrders(ctx, tx, chunk, inserted); err != nil {
+				return err
+			}
+		}
+		type pu struct {
+			product int64
+			user    string
+		}
+		perProduct := map[int64]int64{}
+		perUser := map[pu]int64{}
+		for _, o := range orders {
+			if inserted[o.ID] {
+				perProduct[o.ProductID] += o.Quantity
+				perUser[pu{o.ProductID, o.UserID}] += o.Quantity
+			}
+		}
+		for _, id := range slices.Sorted(maps.Keys(perProduct)) {
+			if _, err := tx.ExecContext(ctx, s.q.takeReserved, perProduct[id], perProduct[id], id); err != nil {
+				return fmt.Errorf("take stock: %w", err)
+			}
+		}
+		users := make([]pu, 0, len(perUser))
+		for k := range perUser {
+			users = append(users, k)
+		}
+		slices.SortFunc(users, func(a, b pu) int {
+			if a.product != b.product {
+				return cmp.Compare(a.product, b.product)
+			}
+			return strings.Compare(a.user, b.user)
+		})
+		for chunk := range slices.Chunk(users, batchRows) {
+			var b strings.Builder
+			args := make([]any, 0, 3*len(chunk))
+			b.WriteString(`INSERT INTO user_purchases (product_id, user_id, quantity) VALUES `)
+			for i, k := range chunk {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString("(?, ?, ?)")
+				args = append(args, k.product, k.user, perUser[k])
+			}
+			b.WriteString(` ON CONFLICT (product_id, user_id) DO UPDATE SET quantity = user_purchases.quantity + excluded.quantity`)
+			if _, err := tx.ExecContext(ctx, s.bind(b.String()), args...); err != nil {
+				return fmt.Errorf("record purchases: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) insertOrders(ctx context.Context, tx *sql.Tx, orders []shop.Order, inserted map[string]bool) error {
+	var b strings.Builder
+	args := make([]any, 0, 7*len(orders))
+	b.WriteString(`INSERT INTO orders (id, product_id, user_id, quantity, idempotency_key, request_hash, created_at) VALUES `)
+	for i, o := range orders {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, orderArgs(o)...)
+	}
+	b.WriteString(` ON CONFLICT DO NOTHING RETURNING id`)
+	rows, err := tx.QueryContext(ctx, s.bind(b.String()), args...)
+	if err != nil {
+		return fmt.Errorf("insert orders: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return fmt.Errorf("insert orders: %w", err)
+		}
+		inserted[id] = true
+	}
+	return rows.Err()
+}

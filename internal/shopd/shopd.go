@@ -1,0 +1,270 @@
+// Package shopd assembles a running shop from its configuration: it opens
+// the store named by a DSN, builds the chosen strategy, serves the HTTP API
+// with timeouts and graceful shutdown, and runs several worker processes
+// when asked to.
+package shopd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/stampede-dev/stampede/internal/prefork"
+	"github.com/stampede-dev/stampede/internal/shop"
+	"github.com/stampede-dev/stampede/internal/shop/postgres"
+	"github.com/stampede-dev/stampede/internal/shop/redis"
+	"github.com/stampede-dev/stampede/internal/shop/sqlite"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Config is everything `stampede shop` can be told.
+type Config struct {
+	Addr         string        // listen address
+	Store        string        // sqlite:PATH or postgres://…
+	Redis        string        // redis://… or empty
+	RedisPrefix  string        // prefix of every Redis key
+	Strategy     string        // a name from shop.Strategies, or empty for the default
+	Procs        int           // worker processes; 1 serves in this process
+	Buckets      int           // rows per product for the buckets strategy
+	MaxInFlight  int           // orders placed at once before shedding
+	OrderTimeout time.Duration // deadline of one order, store included
+	BatchSize    int           // most orders in one group commit
+	LockTTL      time.Duration // redis-lock expiry
+}
+
+// DefaultConfig is what `stampede shop` runs with no flags.
+func DefaultConfig() Config {
+	return Config{
+		Addr:         "127.0.0.1:8081",
+		Store:        "sqlite:stampede.db",
+		RedisPrefix:  "stampede:",
+		Procs:        1,
+		Buckets:      8,
+		MaxInFlight:  10000,
+		OrderTimeout: 10 * time.Second,
+		BatchSize:    512,
+		LockTTL:      2 * time.Second,
+	}
+}
+
+// Resolve checks c and fills in the default strategy. The warning, if not
+// empty, is for the user: the configuration runs but will oversell.
+func (c *Config) Resolve() (warning string, err error) {
+	if _, _, err := splitStore(c.Store); err != nil {
+		return "", err
+	}
+	if c.Procs < 1 || c.Procs > 64 {
+		return "", fmt.Errorf("--procs must be from 1 to 64, not %d", c.Procs)
+	}
+	if c.Buckets < 1 || c.Buckets > 1024 {
+		return "", fmt.Errorf("--buckets must be from 1 to 1024, not %d", c.Buckets)
+	}
+	if c.MaxInFlight < 1 || c.BatchSize < 1 || c.OrderTimeout <= 0 || c.LockTTL <= 0 {
+		return "", errors.New("--max-inflight, --batch, --order-timeout and --lock-ttl must be positive")
+	}
+	if c.Strategy == "" {
+		c.Strategy = "reserve"
+		if c.Procs > 1 && c.Redis == "" {
+			c.Strategy = "atomic"
+		}
+	}
+	info, ok := shop.LookupStrategy(c.Strategy)
+	if !ok {
+		return "", fmt.Errorf("unknown strategy %q (see stampede shop --list-strategies)", c.Strategy)
+	}
+	if info.Redis && c.Redis == "" {
+		return "", fmt.Errorf("strategy %s needs --redis redis://HOST:PORT", c.Strategy)
+	}
+	switch {
+	case c.Strategy == "reserve" && c.Redis == "" && c.Procs > 1:
+		return "", errors.New("strategy reserve without --redis keeps stock in one process's memory and would oversell with --procs > 1; add --redis, or use atomic, row-lock, buckets or redis-lock")
+	case !info.Safe:
+		return fmt.Sprintf("strategy %s is unsafe under concurrency and will oversell: it is here to show how", c.Strategy), nil
+	case info.OneProcess && c.Procs > 1:
+		return fmt.Sprintf("strategy %s is safe only in one process; with --procs %d it will oversell", c.Strategy, c.Procs), nil
+	}
+	return "", nil
+}
+
+func splitStore(dsn string) (kind, rest string, err error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		if rest = strings.TrimPrefix(dsn, "sqlite:"); rest == "" {
+			return "", "", errors.New("--store sqlite: needs a path, as in sqlite:stampede.db")
+		}
+		return "sqlite", rest, nil
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return "postgres", dsn, nil
+	}
+	return "", "", fmt.Errorf("--store %q: use sqlite:PATH or postgres://USER@HOST:PORT/DB", dsn)
+}
+
+// OpenStore opens the store a DSN names.
+func OpenStore(ctx context.Context, dsn string) (shop.Store, string, error) {
+	kind, rest, err := splitStore(dsn)
+	if err != nil {
+		return nil, "", err
+	}
+	var s shop.Store
+	if kind == "sqlite" {
+		s, err = sqlite.Open(ctx, rest)
+	} else {
+		s, err = postgres.Open(ctx, rest)
+	}
+	return s, kind, err
+}
+
+// Server is one running shop process.
+type Server struct {
+	cfg      Config
+	store    shop.Store
+	rdb      *goredis.Client
+	strategy shop.Strategy
+	http     *http.Server
+	ln       net.Listener
+}
+
+// Open opens the stores, builds the strategy and binds the address; Serve
+// starts answering. cfg must have been Resolved.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
+	s := &Server{cfg: cfg}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	var kind string
+	if s.store, kind, err = OpenStore(ctx, cfg.Store); err != nil {
+		return nil, err
+	}
+	if cfg.Redis != "" {
+		if s.rdb, err = redis.Dial(ctx, cfg.Redis); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Strategy != "buckets" {
+		if err := s.store.MergeBuckets(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if s.strategy, err = s.newStrategy(ctx, log); err != nil {
+		return nil, err
+	}
+	if s.ln, err = prefork.Listen(ctx, cfg.Addr); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	svc := shop.NewService(s.store, s.strategy, cfg.MaxInFlight, cfg.OrderTimeout)
+	s.http = &http.Server{
+		Handler:           shop.NewHandler(svc, kind, log),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      cfg.OrderTimeout + 5*time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+func (s *Server) newStrategy(ctx context.Context, log *slog.Logger) (shop.Strategy, error) {
+	switch s.cfg.Strategy {
+	case "naive":
+		return shop.Naive{Store: s.store}, nil
+	case "mutex":
+		return &shop.Mutex{Store: s.store}, nil
+	case "atomic":
+		return shop.Atomic{Store: s.store}, nil
+	case "row-lock":
+		return shop.RowLock{Store: s.store}, nil
+	case "buckets":
+		return &shop.Buckets{Store: s.store, N: s.cfg.Buckets}, nil
+	case "redis-lock":
+		return redis.NewLock(s.rdb, s.store, s.cfg.RedisPrefix, s.cfg.LockTTL), nil
+	case "reserve":
+		if s.rdb != nil {
+			return redis.NewReserve(ctx, s.rdb, s.store, s.cfg.RedisPrefix, s.cfg.BatchSize, log)
+		}
+		return shop.NewReserve(s.store, s.cfg.BatchSize, s.cfg.MaxInFlight), nil
+	}
+	return nil, fmt.Errorf("unknown strategy %q", s.cfg.Strategy)
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Strategy is the strategy the server runs.
+func (s *Server) Strategy() string { return s.strategy.Name() }
+
+// Serve answers requests until ctx ends, then stops taking new ones,
+// finishes those in flight (up to grace), flushes the strategy's queue and
+// closes the stores.
+func (s *Server) Serve(ctx context.Context, grace time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.ln) }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), grace)
+		err = s.http.Shutdown(sctx)
+		cancel()
+		<-errc
+	}
+	return errors.Join(err, s.close())
+}
+
+func (s *Server) close() error {
+	var err error
+	if c, ok := s.strategy.(io.Closer); ok {
+		err = c.Close()
+	}
+	if s.ln != nil && s.http == nil {
+		s.ln.Close()
+	}
+	if s.rdb != nil {
+		err = errors.Join(err, s.rdb.Close())
+	}
+	if s.store != nil {
+		err = errors.Join(err, s.store.Close())
+	}
+	return err
+}
+
+// Run runs the shop as configured until ctx ends: in this process, or as
+// cfg.Procs supervised workers that each call Run with Procs 1. ready, if
+// not nil, is called with the address once it is being served.
+func Run(ctx context.Context, cfg Config, args []string, log *slog.Logger, ready func(addr string)) error {
+	if cfg.Procs > 1 && !prefork.IsWorker() {
+		// Migrate once here, so workers start against a ready schema.
+		st, _, err := OpenStore(ctx, cfg.Store)
+		if err != nil {
+			return err
+		}
+		st.Close()
+		if ln, err := net.Listen("tcp", cfg.Addr); err != nil {
+			return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		} else {
+			ln.Close()
+		}
+		return prefork.Supervise(ctx, cfg.Procs, append(args, "--procs", "1", "--strategy", cfg.Strategy), 15*time.Second, log, func() {
+			if ready != nil {
+				ready(cfg.Addr)
+			}
+		})
+	}
+	s, err := Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	prefork.Ready()
+	if ready != nil {
+		ready(s.Addr())
+	}
+	return s.Serve(ctx, 15*time.Second)
+}
