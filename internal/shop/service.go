@@ -88,6 +88,13 @@ func (s *Service) PlaceOrder(ctx context.Context, req OrderRequest) (o Order, cr
 		return replay(o, h)
 	}
 	if err != nil {
+		// A concurrent twin of this request may have taken the last unit
+		// first; a retry then deserves that order, not sold_out.
+		if c := ErrorCode(err); req.IdempotencyKey != "" && (c == CodeSoldOut || c == CodeLimitExceeded) {
+			if prev, perr := s.store.OrderByKey(ctx, req.IdempotencyKey); perr == nil {
+				return replay(prev, h)
+			}
+		}
 		return Order{}, false, timeoutOr(ctx, err)
 	}
 	return o, true, nil

@@ -7,6 +7,9 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -55,4 +58,33 @@ func Open(ctx context.Context, dsn string) (*sqlstore.Store, error) {
 	}
 	s.OnClose(pool.Close)
 	return s, nil
+}
+
+// CreateSchema creates a schema on the server dsn names and returns dsn
+// with its search_path set to it, so that a test run has tables of its own.
+func CreateSchema(ctx context.Context, dsn, schema string) (string, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return "", err
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + "search_path=" + schema, nil
+}
+
+// DropSchema drops a schema made by CreateSchema, with its tables.
+func DropSchema(ctx context.Context, dsn, schema string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+	return err
 }

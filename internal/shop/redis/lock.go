@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -31,17 +32,25 @@ return 0`)
 // slow disk), so the holder also carries a fencing token that the store
 // checks on write; a write with an older token than the last one fails with
 // lock_lost instead of overselling.
+//
+// Buyers in one process first queue for a local turn per product, so that
+// only one of them at a time polls Redis for the lock: without it a crowd of
+// pollers swamps Redis and the connection pool, and the holder's own
+// release waits behind them.
 type Lock struct {
 	rdb    *goredis.Client
 	store  shop.Store
 	prefix string
 	ttl    time.Duration
+
+	mu    sync.Mutex
+	turns map[int64]chan struct{}
 }
 
 // NewLock returns the redis-lock strategy. Keys start with prefix; a lock
 // expires after ttl if its holder never releases it.
 func NewLock(rdb *goredis.Client, store shop.Store, prefix string, ttl time.Duration) *Lock {
-	return &Lock{rdb: rdb, store: store, prefix: prefix, ttl: ttl}
+	return &Lock{rdb: rdb, store: store, prefix: prefix, ttl: ttl, turns: make(map[int64]chan struct{})}
 }
 
 func (*Lock) Name() string { return "redis-lock" }
@@ -54,6 +63,13 @@ func (l *Lock) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 		return shop.Order{}, err
 	} else if snap.Stock < o.Quantity {
 		return shop.Order{}, shop.ErrSoldOut
+	}
+	turn := l.turn(o.ProductID)
+	select {
+	case turn <- struct{}{}:
+		defer func() { <-turn }()
+	case <-ctx.Done():
+		return shop.Order{}, shop.ErrTimeout
 	}
 	key := productKey(l.prefix, "lock", o.ProductID)
 	keys := []string{key, productKey(l.prefix, "fence", o.ProductID)}
@@ -82,4 +98,17 @@ func (l *Lock) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 		release.Run(ctx, l.rdb, keys[:1], tok)
 	}()
 	return shop.ReadThenWrite(ctx, l.store, o, fence)
+}
+
+// turn returns the channel whose single slot is this process's turn at a
+// product's lock.
+func (l *Lock) turn(id int64) chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t, ok := l.turns[id]
+	if !ok {
+		t = make(chan struct{}, 1)
+		l.turns[id] = t
+	}
+	return t
 }

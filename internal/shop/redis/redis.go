@@ -36,3 +36,14 @@ func token() string {
 func productKey(prefix, kind string, id int64) string {
 	return prefix + kind + ":" + strconv.FormatInt(id, 10)
 }
+
+// DeletePrefix deletes every key that starts with prefix.
+func DeletePrefix(ctx context.Context, c *goredis.Client, prefix string) error {
+	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		if err := c.Del(ctx, iter.Val()).Err(); err != nil {
+			return err
+		}
+	}
+	return iter.Err()
+}

@@ -378,7 +378,7 @@ func (s *Store) WriteOrder(ctx context.Context, o shop.Order, fence int64) (shop
 		}
 		return s.finish(ctx, tx, o, 0)
 	})
-	return o, err
+	return orderOrNothing(o, err)
 }
 
 // BuyAtomic implements shop.Store.
@@ -394,7 +394,7 @@ func (s *Store) BuyAtomic(ctx context.Context, o shop.Order) (shop.Order, error)
 		}
 		return s.finish(ctx, tx, o, limit)
 	})
-	return o, err
+	return orderOrNothing(o, err)
 }
 
 // BuyRowLock implements shop.Store.
@@ -426,7 +426,7 @@ func (s *Store) BuyRowLock(ctx context.Context, o shop.Order) (shop.Order, error
 		}
 		return s.finish(ctx, tx, o, 0)
 	})
-	return o, err
+	return orderOrNothing(o, err)
 }
 
 // SplitStock implements shop.Store.
@@ -492,7 +492,7 @@ func (s *Store) BuyFromBucket(ctx context.Context, o shop.Order, b int) (shop.Or
 		}
 		return s.finish(ctx, tx, o, limit)
 	})
-	return o, err
+	return orderOrNothing(o, err)
 }
 
 // batchRows bounds the rows of one multi-row statement, well inside both
@@ -582,4 +582,13 @@ func (s *Store) insertOrders(ctx context.Context, tx *sql.Tx, orders []shop.Orde
 		inserted[id] = true
 	}
 	return rows.Err()
+}
+
+// orderOrNothing returns o only if its transaction committed, so that a
+// caller never mistakes a rolled-back order for a placed one.
+func orderOrNothing(o shop.Order, err error) (shop.Order, error) {
+	if err != nil {
+		return shop.Order{}, err
+	}
+	return o, nil
 }

@@ -1,0 +1,110 @@
+package shopd_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stampede-dev/stampede/internal/shop/shoptest"
+	"github.com/stampede-dev/stampede/internal/shopd"
+	"github.com/stampede-dev/stampede/internal/testenv"
+)
+
+// start serves a shop on a free loopback port until the test ends.
+func start(t *testing.T, cfg shopd.Config) *shoptest.Client {
+	t.Helper()
+	cfg.Addr = "127.0.0.1:0"
+	if _, err := cfg.Resolve(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := shopd.Open(ctx, cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, 10*time.Second) }()
+	c := shoptest.NewClient("http://"+s.Addr(), 2500)
+	t.Cleanup(func() {
+		c.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return c
+}
+
+// stores returns the store DSNs every strategy is tried against.
+func stores(t *testing.T) map[string]func(t *testing.T) string {
+	return map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "shop.db") },
+		"postgres": func(t *testing.T) string { return testenv.Postgres(t) },
+	}
+}
+
+var sale = shoptest.Sale{Users: 500, Orders: 2000, Twins: 10}
+
+// TestSafeStrategiesHold fires 2,000 concurrent orders from 500 users at a
+// product with 100 units, for every safe strategy on every store, and
+// checks that exactly 100 are sold.
+func TestSafeStrategiesHold(t *testing.T) {
+	for storeName, dsn := range stores(t) {
+		for _, tc := range []struct {
+			strategy string
+			redis    bool
+		}{
+			{"atomic", false},
+			{"row-lock", false},
+			{"buckets", false},
+			{"reserve", false},
+			{"redis-lock", true},
+			{"reserve", true},
+		} {
+			name := storeName + "/" + tc.strategy
+			if tc.redis {
+				name += "+redis"
+			}
+			t.Run(name, func(t *testing.T) {
+				cfg := shopd.DefaultConfig()
+				cfg.Store = dsn(t)
+				cfg.Strategy = tc.strategy
+				if tc.redis {
+					cfg.Redis, cfg.RedisPrefix = testenv.Redis(t)
+				}
+				c := start(t, cfg)
+				id := c.CreateProduct(t, "phone", 100, 2)
+				r := shoptest.Run(t, c, id, sale)
+				shoptest.CheckHeld(t, c, id, 100, 2, r)
+			})
+		}
+	}
+}
+
+// TestNaiveOversells is the lesson of read-then-write: under the same crowd
+// it sells more than it has.
+func TestNaiveOversells(t *testing.T) {
+	for storeName, dsn := range stores(t) {
+		t.Run(storeName, func(t *testing.T) {
+			cfg := shopd.DefaultConfig()
+			cfg.Store = dsn(t)
+			cfg.Strategy = "naive"
+			c := start(t, cfg)
+			id := c.CreateProduct(t, "phone", 100, 0)
+			r := shoptest.Run(t, c, id, shoptest.Sale{Users: 500, Orders: 2000})
+			p := c.Product(t, id)
+			orders := c.Orders(t, id)
+			if oversold := p.Sold - 100; oversold <= 0 {
+				t.Errorf("naive sold %d of 100 (outcomes %v); the lesson needs an oversell", p.Sold, r.Outcomes)
+			}
+			if int64(len(orders)) != p.Sold || int64(len(r.Created)) != p.Sold || p.Stock != 100-p.Sold {
+				t.Errorf("books disagree: %d orders, %d acknowledged, sold %d, stock %d", len(orders), len(r.Created), p.Sold, p.Stock)
+			}
+		})
+	}
+}

@@ -1,0 +1,91 @@
+// Package testenv gives integration tests their real backends, each run
+// its own: a fresh PostgreSQL schema and a fresh Redis key prefix.
+//
+// The servers come from STAMPEDE_TEST_PG and STAMPEDE_TEST_REDIS, which
+// the test command (scripts/test.sh) sets after starting or finding them;
+// without them the project's usual local addresses are tried. A backend
+// that cannot be reached skips the test, except under CI=true or
+// STAMPEDE_REQUIRE_BACKENDS=1, where it fails it: in CI nothing skips.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stampede-dev/stampede/internal/shop/postgres"
+	"github.com/stampede-dev/stampede/internal/shop/redis"
+)
+
+func required() bool {
+	return os.Getenv("CI") == "true" || os.Getenv("STAMPEDE_REQUIRE_BACKENDS") == "1"
+}
+
+func unavailable(t testing.TB, what string, err error) {
+	t.Helper()
+	if required() {
+		t.Fatalf("%s is required here (CI or STAMPEDE_REQUIRE_BACKENDS=1) but unreachable: %v; run the tests with 'make test', which starts it", what, err)
+	}
+	t.Skipf("%s unreachable (%v); 'make test' starts one", what, err)
+}
+
+// Name returns a fresh name for a test's schema or key prefix.
+func Name() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return "stampede_t_" + hex.EncodeToString(b[:])
+}
+
+// Postgres returns a DSN whose search_path is a schema made for this test
+// and dropped when it ends.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("STAMPEDE_TEST_PG")
+	if dsn == "" {
+		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	schema := Name()
+	scoped, err := postgres.CreateSchema(ctx, dsn, schema)
+	if err != nil {
+		unavailable(t, "PostgreSQL", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := postgres.DropSchema(ctx, dsn, schema); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return scoped
+}
+
+// Redis returns a Redis URL and a key prefix of this test's own; its keys
+// are deleted when the test ends.
+func Redis(t testing.TB) (url, prefix string) {
+	t.Helper()
+	url = os.Getenv("STAMPEDE_TEST_REDIS")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := redis.Dial(ctx, url)
+	if err != nil {
+		unavailable(t, "Redis", err)
+	}
+	prefix = Name() + ":"
+	t.Cleanup(func() {
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := redis.DeletePrefix(ctx, c, prefix); err != nil {
+			t.Errorf("delete redis keys %s*: %v", prefix, err)
+		}
+	})
+	return url, prefix
+}
