@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -64,12 +65,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case errors.Is(err, errUsage):
 			return 2
 		}
+		// One line, whatever the error's own layout (drivers like newlines).
+		fmt.Fprintf(stderr, "stampede %s: %s\n", name, strings.Join(strings.Fields(err.Error()), " "))
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "stampede %s: %v\n", name, err)
 			return 2
 		}
-		fmt.Fprintf(stderr, "stampede %s: %v\n", name, err)
 		return 1
 	}
 	fmt.Fprintf(stderr, "stampede: unknown command %q (run 'stampede help')\n", name)

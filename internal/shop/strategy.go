@@ -21,7 +21,7 @@ type StrategyInfo struct {
 	Name string
 	// SafeWhen says in one line when the strategy never oversells.
 	SafeWhen string
-	// Safe is false for the strategies kept to show a failure.
+	// Safe is false for the strategy kept to show a failure in any setup.
 	Safe bool
 	// OneProcess is true when the strategy is safe only inside one process.
 	OneProcess bool
@@ -33,7 +33,7 @@ type StrategyInfo struct {
 func Strategies() []StrategyInfo {
 	return []StrategyInfo{
 		{Name: "naive", SafeWhen: "never under concurrency: reads stock, then writes (kept to show the oversell)", OneProcess: true},
-		{Name: "mutex", SafeWhen: "only with one process: an in-process lock around read-then-write", OneProcess: true},
+		{Name: "mutex", SafeWhen: "only with one process: an in-process lock around read-then-write", Safe: true, OneProcess: true},
 		{Name: "redis-lock", SafeWhen: "across processes: a Redis lock with a fencing token the store checks", Safe: true, Redis: true},
 		{Name: "atomic", SafeWhen: "always: one conditional UPDATE and the order insert in one transaction", Safe: true},
 		{Name: "row-lock", SafeWhen: "always: SELECT ... FOR UPDATE (an immediate transaction on SQLite), then update", Safe: true},

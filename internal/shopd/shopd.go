@@ -112,13 +112,15 @@ func OpenStore(ctx context.Context, dsn string) (shop.Store, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	var s shop.Store
-	if kind == "sqlite" {
-		s, err = sqlite.Open(ctx, rest)
-	} else {
-		s, err = postgres.Open(ctx, rest)
+	open := func(ctx context.Context, dsn string) (shop.Store, error) { return sqlite.Open(ctx, dsn) }
+	if kind == "postgres" {
+		open = func(ctx context.Context, dsn string) (shop.Store, error) { return postgres.Open(ctx, dsn) }
 	}
-	return s, kind, err
+	s, err := open(ctx, rest)
+	if err != nil {
+		return nil, "", err // not a typed nil inside the interface
+	}
+	return s, kind, nil
 }
 
 // Server is one running shop process.

@@ -1,0 +1,286 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stampede-dev/stampede/internal/shop/shoptest"
+	"github.com/stampede-dev/stampede/internal/testenv"
+)
+
+var binary string
+
+// TestMain builds the real binary once; the end-to-end tests run it as a
+// user would.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "stampede-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "stampede")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		os.Stderr.Write(out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is a running stampede.
+type proc struct {
+	cmd    *exec.Cmd
+	stderr *strings.Builder
+	mu     *sync.Mutex
+}
+
+// startShop runs `stampede shop ARGS…` and waits for its "serving" line.
+func startShop(t *testing.T, args ...string) (*proc, *shoptest.Client) {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(binary, append([]string{"shop", "--addr", addr}, args...)...)
+	stdout, _ := cmd.StdoutPipe()
+	p := &proc{cmd: cmd, stderr: &strings.Builder{}, mu: &sync.Mutex{}}
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.stderr.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+		}
+	}()
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "serving http://") {
+				ready <- true
+			}
+		}
+		ready <- false
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			cmd.Wait()
+			t.Fatalf("shop exited before serving: %s", p.stderrText())
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("shop did not start within 60s")
+	}
+	t.Cleanup(func() { p.stop(t) })
+	c := shoptest.NewClient("http://"+addr, 2500)
+	t.Cleanup(c.Close)
+	return p, c
+}
+
+func (p *proc) stderrText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (p *proc) stop(t *testing.T) {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("shop exited with %v after SIGTERM: %s", err, p.stderrText())
+		}
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		t.Errorf("shop ignored SIGTERM for 30s")
+	}
+}
+
+// TestMutexOversellsAcrossProcesses is the lesson of Phase 2: a lock held
+// in each of four processes protects nothing between them.
+func TestMutexOversellsAcrossProcesses(t *testing.T) {
+	p, c := startShop(t, "--store", "sqlite:"+filepath.Join(t.TempDir(), "shop.db"), "--strategy", "mutex", "--procs", "4")
+	id := c.CreateProduct(t, "phone", 100, 0)
+	r := shoptest.Run(t, c, id, shoptest.Sale{Users: 500, Orders: 2000})
+	prod := c.Product(t, id)
+	if prod.Sold <= 100 {
+		t.Errorf("mutex with 4 processes sold %d of 100 (outcomes %v); the lesson needs an oversell", prod.Sold, r.Outcomes)
+	}
+	if n := len(c.Orders(t, id)); int64(n) != prod.Sold {
+		t.Errorf("%d orders persisted, sold says %d", n, prod.Sold)
+	}
+	if !strings.Contains(p.stderrText(), "warning: strategy mutex is safe only in one process") {
+		t.Errorf("no warning about mutex with --procs 4 on stderr: %q", p.stderrText())
+	}
+}
+
+// TestReserveHoldsAcrossProcesses runs the production design as four
+// workers on one port, against PostgreSQL and Redis, and restarts a worker
+// killed in the middle.
+func TestReserveHoldsAcrossProcesses(t *testing.T) {
+	url, prefix := testenv.Redis(t)
+	_, c := startShop(t, "--store", testenv.Postgres(t), "--redis", url, "--redis-prefix", prefix, "--procs", "4")
+
+	pids := map[float64]bool{}
+	for range 40 {
+		c.Close() // a new connection, so the kernel picks a worker again
+		var h map[string]any
+		c.Do(context.Background(), "GET", "/healthz", nil, nil, &h)
+		if h["strategy"] != "reserve" {
+			t.Fatalf("healthz %v, want strategy reserve", h)
+		}
+		pids[h["pid"].(float64)] = true
+	}
+	if len(pids) < 2 {
+		t.Fatalf("40 connections all reached one worker (%v); SO_REUSEPORT should spread them", pids)
+	}
+	var victim int
+	for pid := range pids {
+		victim = int(pid)
+		break
+	}
+	syscall.Kill(victim, syscall.SIGKILL)
+	for syscall.Kill(victim, 0) == nil { // until the supervisor has reaped it
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.Close()
+
+	id := c.CreateProduct(t, "phone", 100, 2)
+	r := shoptest.Run(t, c, id, shoptest.Sale{Users: 500, Orders: 2000, Twins: 10})
+	shoptest.CheckHeld(t, c, id, 100, 2, r)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.Close()
+		var h map[string]any
+		c.Do(context.Background(), "GET", "/healthz", nil, nil, &h)
+		if pid, _ := h["pid"].(float64); pid != 0 && !pids[pid] {
+			break // a restarted worker answers
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no restarted worker answered within 10s of kill -9")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestAcknowledgedOrdersSurviveKill9 kills the shop while a crowd buys and
+// checks, after a restart, that every order it acknowledged is stored.
+func TestAcknowledgedOrdersSurviveKill9(t *testing.T) {
+	db := "sqlite:" + filepath.Join(t.TempDir(), "shop.db")
+	p, c := startShop(t, "--store", db)
+	id := c.CreateProduct(t, "phone", 100000, 0)
+
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for w := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				a, err := c.Order(ctx, id, "u"+strconv.Itoa(w), 1, "")
+				if err == nil && a.Status == 201 {
+					mu.Lock()
+					acked[a.OrderID] = true
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 500 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+	cancel()
+	wg.Wait()
+
+	_, c2 := startShop(t, "--store", db)
+	stored := map[string]bool{}
+	for _, o := range c2.Orders(t, id) {
+		stored[o.ID] = true
+	}
+	for oid := range acked {
+		if !stored[oid] {
+			t.Errorf("order %s was acknowledged with 201 but lost by kill -9", oid)
+		}
+	}
+	prod := c2.Product(t, id)
+	if prod.Sold != int64(len(stored)) || prod.Stock+prod.Sold != 100000 {
+		t.Errorf("after restart: stock %d sold %d, %d orders stored", prod.Stock, prod.Sold, len(stored))
+	}
+	t.Logf("%d acknowledged before kill -9, %d stored", len(acked), len(stored))
+}
+
+// TestCommandLineErrors checks that mistakes get one line and exit code 2.
+func TestCommandLineErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"shop", "--store", "mysql://x"}, `stampede shop: --store "mysql://x": use sqlite:PATH or postgres://USER@HOST:PORT/DB`},
+		{[]string{"shop", "--strategy", "magic"}, `stampede shop: unknown strategy "magic" (see stampede shop --list-strategies)`},
+		{[]string{"shop", "--strategy", "reserve", "--procs", "2"}, "stampede shop: strategy reserve without --redis keeps stock in one process's memory and would oversell with --procs > 1; add --redis, or use atomic, row-lock, buckets or redis-lock"},
+		{[]string{"shop", "--strategy", "redis-lock"}, "stampede shop: strategy redis-lock needs --redis redis://HOST:PORT"},
+		{[]string{"shop", "--procs", "0"}, "stampede shop: --procs must be from 1 to 64, not 0"},
+		{[]string{"shop", "extra"}, `stampede shop: unexpected argument "extra"`},
+		{[]string{"fly"}, `stampede: unknown command "fly" (run 'stampede help')`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			cmd := exec.Command(binary, tc.args...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+				t.Errorf("exit %v, want code 2", err)
+			}
+			if got := strings.TrimSpace(stderr.String()); got != tc.want {
+				t.Errorf("stderr:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
+	// A store that cannot be opened is a failure of the work, code 1.
+	cmd := exec.Command(binary, "shop", "--store", "postgres://nobody@127.0.0.1:1/x", "--addr", freeAddr(t))
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 ||
+		!strings.HasPrefix(string(out), "stampede shop: connect to postgres at 127.0.0.1:1: ") {
+		t.Errorf("unreachable store: exit %v, output %q", err, out)
+	}
+}
