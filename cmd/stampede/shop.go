@@ -24,6 +24,7 @@ func runShop(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&cfg.OrderTimeout, "order-timeout", cfg.OrderTimeout, "deadline of one order, store included")
 	fs.IntVar(&cfg.BatchSize, "batch", cfg.BatchSize, "most orders in one group commit (reserve)")
 	fs.DurationVar(&cfg.LockTTL, "lock-ttl", cfg.LockTTL, "lock expiry (redis-lock)")
+	fs.BoolVar(&cfg.Ceiling, "ceiling", false, "benchmark baseline: answer every request with a fixed 201 and touch nothing")
 	list := fs.Bool("list-strategies", false, "print the strategies and when each is safe, then exit")
 	if err := parse(fs, args); err != nil {
 		return err

@@ -37,6 +37,10 @@ type Config struct {
 	OrderTimeout time.Duration // deadline of one order, store included
 	BatchSize    int           // most orders in one group commit
 	LockTTL      time.Duration // redis-lock expiry
+	// Ceiling replaces the API with a handler that answers every request
+	// with a fixed 201 and touches nothing: the same server stack with no
+	// work, to measure the most this machine can serve.
+	Ceiling bool
 }
 
 // DefaultConfig is what `stampede shop` runs with no flags.
@@ -162,9 +166,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	if s.ln, err = prefork.Listen(ctx, cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	svc := shop.NewService(s.store, s.strategy, cfg.MaxInFlight, cfg.OrderTimeout)
+	var h http.Handler = shop.NewHandler(shop.NewService(s.store, s.strategy, cfg.MaxInFlight, cfg.OrderTimeout), kind, log)
+	if cfg.Ceiling {
+		h = ceiling{}
+	}
 	s.http = &http.Server{
-		Handler:           shop.NewHandler(svc, kind, log),
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      cfg.OrderTimeout + 5*time.Second,
@@ -269,4 +276,17 @@ func Run(ctx context.Context, cfg Config, args []string, log *slog.Logger, ready
 		ready(s.Addr())
 	}
 	return s.Serve(ctx, 15*time.Second)
+}
+
+// ceiling is the trivial handler of Config.Ceiling.
+type ceiling struct{}
+
+var ceilingAnswer = []byte(`{"order_id":"ceiling"}` + "\n")
+
+func (ceiling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", "23")
+	w.WriteHeader(http.StatusCreated)
+	w.Write(ceilingAnswer)
 }

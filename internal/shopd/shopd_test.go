@@ -14,9 +14,14 @@ import (
 )
 
 // start serves a shop on a free loopback port until the test ends.
-func start(t *testing.T, cfg shopd.Config) *shoptest.Client {
+func start(t *testing.T, cfg shopd.Config) *shoptest.Client { return startB(t, cfg) }
+
+func startB(t testing.TB, cfg shopd.Config) *shoptest.Client {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
+	// Under -race the pure-Go SQLite runs some ten times slower, and 2,000
+	// orders queue for its one writer: give them time rather than 503s.
+	cfg.OrderTimeout = 2 * time.Minute
 	if _, err := cfg.Resolve(); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +46,7 @@ func start(t *testing.T, cfg shopd.Config) *shoptest.Client {
 }
 
 // stores returns the store DSNs every strategy is tried against.
-func stores(t *testing.T) map[string]func(t *testing.T) string {
+func stores(*testing.T) map[string]func(t *testing.T) string {
 	return map[string]func(t *testing.T) string{
 		"sqlite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "shop.db") },
 		"postgres": func(t *testing.T) string { return testenv.Postgres(t) },
