@@ -128,7 +128,7 @@ func (p *proc) stop(t *testing.T) {
 // TestMutexOversellsAcrossProcesses is the lesson of Phase 2: a lock held
 // in each of four processes protects nothing between them.
 func TestMutexOversellsAcrossProcesses(t *testing.T) {
-	p, c := startShop(t, "--store", "sqlite:"+filepath.Join(t.TempDir(), "shop.db"), "--strategy", "mutex", "--procs", "4")
+	p, c := startShop(t, "--store", "sqlite:"+filepath.Join(t.TempDir(), "shop.db"), "--strategy", "mutex", "--procs", "4", "--gap", "2ms")
 	id := c.CreateProduct(t, "phone", 100, 0)
 	r := shoptest.Run(t, c, id, shoptest.Sale{Users: 500, Orders: 2000})
 	prod := c.Product(t, id)

@@ -24,6 +24,7 @@ func runShop(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&cfg.OrderTimeout, "order-timeout", cfg.OrderTimeout, "deadline of one order, store included")
 	fs.IntVar(&cfg.BatchSize, "batch", cfg.BatchSize, "most orders in one group commit (reserve)")
 	fs.DurationVar(&cfg.LockTTL, "lock-ttl", cfg.LockTTL, "lock expiry (redis-lock)")
+	fs.DurationVar(&cfg.Gap, "gap", 0, "pause between read and write in naive, mutex and redis-lock, standing for real work there; widens the race window")
 	fs.BoolVar(&cfg.Ceiling, "ceiling", false, "benchmark baseline: answer every request with a fixed 201 and touch nothing")
 	list := fs.Bool("list-strategies", false, "print the strategies and when each is safe, then exit")
 	if err := parse(fs, args); err != nil {

@@ -2,6 +2,7 @@ package shop
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -29,7 +30,14 @@ type Reserve struct {
 
 	mu    sync.Mutex
 	books map[int64]*stockBook
+	keys  map[string]*pending // idempotency key → its order, for orders placed since start
 }
+
+// IndexesKeys marks Reserve as finding reused Idempotency-Keys itself: the
+// Service need not ask the Store before every order. A key stored before
+// this process started is caught when its batch commits (CommitBatch
+// rejects the order) and answered from the Store then.
+func (*Reserve) IndexesKeys() {}
 
 // pending is an order waiting for its batch to commit.
 type pending struct {
@@ -45,7 +53,6 @@ type stockBook struct {
 	stock  int64
 	limit  int64
 	users  map[string]int64
-	keys   map[string]*pending
 }
 
 // NewReserve starts the writer. maxBatch bounds a group commit and
@@ -58,6 +65,7 @@ func NewReserve(store Store, maxBatch, queueLen int) *Reserve {
 		queue:    make(chan *pending, queueLen),
 		written:  make(chan struct{}),
 		books:    make(map[int64]*stockBook),
+		keys:     make(map[string]*pending),
 	}
 	go r.write()
 	return r
@@ -72,44 +80,70 @@ func (r *Reserve) Buy(ctx context.Context, o Order) (Order, error) {
 		return Order{}, err
 	}
 	p := &pending{order: o, done: make(chan struct{})}
-
-	b.mu.Lock()
 	if o.IdempotencyKey != "" {
-		if prev, ok := b.keys[o.IdempotencyKey]; ok {
-			b.mu.Unlock()
+		r.mu.Lock()
+		prev, dup := r.keys[o.IdempotencyKey]
+		if !dup {
+			r.keys[o.IdempotencyKey] = p
+		}
+		r.mu.Unlock()
+		if dup {
 			if err := wait(ctx, prev); err != nil {
 				return Order{}, err
 			}
 			return prev.order, ErrDuplicateKey
 		}
 	}
-	if b.stock < o.Quantity {
-		b.mu.Unlock()
-		return Order{}, ErrSoldOut
-	}
-	if b.limit > 0 && b.users[o.UserID]+o.Quantity > b.limit {
-		b.mu.Unlock()
-		return Order{}, ErrLimitExceeded
-	}
-	b.stock -= o.Quantity
-	b.users[o.UserID] += o.Quantity
-	if o.IdempotencyKey != "" {
-		b.keys[o.IdempotencyKey] = p
-	}
-	b.mu.Unlock()
-
-	if err := r.enqueue(p); err != nil {
-		b.mu.Lock()
-		b.stock += o.Quantity
-		b.users[o.UserID] -= o.Quantity
-		delete(b.keys, o.IdempotencyKey)
-		b.mu.Unlock()
+	if err := r.reserve(b, p); err != nil {
+		r.settle(b, p, err)
 		return Order{}, err
 	}
 	if err := wait(ctx, p); err != nil {
 		return Order{}, err
 	}
 	return p.order, nil
+}
+
+// reserve takes stock for p and queues it for the writer.
+func (r *Reserve) reserve(b *stockBook, p *pending) error {
+	o := p.order
+	b.mu.Lock()
+	if b.stock < o.Quantity {
+		b.mu.Unlock()
+		return ErrSoldOut
+	}
+	if b.limit > 0 && b.users[o.UserID]+o.Quantity > b.limit {
+		b.mu.Unlock()
+		return ErrLimitExceeded
+	}
+	b.stock -= o.Quantity
+	b.users[o.UserID] += o.Quantity
+	b.mu.Unlock()
+	if err := r.enqueue(p); err != nil {
+		r.release(b, o)
+		return err
+	}
+	return nil
+}
+
+// release returns an order's units to the book.
+func (r *Reserve) release(b *stockBook, o Order) {
+	b.mu.Lock()
+	b.stock += o.Quantity
+	b.users[o.UserID] -= o.Quantity
+	b.mu.Unlock()
+}
+
+// settle finishes an order that will not be stored: twins waiting on its
+// key hear err, and the key is free again.
+func (r *Reserve) settle(b *stockBook, p *pending, err error) {
+	if p.order.IdempotencyKey != "" {
+		r.mu.Lock()
+		delete(r.keys, p.order.IdempotencyKey)
+		r.mu.Unlock()
+	}
+	p.err = err
+	close(p.done)
 }
 
 func (r *Reserve) enqueue(p *pending) error {
@@ -158,7 +192,7 @@ func (r *Reserve) book(ctx context.Context, id int64) (*stockBook, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.stock, b.limit, b.users, b.keys = p.Stock, p.PerUserLimit, users, make(map[string]*pending)
+	b.stock, b.limit, b.users = p.Stock, p.PerUserLimit, users
 	b.loaded = true
 	return b, nil
 }
@@ -188,8 +222,14 @@ func (r *Reserve) write() {
 		for _, p := range batch {
 			orders = append(orders, p.order)
 		}
-		err := CommitWithRetry(r.store, orders)
+		rejected, err := CommitWithRetry(r.store, orders)
 		for _, p := range batch {
+			if slices.Contains(rejected, p.order.ID) {
+				b, _ := r.book(context.Background(), p.order.ProductID) // loaded: it was reserved
+				r.release(b, p.order)
+				r.settle(b, p, ErrDuplicateKey)
+				continue
+			}
 			p.err = err
 			close(p.done)
 		}
@@ -199,18 +239,17 @@ func (r *Reserve) write() {
 // CommitWithRetry commits a batch of reserved orders, retrying a failure a
 // few times; CommitBatch is idempotent, so a batch that did commit before
 // the error is not doubled.
-func CommitWithRetry(s Store, orders []Order) error {
-	var err error
+func CommitWithRetry(s Store, orders []Order) (rejected []string, err error) {
 	for attempt, pause := 0, 10*time.Millisecond; attempt < 5; attempt, pause = attempt+1, pause*2 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err = s.CommitBatch(ctx, orders)
+		rejected, err = s.CommitBatch(ctx, orders)
 		cancel()
 		if err == nil {
-			return nil
+			return rejected, nil
 		}
 		time.Sleep(pause)
 	}
-	return err
+	return nil, err
 }
 
 // Close refuses new orders, waits for the writer to commit every queued

@@ -61,7 +61,7 @@ func (s *Service) PlaceOrder(ctx context.Context, req OrderRequest) (o Order, cr
 	defer cancel()
 
 	h := req.hash()
-	if req.IdempotencyKey != "" {
+	if _, indexes := s.strategy.(interface{ IndexesKeys() }); req.IdempotencyKey != "" && !indexes {
 		prev, err := s.store.OrderByKey(ctx, req.IdempotencyKey)
 		if err == nil {
 			return replay(prev, h)

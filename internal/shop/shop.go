@@ -73,7 +73,8 @@ type Store interface {
 	// WriteOrder subtracts o.Quantity from stock and records o without
 	// checking stock or limit: the caller claims it has checked. A fence
 	// greater than zero is compared with the last fence that wrote the
-	// product; an older or equal fence fails with CodeLockLost.
+	// product; an older or equal fence, or stock or a limit that no longer
+	// allows the order, fails with CodeLockLost.
 	WriteOrder(ctx context.Context, o Order, fence int64) (Order, error)
 	// BuyAtomic takes stock with one conditional update in one transaction.
 	BuyAtomic(ctx context.Context, o Order) (Order, error)
@@ -87,8 +88,10 @@ type Store interface {
 	BuyFromBucket(ctx context.Context, o Order, b int) (Order, error)
 	// CommitBatch persists orders whose stock was already reserved, in one
 	// transaction. It is idempotent: an order whose ID is already stored is
-	// skipped, so a batch may be committed again after a crash.
-	CommitBatch(ctx context.Context, orders []Order) error
+	// skipped, so a batch may be committed again after a crash. It returns
+	// the IDs of orders it did not store because another stored order holds
+	// their idempotency key; their stock was not taken.
+	CommitBatch(ctx context.Context, orders []Order) (rejected []string, err error)
 
 	Close() error
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"sync"
+	"time"
 )
 
 // A Strategy decides how an order takes stock. Buy persists o or returns an
@@ -54,9 +55,11 @@ func LookupStrategy(name string) (StrategyInfo, bool) {
 
 // ReadThenWrite is Phase 1 of every flash sale: read the stock, decide in
 // the application, then write. Between the read and the write another buyer
-// can read the same stock, which is how a shop oversells. fence is passed to
-// Store.WriteOrder.
-func ReadThenWrite(ctx context.Context, s Store, o Order, fence int64) (Order, error) {
+// can read the same stock, which is how a shop oversells. gap is a pause
+// between the two, standing for the work real code does there (pricing, a
+// fraud check, a call to another service); it widens the window so the
+// lesson shows at any load. fence is passed to Store.WriteOrder.
+func ReadThenWrite(ctx context.Context, s Store, o Order, gap time.Duration, fence int64) (Order, error) {
 	snap, err := s.Snapshot(ctx, o.ProductID, o.UserID)
 	if err != nil {
 		return Order{}, err
@@ -67,23 +70,37 @@ func ReadThenWrite(ctx context.Context, s Store, o Order, fence int64) (Order, e
 	if snap.PerUserLimit > 0 && snap.UserBought+o.Quantity > snap.PerUserLimit {
 		return Order{}, ErrLimitExceeded
 	}
+	if gap > 0 {
+		t := time.NewTimer(gap)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return Order{}, ErrTimeout
+		}
+	}
 	return s.WriteOrder(ctx, o, fence)
 }
 
-// Naive reads then writes with nothing in between. It oversells.
-type Naive struct{ Store Store }
+// Naive reads then writes with nothing to stop another buyer in between.
+// It oversells.
+type Naive struct {
+	Store Store
+	Gap   time.Duration // see ReadThenWrite
+}
 
 func (Naive) Name() string { return "naive" }
 
 // Buy implements Strategy.
 func (n Naive) Buy(ctx context.Context, o Order) (Order, error) {
-	return ReadThenWrite(ctx, n.Store, o, 0)
+	return ReadThenWrite(ctx, n.Store, o, n.Gap, 0)
 }
 
 // Mutex serialises read-then-write with a lock held by this process only,
 // so a second process oversells.
 type Mutex struct {
 	Store Store
+	Gap   time.Duration // see ReadThenWrite
 	mu    sync.Mutex
 }
 
@@ -93,7 +110,7 @@ func (*Mutex) Name() string { return "mutex" }
 func (m *Mutex) Buy(ctx context.Context, o Order) (Order, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return ReadThenWrite(ctx, m.Store, o, 0)
+	return ReadThenWrite(ctx, m.Store, o, m.Gap, 0)
 }
 
 // Atomic lets the database check and take stock in one statement.

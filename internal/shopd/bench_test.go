@@ -48,7 +48,7 @@ func BenchmarkOrders(b *testing.B) {
 				const stock = 1_000_000_000
 				id := c.CreateProduct(b, "bench", stock, 0)
 				var seq, created atomic.Int64
-				b.SetParallelism(32) // 32 × GOMAXPROCS clients
+				b.SetParallelism(128) // 128 × GOMAXPROCS clients
 				b.ResetTimer()
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {

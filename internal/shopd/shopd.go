@@ -37,6 +37,7 @@ type Config struct {
 	OrderTimeout time.Duration // deadline of one order, store included
 	BatchSize    int           // most orders in one group commit
 	LockTTL      time.Duration // redis-lock expiry
+	Gap          time.Duration // pause between read and write in read-then-write strategies
 	// Ceiling replaces the API with a handler that answers every request
 	// with a fixed 201 and touches nothing: the same server stack with no
 	// work, to measure the most this machine can serve.
@@ -70,8 +71,8 @@ func (c *Config) Resolve() (warning string, err error) {
 	if c.Buckets < 1 || c.Buckets > 1024 {
 		return "", fmt.Errorf("--buckets must be from 1 to 1024, not %d", c.Buckets)
 	}
-	if c.MaxInFlight < 1 || c.BatchSize < 1 || c.OrderTimeout <= 0 || c.LockTTL <= 0 {
-		return "", errors.New("--max-inflight, --batch, --order-timeout and --lock-ttl must be positive")
+	if c.MaxInFlight < 1 || c.BatchSize < 1 || c.OrderTimeout <= 0 || c.LockTTL <= 0 || c.Gap < 0 {
+		return "", errors.New("--max-inflight, --batch, --order-timeout and --lock-ttl must be positive, --gap not negative")
 	}
 	if c.Strategy == "" {
 		c.Strategy = "reserve"
@@ -184,9 +185,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 func (s *Server) newStrategy(ctx context.Context, log *slog.Logger) (shop.Strategy, error) {
 	switch s.cfg.Strategy {
 	case "naive":
-		return shop.Naive{Store: s.store}, nil
+		return shop.Naive{Store: s.store, Gap: s.cfg.Gap}, nil
 	case "mutex":
-		return &shop.Mutex{Store: s.store}, nil
+		return &shop.Mutex{Store: s.store, Gap: s.cfg.Gap}, nil
 	case "atomic":
 		return shop.Atomic{Store: s.store}, nil
 	case "row-lock":
@@ -194,7 +195,7 @@ func (s *Server) newStrategy(ctx context.Context, log *slog.Logger) (shop.Strate
 	case "buckets":
 		return &shop.Buckets{Store: s.store, N: s.cfg.Buckets}, nil
 	case "redis-lock":
-		return redis.NewLock(s.rdb, s.store, s.cfg.RedisPrefix, s.cfg.LockTTL), nil
+		return redis.NewLock(s.rdb, s.store, s.cfg.RedisPrefix, s.cfg.LockTTL, s.cfg.Gap), nil
 	case "reserve":
 		if s.rdb != nil {
 			return redis.NewReserve(ctx, s.rdb, s.store, s.cfg.RedisPrefix, s.cfg.BatchSize, log)

@@ -113,3 +113,35 @@ func TestNaiveOversells(t *testing.T) {
 		})
 	}
 }
+
+// TestFencingTokenStopsExpiredLock lets one shop pause past its lock's
+// expiry (as in a long GC pause) while a second shop, pausing briefly, takes
+// the lock and writes. When the first wakes, its write carries an older
+// fencing token than the store has seen, and is refused with lock_lost
+// instead of overselling.
+func TestFencingTokenStopsExpiredLock(t *testing.T) {
+	cfg := shopd.DefaultConfig()
+	cfg.Store = "sqlite:" + filepath.Join(t.TempDir(), "shop.db")
+	cfg.Strategy = "redis-lock"
+	cfg.Redis, cfg.RedisPrefix = testenv.Redis(t)
+	cfg.LockTTL, cfg.Gap = 20*time.Millisecond, 100*time.Millisecond
+	slow := start(t, cfg)
+	cfg.Gap = 2 * time.Millisecond
+	fast := start(t, cfg)
+	id := slow.CreateProduct(t, "phone", 50, 0)
+
+	slowDone := make(chan shoptest.Result)
+	go func() { slowDone <- shoptest.Run(t, slow, id, shoptest.Sale{Users: 5, Orders: 5, KeyPrefix: "slow"}) }()
+	time.Sleep(10 * time.Millisecond) // the slow shop takes the lock first
+	rf := shoptest.Run(t, fast, id, shoptest.Sale{Users: 20, Orders: 20, KeyPrefix: "fast"})
+	rs := <-slowDone
+
+	if rs.Outcomes["503 lock_lost"] == 0 {
+		t.Errorf("no write of the slow shop was refused (slow %v, fast %v)", rs.Outcomes, rf.Outcomes)
+	}
+	created := len(rs.Created) + len(rf.Created)
+	p := slow.Product(t, id)
+	if p.Stock < 0 || int64(created) != p.Sold || p.Stock+p.Sold != 50 || len(slow.Orders(t, id)) != created {
+		t.Errorf("sold %d, stock %d, acknowledged %d: the books must balance at 50", p.Sold, p.Stock, created)
+	}
+}

@@ -42,15 +42,18 @@ type Lock struct {
 	store  shop.Store
 	prefix string
 	ttl    time.Duration
+	gap    time.Duration
 
 	mu    sync.Mutex
 	turns map[int64]chan struct{}
 }
 
 // NewLock returns the redis-lock strategy. Keys start with prefix; a lock
-// expires after ttl if its holder never releases it.
-func NewLock(rdb *goredis.Client, store shop.Store, prefix string, ttl time.Duration) *Lock {
-	return &Lock{rdb: rdb, store: store, prefix: prefix, ttl: ttl, turns: make(map[int64]chan struct{})}
+// expires after ttl if its holder never releases it. gap pauses between
+// read and write (see shop.ReadThenWrite): a gap longer than ttl lets the
+// lock expire under its holder, which the fencing token then catches.
+func NewLock(rdb *goredis.Client, store shop.Store, prefix string, ttl, gap time.Duration) *Lock {
+	return &Lock{rdb: rdb, store: store, prefix: prefix, ttl: ttl, gap: gap, turns: make(map[int64]chan struct{})}
 }
 
 func (*Lock) Name() string { return "redis-lock" }
@@ -97,7 +100,7 @@ func (l *Lock) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 		defer cancel()
 		release.Run(ctx, l.rdb, keys[:1], tok)
 	}()
-	return shop.ReadThenWrite(ctx, l.store, o, fence)
+	return shop.ReadThenWrite(ctx, l.store, o, l.gap, fence)
 }
 
 // turn returns the channel whose single slot is this process's turn at a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,7 +76,7 @@ type Reserve struct {
 	log      *slog.Logger
 
 	mu      sync.Mutex
-	waiters map[string]chan struct{}
+	waiters map[string]*waiter
 	loaded  map[int64]bool
 
 	pubsub *goredis.PubSub
@@ -97,7 +98,7 @@ func NewReserve(ctx context.Context, rdb *goredis.Client, store shop.Store, pref
 		channel:  prefix + "committed",
 		consumer: host + "-" + strconv.Itoa(os.Getpid()) + "-" + token()[:8],
 		maxBatch: int64(maxBatch),
-		waiters:  make(map[string]chan struct{}),
+		waiters:  make(map[string]*waiter),
 		loaded:   make(map[int64]bool),
 	}
 	err := rdb.XGroupCreateMkStream(ctx, r.stream, group, "0").Err()
@@ -124,7 +125,7 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 	if err := r.ensureLoaded(ctx, o.ProductID); err != nil {
 		return shop.Order{}, err
 	}
-	done := r.expect(o.ID)
+	w := r.expect(o.ID)
 	defer r.forget(o.ID)
 	keys := []string{
 		productKey(r.prefix, "stock", o.ProductID),
@@ -153,7 +154,10 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 		return r.replay(ctx, o, res[1])
 	}
 	select {
-	case <-done:
+	case <-w.done:
+		if w.rejected {
+			return shop.Order{}, shop.ErrDuplicateKey // the Service finds the stored order
+		}
 		return o, nil
 	case <-ctx.Done():
 		return shop.Order{}, shop.ErrTimeout
@@ -212,12 +216,18 @@ func (r *Reserve) ensureLoaded(ctx context.Context, id int64) error {
 	return nil
 }
 
-func (r *Reserve) expect(id string) chan struct{} {
-	ch := make(chan struct{})
+// waiter is a buyer waiting for its order's batch.
+type waiter struct {
+	done     chan struct{}
+	rejected bool // set before done is closed
+}
+
+func (r *Reserve) expect(id string) *waiter {
+	w := &waiter{done: make(chan struct{})}
 	r.mu.Lock()
-	r.waiters[id] = ch
+	r.waiters[id] = w
 	r.mu.Unlock()
-	return ch
+	return w
 }
 
 func (r *Reserve) forget(id string) {
@@ -232,8 +242,11 @@ func (r *Reserve) listen() {
 	for msg := range r.pubsub.Channel() {
 		r.mu.Lock()
 		for id := range strings.FieldsSeq(msg.Payload) {
-			if ch, ok := r.waiters[id]; ok {
-				close(ch)
+			rejected := strings.HasPrefix(id, "!")
+			id = strings.TrimPrefix(id, "!")
+			if w, ok := r.waiters[id]; ok {
+				w.rejected = rejected
+				close(w.done)
 				delete(r.waiters, id)
 			}
 		}
@@ -285,16 +298,25 @@ func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage) {
 		}
 		ids = append(ids, m.ID)
 	}
-	if err := shop.CommitWithRetry(r.store, orders); err != nil {
+	rejected, err := shop.CommitWithRetry(r.store, orders)
+	if err != nil {
 		// Left unacknowledged: a writer claims it again after claimIdle.
 		r.log.Error("commit orders", "orders", len(orders), "err", err)
 		return
 	}
+	// The announcement names each committed order; a rejected one (its key
+	// belongs to an older stored order) is marked with "!" and its units go
+	// back to Redis.
 	names := make([]string, len(orders))
+	pipe := r.rdb.TxPipeline()
 	for i, o := range orders {
 		names[i] = o.ID
+		if slices.Contains(rejected, o.ID) {
+			names[i] = "!" + o.ID
+			pipe.IncrBy(ctx, productKey(r.prefix, "stock", o.ProductID), o.Quantity)
+			pipe.HIncrBy(ctx, productKey(r.prefix, "users", o.ProductID), o.UserID, -o.Quantity)
+		}
 	}
-	pipe := r.rdb.TxPipeline()
 	pipe.XAck(ctx, r.stream, group, ids...)
 	pipe.XDel(ctx, r.stream, ids...)
 	pipe.Publish(ctx, r.channel, strings.Join(names, " "))

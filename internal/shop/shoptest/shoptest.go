@@ -142,9 +142,11 @@ func (c *Client) Order(ctx context.Context, productID int64, user string, qty in
 // Sale describes a crowd: Orders single-unit orders from Users users, all
 // released at once, each with its own Idempotency-Key; every Twins-th order
 // (if Twins > 0) is sent twice at the same moment with the same key, as a
-// client retrying too early would.
+// client retrying too early would. Keys start with KeyPrefix, so that two
+// crowds at one shop do not share keys.
 type Sale struct {
 	Users, Orders, Twins int
+	KeyPrefix            string
 }
 
 // Result is what the crowd saw.
@@ -207,7 +209,7 @@ func Run(t testing.TB, c *Client, id int64, s Sale) Result {
 	var wg sync.WaitGroup
 	for i := range s.Orders {
 		user := "user-" + strconv.Itoa(i%s.Users)
-		key := "sale-" + strconv.Itoa(i)
+		key := s.KeyPrefix + "sale-" + strconv.Itoa(i)
 		if s.Twins > 0 && i%s.Twins == 0 {
 			wg.Add(1)
 			go func() {

@@ -27,7 +27,7 @@ var migrations embed.FS
 // crash of the process (kill -9); a power cut may lose the last commits.
 func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(10000)", "foreign_keys(ON)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(10000)", "foreign_keys(ON)", "mmap_size(268435456)", "cache_size(-65536)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -54,7 +54,7 @@ func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 	r.SetMaxIdleConns(n)
 
 	sub, _ := fs.Sub(migrations, "migrations")
-	s, err := sqlstore.Open(ctx, w, r, sqlstore.Dialect{Name: "sqlite", Migrations: sub})
+	s, err := sqlstore.Open(ctx, w, r, sqlstore.Dialect{Name: "sqlite", Migrations: sub, Embedded: true})
 	if err != nil {
 		w.Close()
 		r.Close()

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stampede-dev/stampede/internal/shop"
@@ -35,6 +36,10 @@ type Dialect struct {
 	LockMigrations string
 	// Migrations holds NNNN_name.sql files, applied once each in name order.
 	Migrations fs.FS
+	// Embedded is true when a statement costs no network round trip, so a
+	// batch runs one prepared statement per row instead of building a
+	// multi-row statement that must be parsed anew.
+	Embedded bool
 }
 
 // Store is a shop.Store on two handles: w for writes and r for reads. They
@@ -42,6 +47,8 @@ type Dialect struct {
 // many readers).
 type Store struct {
 	w, r    *sql.DB
+	wStmts  sync.Map // SQL text → *sql.Stmt prepared on w
+	rStmts  sync.Map // … on r
 	d       Dialect
 	q       queries
 	onClose []func()
@@ -57,6 +64,13 @@ func Open(ctx context.Context, w, r *sql.DB, d Dialect) (*Store, error) {
 	s.q.lockProduct = s.bind(`SELECT stock, per_user_limit FROM products WHERE id = ?` + d.ForUpdate)
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
+	}
+	for _, q := range []string{s.q.exists, s.q.takeBlind, s.q.takeFenced, s.q.takeIfStock, s.q.lockProduct,
+		s.q.userBought, s.q.productLimit, s.q.addUser, s.q.addUserLimited, s.q.insertOrder,
+		s.q.countBuckets, s.q.insertBucket, s.q.emptyProduct, s.q.takeBucket, s.q.takeReserved, s.q.orderExists} {
+		if _, err := s.prepare(ctx, s.w, q); err != nil {
+			return nil, fmt.Errorf("prepare %q: %w", q, err)
+		}
 	}
 	return s, nil
 }
@@ -142,7 +156,7 @@ type queries struct {
 	takeBlind, takeFenced, takeIfStock, lockProduct, userBought, productLimit,
 	addUser, addUserLimited, insertOrder,
 	countBuckets, insertBucket, emptyProduct, mergeBuckets, dropBuckets, takeBucket,
-	takeReserved string
+	takeReserved, orderExists string
 }
 
 const orderColumns = `id, product_id, user_id, quantity, COALESCE(idempotency_key, ''), COALESCE(request_hash, ''), created_at`
@@ -164,7 +178,7 @@ func newQueries(bind func(string) string) queries {
 		orders:        bind(`SELECT ` + orderColumns + ` FROM orders WHERE product_id = ? ORDER BY created_at, id`),
 		orderByKey:    bind(`SELECT ` + orderColumns + ` FROM orders WHERE idempotency_key = ?`),
 		takeBlind:     bind(`UPDATE products SET stock = stock - ?, sold = sold + ? WHERE id = ?`),
-		takeFenced:    bind(`UPDATE products SET stock = stock - ?, sold = sold + ?, fence = ? WHERE id = ? AND fence < ?`),
+		takeFenced:    bind(`UPDATE products SET stock = stock - ?, sold = sold + ?, fence = ? WHERE id = ? AND fence < ? AND stock >= ? RETURNING per_user_limit`),
 		takeIfStock:   bind(`UPDATE products SET stock = stock - ?, sold = sold + ? WHERE id = ? AND stock >= ? RETURNING per_user_limit`),
 		userBought:    bind(`SELECT quantity FROM user_purchases WHERE product_id = ? AND user_id = ?`),
 		productLimit:  bind(`SELECT per_user_limit FROM products WHERE id = ?`),
@@ -185,6 +199,7 @@ func newQueries(bind func(string) string) queries {
 		dropBuckets:  `DELETE FROM stock_buckets`,
 		takeBucket:   bind(`UPDATE stock_buckets SET stock = stock - ?, sold = sold + ? WHERE product_id = ? AND bucket = ? AND stock >= ?`),
 		takeReserved: bind(`UPDATE products SET stock = stock - ?, sold = sold + ? WHERE id = ?`),
+		orderExists:  bind(`SELECT COUNT(*) FROM orders WHERE id = ?`),
 	}
 }
 
@@ -200,7 +215,7 @@ func (s *Store) CreateProduct(ctx context.Context, p shop.NewProduct) (shop.Prod
 // Product implements shop.Store.
 func (s *Store) Product(ctx context.Context, id int64) (shop.Product, error) {
 	var p shop.Product
-	err := s.r.QueryRowContext(ctx, s.q.product, id).Scan(&p.ID, &p.Name, &p.Stock, &p.Sold, &p.PerUserLimit)
+	err := s.queryRow(ctx, s.r, s.q.product, []any{id}, &p.ID, &p.Name, &p.Stock, &p.Sold, &p.PerUserLimit)
 	if errors.Is(err, sql.ErrNoRows) {
 		return shop.Product{}, shop.ErrNotFound
 	}
@@ -212,7 +227,7 @@ func (s *Store) Product(ctx context.Context, id int64) (shop.Product, error) {
 
 // Products implements shop.Store.
 func (s *Store) Products(ctx context.Context, limit int) ([]shop.Product, error) {
-	rows, err := s.r.QueryContext(ctx, s.q.products, limit)
+	rows, err := s.query(ctx, s.r, s.q.products, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list products: %w", err)
 	}
@@ -238,7 +253,7 @@ func scanOrder(sc interface{ Scan(...any) error }) (shop.Order, error) {
 
 // Orders implements shop.Store.
 func (s *Store) Orders(ctx context.Context, productID int64, fn func(shop.Order) error) error {
-	rows, err := s.r.QueryContext(ctx, s.q.orders, productID)
+	rows, err := s.query(ctx, s.r, s.q.orders, productID)
 	if err != nil {
 		return fmt.Errorf("list orders: %w", err)
 	}
@@ -257,7 +272,15 @@ func (s *Store) Orders(ctx context.Context, productID int64, fn func(shop.Order)
 
 // OrderByKey implements shop.Store.
 func (s *Store) OrderByKey(ctx context.Context, key string) (shop.Order, error) {
-	o, err := scanOrder(s.r.QueryRowContext(ctx, s.q.orderByKey, key))
+	var o shop.Order
+	rows, err := s.query(ctx, s.r, s.q.orderByKey, key)
+	if err == nil {
+		err = sql.ErrNoRows
+		if rows.Next() {
+			o, err = scanOrder(rows)
+		}
+		err = errors.Join(err, rows.Close())
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return shop.Order{}, shop.ErrNotFound
 	}
@@ -269,7 +292,7 @@ func (s *Store) OrderByKey(ctx context.Context, key string) (shop.Order, error) 
 
 // UserPurchases implements shop.Store.
 func (s *Store) UserPurchases(ctx context.Context, productID int64) (map[string]int64, error) {
-	rows, err := s.r.QueryContext(ctx, s.q.userPurchases, productID)
+	rows, err := s.query(ctx, s.r, s.q.userPurchases, productID)
 	if err != nil {
 		return nil, fmt.Errorf("read purchases: %w", err)
 	}
@@ -289,7 +312,7 @@ func (s *Store) UserPurchases(ctx context.Context, productID int64) (map[string]
 // Snapshot implements shop.Store.
 func (s *Store) Snapshot(ctx context.Context, productID int64, userID string) (shop.Snapshot, error) {
 	var sn shop.Snapshot
-	err := s.r.QueryRowContext(ctx, s.q.snapshot, userID, productID).Scan(&sn.Stock, &sn.PerUserLimit, &sn.UserBought)
+	err := s.queryRow(ctx, s.r, s.q.snapshot, []any{userID, productID}, &sn.Stock, &sn.PerUserLimit, &sn.UserBought)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sn, shop.ErrNotFound
 	}
@@ -297,6 +320,77 @@ func (s *Store) Snapshot(ctx context.Context, productID int64, userID string) (s
 		return sn, fmt.Errorf("read stock: %w", err)
 	}
 	return sn, nil
+}
+
+// runner is what a statement runs on: a handle or a transaction.
+type runner interface {
+	PrepareContext(ctx context.Context, q string) (*sql.Stmt, error)
+}
+
+// prepare returns q prepared once per handle and reused: parsing the SQL
+// again for each call costs SQLite more than running it.
+func (s *Store) prepare(ctx context.Context, on runner, q string) (*sql.Stmt, error) {
+	db, cache := s.r, &s.rStmts
+	tx, inTx := on.(*sql.Tx)
+	if inTx || on == s.w {
+		db, cache = s.w, &s.wStmts
+	}
+	var st *sql.Stmt
+	if v, ok := cache.Load(q); ok {
+		st = v.(*sql.Stmt)
+	} else if inTx {
+		// Preparing on the pool could wait for the connection this very
+		// transaction holds; prepare on the transaction, uncached.
+		return tx.PrepareContext(ctx, q)
+	} else {
+		var err error
+		if st, err = db.PrepareContext(ctx, q); err != nil {
+			return nil, err
+		}
+		if prev, loaded := cache.LoadOrStore(q, st); loaded {
+			st.Close()
+			st = prev.(*sql.Stmt)
+		}
+	}
+	if inTx {
+		return tx.StmtContext(ctx, st), nil
+	}
+	return st, nil
+}
+
+func (s *Store) exec(ctx context.Context, on runner, q string, args ...any) (sql.Result, error) {
+	st, err := s.prepare(ctx, on, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (s *Store) query(ctx context.Context, on runner, q string, args ...any) (*sql.Rows, error) {
+	st, err := s.prepare(ctx, on, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// queryRow scans the first row of q into dest, or returns sql.ErrNoRows.
+func (s *Store) queryRow(ctx context.Context, on runner, q string, args []any, dest ...any) error {
+	rows, err := s.query(ctx, on, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	return rows.Close()
 }
 
 // inTx runs fn in a write transaction and commits it if fn returns nil.
@@ -319,7 +413,7 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 // UPDATE matched no row.
 func (s *Store) missing(ctx context.Context, tx *sql.Tx, productID int64, otherwise error) error {
 	var n int
-	if err := tx.QueryRowContext(ctx, s.q.exists, productID).Scan(&n); err != nil {
+	if err := s.queryRow(ctx, tx, s.q.exists, []any{productID}, &n); err != nil {
 		return fmt.Errorf("check product: %w", err)
 	}
 	if n == 0 {
@@ -335,17 +429,17 @@ func (s *Store) finish(ctx context.Context, tx *sql.Tx, o shop.Order, limit int6
 		if o.Quantity > limit {
 			return shop.ErrLimitExceeded
 		}
-		res, err := tx.ExecContext(ctx, s.q.addUserLimited, o.ProductID, o.UserID, o.Quantity, limit)
+		res, err := s.exec(ctx, tx, s.q.addUserLimited, o.ProductID, o.UserID, o.Quantity, limit)
 		if err != nil {
 			return fmt.Errorf("record purchase: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return shop.ErrLimitExceeded
 		}
-	} else if _, err := tx.ExecContext(ctx, s.q.addUser, o.ProductID, o.UserID, o.Quantity); err != nil {
+	} else if _, err := s.exec(ctx, tx, s.q.addUser, o.ProductID, o.UserID, o.Quantity); err != nil {
 		return fmt.Errorf("record purchase: %w", err)
 	}
-	res, err := tx.ExecContext(ctx, s.q.insertOrder, orderArgs(o)...)
+	res, err := s.exec(ctx, tx, s.q.insertOrder, orderArgs(o)...)
 	if err != nil {
 		return fmt.Errorf("insert order: %w", err)
 	}
@@ -363,18 +457,26 @@ func orderArgs(o shop.Order) []any {
 // WriteOrder implements shop.Store.
 func (s *Store) WriteOrder(ctx context.Context, o shop.Order, fence int64) (shop.Order, error) {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var res sql.Result
-		var err error
 		if fence > 0 {
-			res, err = tx.ExecContext(ctx, s.q.takeFenced, o.Quantity, o.Quantity, fence, o.ProductID, fence)
-		} else {
-			res, err = tx.ExecContext(ctx, s.q.takeBlind, o.Quantity, o.Quantity, o.ProductID)
+			// The fence orders the writers; the stock and limit conditions
+			// keep a stale read from overselling when its holder writes
+			// before the newer holder does.
+			var limit int64
+			err := s.queryRow(ctx, tx, s.q.takeFenced, []any{o.Quantity, o.Quantity, fence, o.ProductID, fence, o.Quantity}, &limit)
+			if errors.Is(err, sql.ErrNoRows) {
+				return s.missing(ctx, tx, o.ProductID, shop.ErrLockLost)
+			}
+			if err != nil {
+				return fmt.Errorf("take stock: %w", err)
+			}
+			return s.finish(ctx, tx, o, limit)
 		}
+		res, err := s.exec(ctx, tx, s.q.takeBlind, o.Quantity, o.Quantity, o.ProductID)
 		if err != nil {
 			return fmt.Errorf("take stock: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return s.missing(ctx, tx, o.ProductID, shop.ErrLockLost)
+			return shop.ErrNotFound
 		}
 		return s.finish(ctx, tx, o, 0)
 	})
@@ -385,7 +487,7 @@ func (s *Store) WriteOrder(ctx context.Context, o shop.Order, fence int64) (shop
 func (s *Store) BuyAtomic(ctx context.Context, o shop.Order) (shop.Order, error) {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var limit int64
-		err := tx.QueryRowContext(ctx, s.q.takeIfStock, o.Quantity, o.Quantity, o.ProductID, o.Quantity).Scan(&limit)
+		err := s.queryRow(ctx, tx, s.q.takeIfStock, []any{o.Quantity, o.Quantity, o.ProductID, o.Quantity}, &limit)
 		if errors.Is(err, sql.ErrNoRows) {
 			return s.missing(ctx, tx, o.ProductID, shop.ErrSoldOut)
 		}
@@ -401,7 +503,7 @@ func (s *Store) BuyAtomic(ctx context.Context, o shop.Order) (shop.Order, error)
 func (s *Store) BuyRowLock(ctx context.Context, o shop.Order) (shop.Order, error) {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var stock, limit int64
-		err := tx.QueryRowContext(ctx, s.q.lockProduct, o.ProductID).Scan(&stock, &limit)
+		err := s.queryRow(ctx, tx, s.q.lockProduct, []any{o.ProductID}, &stock, &limit)
 		if errors.Is(err, sql.ErrNoRows) {
 			return shop.ErrNotFound
 		}
@@ -413,7 +515,7 @@ func (s *Store) BuyRowLock(ctx context.Context, o shop.Order) (shop.Order, error
 		}
 		if limit > 0 {
 			var bought int64
-			err := tx.QueryRowContext(ctx, s.q.userBought, o.ProductID, o.UserID).Scan(&bought)
+			err := s.queryRow(ctx, tx, s.q.userBought, []any{o.ProductID, o.UserID}, &bought)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("read purchases: %w", err)
 			}
@@ -421,7 +523,7 @@ func (s *Store) BuyRowLock(ctx context.Context, o shop.Order) (shop.Order, error
 				return shop.ErrLimitExceeded
 			}
 		}
-		if _, err := tx.ExecContext(ctx, s.q.takeBlind, o.Quantity, o.Quantity, o.ProductID); err != nil {
+		if _, err := s.exec(ctx, tx, s.q.takeBlind, o.Quantity, o.Quantity, o.ProductID); err != nil {
 			return fmt.Errorf("take stock: %w", err)
 		}
 		return s.finish(ctx, tx, o, 0)
@@ -433,7 +535,7 @@ func (s *Store) BuyRowLock(ctx context.Context, o shop.Order) (shop.Order, error
 func (s *Store) SplitStock(ctx context.Context, productID int64, n int) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		var stock, limit int64
-		err := tx.QueryRowContext(ctx, s.q.lockProduct, productID).Scan(&stock, &limit)
+		err := s.queryRow(ctx, tx, s.q.lockProduct, []any{productID}, &stock, &limit)
 		if errors.Is(err, sql.ErrNoRows) {
 			return shop.ErrNotFound
 		}
@@ -441,7 +543,7 @@ func (s *Store) SplitStock(ctx context.Context, productID int64, n int) error {
 			return fmt.Errorf("lock product: %w", err)
 		}
 		var have int
-		if err := tx.QueryRowContext(ctx, s.q.countBuckets, productID).Scan(&have); err != nil {
+		if err := s.queryRow(ctx, tx, s.q.countBuckets, []any{productID}, &have); err != nil {
 			return fmt.Errorf("count buckets: %w", err)
 		}
 		if have > 0 {
@@ -452,11 +554,11 @@ func (s *Store) SplitStock(ctx context.Context, productID int64, n int) error {
 			if int64(b) < stock%int64(n) {
 				share++
 			}
-			if _, err := tx.ExecContext(ctx, s.q.insertBucket, productID, b, share); err != nil {
+			if _, err := s.exec(ctx, tx, s.q.insertBucket, productID, b, share); err != nil {
 				return fmt.Errorf("create bucket: %w", err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, s.q.emptyProduct, productID); err != nil {
+		if _, err := s.exec(ctx, tx, s.q.emptyProduct, productID); err != nil {
 			return fmt.Errorf("split stock: %w", err)
 		}
 		return nil
@@ -466,10 +568,10 @@ func (s *Store) SplitStock(ctx context.Context, productID int64, n int) error {
 // MergeBuckets implements shop.Store.
 func (s *Store) MergeBuckets(ctx context.Context) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q.mergeBuckets); err != nil {
+		if _, err := s.exec(ctx, tx, s.q.mergeBuckets); err != nil {
 			return fmt.Errorf("merge buckets: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, s.q.dropBuckets); err != nil {
+		if _, err := s.exec(ctx, tx, s.q.dropBuckets); err != nil {
 			return fmt.Errorf("merge buckets: %w", err)
 		}
 		return nil
@@ -479,7 +581,7 @@ func (s *Store) MergeBuckets(ctx context.Context) error {
 // BuyFromBucket implements shop.Store.
 func (s *Store) BuyFromBucket(ctx context.Context, o shop.Order, b int) (shop.Order, error) {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q.takeBucket, o.Quantity, o.Quantity, o.ProductID, b, o.Quantity)
+		res, err := s.exec(ctx, tx, s.q.takeBucket, o.Quantity, o.Quantity, o.ProductID, b, o.Quantity)
 		if err != nil {
 			return fmt.Errorf("take stock: %w", err)
 		}
@@ -487,7 +589,7 @@ func (s *Store) BuyFromBucket(ctx context.Context, o shop.Order, b int) (shop.Or
 			return shop.ErrSoldOut
 		}
 		var limit int64
-		if err := tx.QueryRowContext(ctx, s.q.productLimit, o.ProductID).Scan(&limit); err != nil {
+		if err := s.queryRow(ctx, tx, s.q.productLimit, []any{o.ProductID}, &limit); err != nil {
 			return fmt.Errorf("read limit: %w", err)
 		}
 		return s.finish(ctx, tx, o, limit)
@@ -502,12 +604,36 @@ const batchRows = 200
 // CommitBatch implements shop.Store. Stock and purchases are updated only
 // for orders this call inserted, in product and user order so that two
 // concurrent batches cannot deadlock.
-func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) (rejected []string, err error) {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		inserted := make(map[string]bool, len(orders))
-		for chunk := range slices.Chunk(orders, batchRows) {
-			if err := s.insertOrders(ctx, tx, chunk, inserted); err != nil {
-				return err
+		if s.d.Embedded {
+			for _, o := range orders {
+				res, err := s.exec(ctx, tx, s.q.insertOrder, orderArgs(o)...)
+				if err != nil {
+					return fmt.Errorf("insert order: %w", err)
+				}
+				if n, _ := res.RowsAffected(); n == 1 {
+					inserted[o.ID] = true
+				}
+			}
+		} else {
+			for chunk := range slices.Chunk(orders, batchRows) {
+				if err := s.insertOrders(ctx, tx, chunk, inserted); err != nil {
+					return err
+				}
+			}
+		}
+		for _, o := range orders {
+			if inserted[o.ID] {
+				continue
+			}
+			var n int
+			if err := s.queryRow(ctx, tx, s.q.orderExists, []any{o.ID}, &n); err != nil {
+				return fmt.Errorf("check order: %w", err)
+			}
+			if n == 0 {
+				rejected = append(rejected, o.ID)
 			}
 		}
 		type pu struct {
@@ -523,7 +649,7 @@ func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) error {
 			}
 		}
 		for _, id := range slices.Sorted(maps.Keys(perProduct)) {
-			if _, err := tx.ExecContext(ctx, s.q.takeReserved, perProduct[id], perProduct[id], id); err != nil {
+			if _, err := s.exec(ctx, tx, s.q.takeReserved, perProduct[id], perProduct[id], id); err != nil {
 				return fmt.Errorf("take stock: %w", err)
 			}
 		}
@@ -537,6 +663,14 @@ func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) error {
 			}
 			return strings.Compare(a.user, b.user)
 		})
+		if s.d.Embedded {
+			for _, k := range users {
+				if _, err := s.exec(ctx, tx, s.q.addUser, k.product, k.user, perUser[k]); err != nil {
+					return fmt.Errorf("record purchases: %w", err)
+				}
+			}
+			return nil
+		}
 		for chunk := range slices.Chunk(users, batchRows) {
 			var b strings.Builder
 			args := make([]any, 0, 3*len(chunk))
@@ -549,12 +683,16 @@ func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) error {
 				args = append(args, k.product, k.user, perUser[k])
 			}
 			b.WriteString(` ON CONFLICT (product_id, user_id) DO UPDATE SET quantity = user_purchases.quantity + excluded.quantity`)
-			if _, err := tx.ExecContext(ctx, s.bind(b.String()), args...); err != nil {
+			if _, err := s.exec(ctx, tx, s.bind(b.String()), args...); err != nil {
 				return fmt.Errorf("record purchases: %w", err)
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return rejected, nil
 }
 
 func (s *Store) insertOrders(ctx context.Context, tx *sql.Tx, orders []shop.Order, inserted map[string]bool) error {
@@ -569,7 +707,7 @@ func (s *Store) insertOrders(ctx context.Context, tx *sql.Tx, orders []shop.Orde
 		args = append(args, orderArgs(o)...)
 	}
 	b.WriteString(` ON CONFLICT DO NOTHING RETURNING id`)
-	rows, err := tx.QueryContext(ctx, s.bind(b.String()), args...)
+	rows, err := s.query(ctx, tx, s.bind(b.String()), args...)
 	if err != nil {
 		return fmt.Errorf("insert orders: %w", err)
 	}
