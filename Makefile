@@ -1,6 +1,8 @@
 # The two commands a new user needs: `make run` and `make test`.
 .PHONY: run test build bench
 
+# ARGS picks another subcommand or flags: make run ARGS="shop --strategy naive"
+ARGS ?= shop
 run:
 	go run ./cmd/stampede $(ARGS)
 

@@ -1,0 +1,106 @@
+# Sourced by the test and bench scripts: finds or starts PostgreSQL and
+# Redis and exports STAMPEDE_TEST_PG and STAMPEDE_TEST_REDIS. Expects say
+# and die to be defined. Private servers it starts stop when the script exits.
+
+state=$(mktemp -d /tmp/stampede-test.XXXXXX)
+chmod 755 "$state"
+stoppers=()
+cleanup() {
+  local s
+  for s in "${stoppers[@]}"; do eval "$s" >/dev/null 2>&1 || true; done
+  rm -rf "$state"
+}
+trap cleanup EXIT
+
+can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
+apt_updated=
+apt_install() {
+  can_apt || return 1
+  if [ -z "$apt_updated" ]; then apt-get update -qq >/dev/null 2>&1 || true; apt_updated=1; fi
+  say "installing $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# open_port PORT: true if something listens on 127.0.0.1:PORT.
+open_port() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+free_port() {
+  local p
+  for p in $(seq "$1" $(($1 + 200))); do
+    open_port "$p" || { echo "$p"; return; }
+  done
+  die "no free port from $1"
+}
+
+redis_answers() {
+  local line
+  exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+  printf 'PING\r\n' >&3
+  IFS= read -r -t 3 line <&3 || true
+  exec 3<&-
+  [[ "$line" == +PONG* ]]
+}
+
+pg_bin() {
+  local d
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$d/initdb" ] && { echo "$d"; return; }
+  done
+  command -v initdb >/dev/null && dirname "$(command -v initdb)"
+}
+
+# as_db_user CMD…: initdb and postgres refuse to run as root.
+as_db_user() {
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+ensure_postgres() {
+  if [ -n "${STAMPEDE_TEST_PG:-}" ]; then say "PostgreSQL from STAMPEDE_TEST_PG"; return; fi
+  if open_port 5432 && command -v psql >/dev/null &&
+     psql "postgres://postgres@127.0.0.1:5432/test?sslmode=disable" -qtAc 'select 1' >/dev/null 2>&1; then
+    export STAMPEDE_TEST_PG="postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+    say "PostgreSQL: the running server on 127.0.0.1:5432"
+    return
+  fi
+  local bin; bin=$(pg_bin || true)
+  if [ -z "$bin" ]; then
+    apt_install postgresql || die "PostgreSQL is neither running on 127.0.0.1:5432 nor installed; install it (apt-get install postgresql) or set STAMPEDE_TEST_PG"
+    bin=$(pg_bin) || die "postgresql installed but initdb not found"
+  fi
+  local port; port=$(free_port 55432)
+  local dir="$state/pg"
+  mkdir -p "$dir"
+  [ "$(id -u)" = 0 ] && { as_db_user true; chown postgres "$dir"; }
+  as_db_user "$bin/initdb" -D "$dir/data" -U postgres -A trust >"$state/initdb.log" 2>&1 || { cat "$state/initdb.log" >&2; die "initdb failed"; }
+  as_db_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null ||
+    { cat "$dir/log" >&2; die "could not start a private PostgreSQL"; }
+  stoppers+=("as_db_user '$bin/pg_ctl' -D '$dir/data' -m immediate stop")
+  export STAMPEDE_TEST_PG="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+  say "PostgreSQL: a private server on 127.0.0.1:$port"
+}
+
+ensure_redis() {
+  if [ -n "${STAMPEDE_TEST_REDIS:-}" ]; then say "Redis from STAMPEDE_TEST_REDIS"; return; fi
+  if redis_answers 6379; then
+    export STAMPEDE_TEST_REDIS="redis://127.0.0.1:6379/0"
+    say "Redis: the running server on 127.0.0.1:6379"
+    return
+  fi
+  if ! command -v redis-server >/dev/null; then
+    apt_install redis-server || die "Redis is neither running on 127.0.0.1:6379 nor installed; install it (apt-get install redis-server) or set STAMPEDE_TEST_REDIS"
+  fi
+  local port; port=$(free_port 56379)
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --dir "$state" --pidfile "$state/redis.pid" --logfile "$state/redis.log" >/dev/null
+  for _ in $(seq 50); do redis_answers "$port" && break; sleep 0.1; done
+  redis_answers "$port" || die "could not start a private Redis"
+  stoppers+=("kill \$(cat '$state/redis.pid')")
+  export STAMPEDE_TEST_REDIS="redis://127.0.0.1:$port/0"
+  say "Redis: a private server on 127.0.0.1:$port"
+}
+
