@@ -29,6 +29,8 @@ var errUsage = errors.New("usage")
 func commands() []command {
 	return []command{
 		{"shop", "run the flash-sale order service", runShop},
+		{"load", "bring the crowd: load-test an HTTP service or the shop", runLoad},
+		{"report", "merge .stl results from stampede load -o; print or write HTML", runReport},
 	}
 }
 

@@ -1,0 +1,533 @@
+// Package load is stampede's load generator: a closed model (virtual users
+// that each wait for their last answer) or an open model (a fixed arrival
+// rate, latency measured from each request's intended send time), over a
+// lean HTTP/1.1 client that reuses its buffers, with HdrHistogram latency
+// and the flash-sale scenario's correctness bookkeeping.
+package load
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Target is one request to send.
+type Target struct {
+	Method string
+	URL    *url.URL
+	Header http.Header
+	Body   []byte
+}
+
+// FlashSale is the scenario that buys from a stampede shop: purchase k goes
+// to user k mod Users with its own Idempotency-Key, kept across retries.
+type FlashSale struct {
+	ProductID string // as a JSON literal: 7 or "abc"
+	Users     int
+	Quantity  int
+	RunID     string // keys are RunID-k, so runs do not replay each other
+}
+
+// Config describes a run. Set either Rate (open model) or Users (closed).
+type Config struct {
+	Targets     []Target
+	Users       int           // closed model: virtual users
+	Rate        float64       // open model: requests per second
+	MaxInFlight int           // open model: requests in flight at most
+	Stages      []Stage       // ramp Users or Rate instead of holding it
+	Duration    time.Duration // stop after this long (0: by Requests or stages)
+	Requests    int64         // stop after this many requests (0: by time)
+	Think       time.Duration // closed model: pause between a user's requests
+	Timeout     time.Duration // per request
+	KeepAlive   bool
+	Connections int      // cap on open connections (0: one per user or in-flight request)
+	SourceIPs   []net.IP // local addresses to spread connections over
+	Insecure    bool     // accept any TLS certificate
+	Sale        *FlashSale
+	// Tick, if not nil, is called once a second with the second just ended.
+	Tick func(elapsed time.Duration, s Second)
+}
+
+// Errors a Config can have.
+var (
+	ErrNoTarget = errors.New("no target")
+	ErrNoStop   = errors.New("set -d, -n or --stages, or the run never ends")
+)
+
+func (c *Config) check() error {
+	switch {
+	case len(c.Targets) == 0:
+		return ErrNoTarget
+	case c.Duration == 0 && c.Requests == 0 && c.Stages == nil:
+		return ErrNoStop
+	case c.Rate < 0 || c.Users < 0 || c.Requests < 0 || c.Duration < 0:
+		return errors.New("rates, users, counts and durations must not be negative")
+	case c.Rate == 0 && c.Users == 0 && c.Stages == nil:
+		return errors.New("set -c users (closed model) or --rate (open model)")
+	}
+	for _, t := range c.Targets {
+		if t.URL.Scheme != "http" && t.URL.Scheme != "https" {
+			return fmt.Errorf("target %s: only http and https URLs", t.URL)
+		}
+	}
+	return nil
+}
+
+// open reports whether the run uses the open model.
+func (c *Config) open() bool { return c.Rate > 0 }
+
+// Run runs the load until the duration, the request count or the stages
+// end, or ctx is cancelled (which still returns the result so far).
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	e := &engine{cfg: cfg, res: NewResult()}
+	e.res.Mode, e.res.Target = "closed", cfg.Targets[0].URL.String()
+	if cfg.open() {
+		e.res.Mode = "open"
+	}
+	e.shards = make([]*shard, 16)
+	for i := range e.shards {
+		e.shards[i] = &shard{w: newWindow()}
+	}
+	e.dial = (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: -1}).DialContext
+	e.std = &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{
+		TLSClientConfig:     &tls.Config{InsecureSkipVerify: cfg.Insecure},
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: max(cfg.Users, cfg.MaxInFlight, 100),
+		MaxConnsPerHost:     cfg.Connections,
+		DisableKeepAlives:   !cfg.KeepAlive,
+		DialContext:         e.dialContext,
+	}}
+	if cfg.Connections > 0 {
+		e.connSlots = make(chan struct{}, cfg.Connections)
+	}
+	e.reqs = make([][]byte, len(cfg.Targets))
+	for i, t := range cfg.Targets {
+		e.reqs[i] = buildRequest(t, cfg.KeepAlive)
+	}
+	return e.run(ctx)
+}
+
+// shard is a share of the recording; workers spread over shards so that
+// neither one lock nor one histogram per worker (c can be 100,000) is needed.
+type shard struct {
+	mu sync.Mutex
+	w  *window
+}
+
+type engine struct {
+	cfg       Config
+	res       *Result
+	shards    []*shard
+	reqs      [][]byte
+	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
+	std       *http.Client
+	connSlots chan struct{}
+	issued    atomic.Int64
+	purchases atomic.Int64
+	srcNext   atomic.Uint64
+	start     time.Time
+}
+
+func (e *engine) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if len(e.cfg.SourceIPs) == 0 {
+		return e.dial(ctx, network, addr)
+	}
+	ip := e.cfg.SourceIPs[e.srcNext.Add(1)%uint64(len(e.cfg.SourceIPs))]
+	d := net.Dialer{Timeout: e.cfg.Timeout, KeepAlive: -1, LocalAddr: &net.TCPAddr{IP: ip}}
+	return d.DialContext(ctx, network, addr)
+}
+
+// take claims the next request slot, or reports the run is over by count.
+func (e *engine) take() bool {
+	return e.cfg.Requests == 0 || e.issued.Add(1) <= e.cfg.Requests
+}
+
+func (e *engine) run(ctx context.Context) (*Result, error) {
+	end := e.cfg.Duration
+	if end == 0 && e.cfg.Stages != nil {
+		end = profile{stages: e.cfg.Stages}.total()
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	if end > 0 {
+		runCtx, cancel = context.WithTimeout(ctx, end)
+	}
+	defer cancel()
+
+	e.start = time.Now()
+	e.res.Started = e.start
+	var wg sync.WaitGroup
+	// Requests already under way finish on ctx (the user's); runCtx only
+	// stops new ones, so the end of the run is not counted as timeouts.
+	if e.cfg.open() {
+		e.runOpen(runCtx, ctx, cancel, end, &wg)
+	} else {
+		e.runClosed(runCtx, ctx, cancel, &wg)
+	}
+
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for {
+		select {
+		case <-tick.C:
+			e.collect(false)
+			continue
+		case <-done:
+		}
+		break
+	}
+	e.res.Duration = time.Since(e.start)
+	if end > 0 && e.res.Duration > end && ctx.Err() == nil {
+		// The run is as long as its schedule; the drain of the last
+		// requests is in their latency, not in the rate.
+		e.res.Duration = end
+	}
+	e.collect(true)
+	if e.cfg.open() {
+		e.res.TargetRPS = e.cfg.Rate
+	}
+	return e.res, nil
+}
+
+// collect moves every shard's window into the result as one second.
+func (e *engine) collect(last bool) {
+	sec := Second{Latency: newHistogram()}
+	for _, sh := range e.shards {
+		sh.mu.Lock()
+		w := sh.w
+		sec.Latency.Merge(w.hist)
+		for code, n := range w.status {
+			if n > 0 {
+				e.res.Status[code] += n
+			}
+		}
+		for k, n := range w.errors {
+			e.res.Errors[k] += n
+			sec.Errors += n
+		}
+		e.res.BytesIn += w.bytesIn
+		e.res.BytesOut += w.bytesOut
+		if e.cfg.Sale != nil {
+			if e.res.Sale == nil {
+				e.res.Sale = &SaleCounts{}
+			}
+			e.res.Sale.add(w.sale)
+			for _, id := range w.orders {
+				e.res.Orders[id] = true
+			}
+		}
+		w.reset()
+		sh.mu.Unlock()
+	}
+	sec.Requests = sec.Latency.TotalCount() + sec.Errors
+	if last && sec.Requests == 0 && len(e.res.Seconds) > 0 {
+		return
+	}
+	e.res.Latency.Merge(sec.Latency)
+	e.res.Seconds = append(e.res.Seconds, sec)
+	if e.res.Sale != nil {
+		e.res.Sale.Acknowledged = int64(len(e.res.Orders))
+	}
+	if e.cfg.Tick != nil {
+		e.cfg.Tick(time.Since(e.start), sec)
+	}
+}
+
+// runClosed starts one goroutine per virtual user. With stages, users
+// above the current target wait.
+func (e *engine) runClosed(ctx, io context.Context, stop context.CancelFunc, wg *sync.WaitGroup) {
+	users := e.cfg.Users
+	prof := profile{constant: float64(users)}
+	if e.cfg.Stages != nil {
+		prof = profile{stages: e.cfg.Stages}
+		for _, s := range e.cfg.Stages {
+			users = max(users, int(s.Target+0.5))
+		}
+	}
+	for u := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := e.newWorker(u)
+			defer w.close()
+			for ctx.Err() == nil {
+				if e.cfg.Stages != nil && float64(u) >= prof.at(time.Since(e.start)) {
+					sleep(ctx, 10*time.Millisecond)
+					continue
+				}
+				if !e.take() {
+					stop()
+					return
+				}
+				w.do(io, time.Now())
+				if e.cfg.Think > 0 {
+					sleep(ctx, e.cfg.Think)
+				}
+			}
+		}()
+	}
+}
+
+// runOpen sends requests at their scheduled times. Each goes to an idle
+// worker, the most recently idle first so that connections are reused, or
+// to a new worker while fewer than MaxInFlight exist; otherwise it waits for
+// one. A request that waits keeps its scheduled time, so the wait counts in
+// its latency.
+func (e *engine) runOpen(ctx, io context.Context, stop context.CancelFunc, end time.Duration, wg *sync.WaitGroup) {
+	p := &pacer{rate: profile{constant: e.cfg.Rate}, end: end}
+	if e.cfg.Stages != nil {
+		p.rate = profile{stages: e.cfg.Stages}
+	}
+	limit := e.cfg.MaxInFlight
+	if limit <= 0 {
+		limit = 10000
+	}
+	var mu sync.Mutex
+	var idle []chan time.Time
+	freed := make(chan struct{}, 1)
+	var all []chan time.Time
+	spawn := func() chan time.Time {
+		ch := make(chan time.Time, 1)
+		all = append(all, ch)
+		wg.Add(1)
+		go func(id int) {
+			defer wg.Done()
+			w := e.newWorker(id)
+			defer w.close()
+			for intended := range ch {
+				w.do(io, intended)
+				mu.Lock()
+				idle = append(idle, ch)
+				mu.Unlock()
+				select {
+				case freed <- struct{}{}:
+				default:
+				}
+			}
+		}(len(all))
+		return ch
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() {
+			for _, ch := range all {
+				close(ch)
+			}
+		}()
+		for {
+			off, ok := p.next()
+			if !ok || !e.take() {
+				stop()
+				return
+			}
+			due := e.start.Add(off)
+			if d := time.Until(due); d > 0 && !sleep(ctx, d) {
+				return
+			}
+			for {
+				mu.Lock()
+				var ch chan time.Time
+				if n := len(idle); n > 0 {
+					ch, idle = idle[n-1], idle[:n-1]
+				}
+				mu.Unlock()
+				if ch == nil && len(all) < limit {
+					ch = spawn()
+				}
+				if ch != nil {
+					ch <- due
+					break
+				}
+				select {
+				case <-freed:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+}
+
+// sleep waits d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// worker sends requests one at a time over its own connection.
+type worker struct {
+	e      *engine
+	id     int
+	sh     *shard
+	c      *conn
+	target int
+	buf    []byte // the flash sale's request, rebuilt per purchase
+	sale   bool
+}
+
+func (e *engine) newWorker(id int) *worker {
+	return &worker{e: e, id: id, sh: e.shards[id%len(e.shards)], target: id % len(e.reqs), sale: e.cfg.Sale != nil}
+}
+
+func (w *worker) close() {
+	if w.c != nil && w.c.nc != nil {
+		w.c.nc.Close()
+		if w.e.connSlots != nil {
+			<-w.e.connSlots
+		}
+	}
+}
+
+// do sends one request (one purchase, with retries, in the flash sale)
+// and records it against intended.
+func (w *worker) do(ctx context.Context, intended time.Time) {
+	if w.sale {
+		w.purchase(ctx, intended)
+		return
+	}
+	t := w.e.cfg.Targets[w.target]
+	req := w.e.reqs[w.target]
+	w.target = (w.target + 1) % len(w.e.reqs)
+	status, in, err := w.send(ctx, t, req)
+	w.record(intended, status, in, int64(len(req)), err)
+}
+
+// send performs one request over the lean client, or net/http for https.
+func (w *worker) send(ctx context.Context, t Target, req []byte) (int, int64, error) {
+	if t.URL.Scheme == "https" {
+		return w.sendStd(ctx, t, req)
+	}
+	if w.c == nil || w.c.nc == nil {
+		if w.c != nil && w.e.connSlots != nil {
+			<-w.e.connSlots // the old one closed
+		}
+		if w.e.connSlots != nil {
+			select {
+			case w.e.connSlots <- struct{}{}:
+			case <-ctx.Done():
+				return 0, 0, ctx.Err()
+			}
+		}
+		nc, err := w.e.dialContext(ctx, "tcp", hostPort(t.URL))
+		if err != nil {
+			if w.e.connSlots != nil {
+				<-w.e.connSlots
+			}
+			w.c = nil
+			return 0, 0, err
+		}
+		if w.c == nil {
+			w.c = &conn{r: bufio.NewReaderSize(nc, 16<<10), keepAlive: w.e.cfg.KeepAlive}
+		} else {
+			w.c.r.Reset(nc)
+		}
+		w.c.nc = nc
+	}
+	status, n, err := w.c.roundTrip(req, time.Now().Add(w.e.cfg.Timeout), w.sale)
+	if err != nil && w.c.nc != nil {
+		w.c.nc.Close()
+		w.c.nc = nil
+	}
+	return status, n, err
+}
+
+func (w *worker) sendStd(ctx context.Context, t Target, raw []byte) (int, int64, error) {
+	body := raw[bytes.Index(raw, []byte("\r\n\r\n"))+4:]
+	req, err := http.NewRequestWithContext(ctx, t.Method, t.URL.String(), bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, err
+	}
+	for k, v := range t.Header {
+		req.Header[k] = v
+	}
+	if w.sale {
+		req.Header.Set("Content-Type", "application/json")
+		key := raw[bytes.Index(raw, []byte("Idempotency-Key: "))+17:]
+		req.Header.Set("Idempotency-Key", string(key[:bytes.IndexByte(key, '\r')]))
+	}
+	resp, err := w.e.std.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if w.c == nil {
+		w.c = &conn{}
+	}
+	w.c.body = w.c.body[:0]
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
+	if w.sale {
+		w.c.body = append(w.c.body, b[:min(len(b), maxKeptBody)]...)
+	}
+	return resp.StatusCode, int64(len(b)), err
+}
+
+func (w *worker) record(intended time.Time, status int, in, out int64, err error) {
+	us := time.Since(intended).Microseconds()
+	w.sh.mu.Lock()
+	win := w.sh.w
+	if err != nil {
+		win.errors[classify(err)]++
+	} else {
+		win.hist.RecordValue(min(max(us, minLatencyUS), maxLatencyUS))
+		win.status[status]++
+	}
+	win.bytesIn += in
+	win.bytesOut += out
+	w.sh.mu.Unlock()
+}
+
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
+// buildRequest renders a target as HTTP/1.1 bytes, once.
+func buildRequest(t Target, keepAlive bool) []byte {
+	var b bytes.Buffer
+	uri := t.URL.RequestURI()
+	b.WriteString(t.Method + " " + uri + " HTTP/1.1\r\nHost: " + t.URL.Host + "\r\nUser-Agent: stampede\r\n")
+	for k, vs := range t.Header {
+		for _, v := range vs {
+			b.WriteString(k + ": " + v + "\r\n")
+		}
+	}
+	if len(t.Body) > 0 || t.Method == "POST" || t.Method == "PUT" || t.Method == "PATCH" {
+		b.WriteString("Content-Length: " + strconv.Itoa(len(t.Body)) + "\r\n")
+	}
+	if !keepAlive {
+		b.WriteString("Connection: close\r\n")
+	}
+	b.WriteString("\r\n")
+	b.Write(t.Body)
+	return b.Bytes()
+}

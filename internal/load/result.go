@@ -1,0 +1,309 @@
+package load
+
+import (
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Result is everything a run measured. It is what a .stl file holds, and
+// results from several processes or machines merge exactly: histograms add.
+type Result struct {
+	Started   time.Time
+	Duration  time.Duration
+	Mode      string // "closed" or "open"
+	Target    string
+	Latency   *hdrhistogram.Histogram // µs, from each request's intended send time
+	Status    map[int]int64
+	Errors    map[string]int64
+	BytesIn   int64
+	BytesOut  int64
+	Sale      *SaleCounts     // nil unless the flash-sale scenario ran
+	Orders    map[string]bool // acknowledged order ids (flash sale)
+	Seconds   []Second        // one per second of the run
+	TargetRPS float64         // the open model's mean target rate, or 0
+}
+
+// Second is one second of a run.
+type Second struct {
+	Requests int64
+	Errors   int64
+	Latency  *hdrhistogram.Histogram
+}
+
+// NewResult returns an empty Result.
+func NewResult() *Result {
+	return &Result{Latency: newHistogram(), Status: map[int]int64{}, Errors: map[string]int64{}, Orders: map[string]bool{}}
+}
+
+// Requests counts requests answered or failed.
+func (r *Result) Requests() int64 {
+	n := r.Latency.TotalCount()
+	for _, e := range r.Errors {
+		n += e
+	}
+	return n
+}
+
+// Merge adds o into r. Durations take the longer; seconds add by index,
+// so runs started together line up.
+func (r *Result) Merge(o *Result) {
+	if r.Started.IsZero() || (!o.Started.IsZero() && o.Started.Before(r.Started)) {
+		r.Started = o.Started
+	}
+	r.Duration = max(r.Duration, o.Duration)
+	if r.Mode == "" {
+		r.Mode, r.Target = o.Mode, o.Target
+	}
+	r.TargetRPS += o.TargetRPS
+	r.Latency.Merge(o.Latency)
+	for k, v := range o.Status {
+		r.Status[k] += v
+	}
+	for k, v := range o.Errors {
+		r.Errors[k] += v
+	}
+	r.BytesIn += o.BytesIn
+	r.BytesOut += o.BytesOut
+	if o.Sale != nil {
+		if r.Sale == nil {
+			r.Sale = &SaleCounts{}
+		}
+		r.Sale.add(*o.Sale)
+	}
+	maps.Copy(r.Orders, o.Orders)
+	for i, s := range o.Seconds {
+		if i >= len(r.Seconds) {
+			r.Seconds = append(r.Seconds, Second{Latency: newHistogram()})
+		}
+		r.Seconds[i].Requests += s.Requests
+		r.Seconds[i].Errors += s.Errors
+		r.Seconds[i].Latency.Merge(s.Latency)
+	}
+	if r.Sale != nil {
+		r.Sale.Acknowledged = int64(len(r.Orders))
+	}
+}
+
+// Report is the summary printed at the end of a run; --output json prints
+// it as one object.
+type Report struct {
+	Requests        int64            `json:"requests"`
+	DurationSeconds float64          `json:"duration_seconds"`
+	RPS             float64          `json:"rps"`
+	Latency         Percentiles      `json:"latency_seconds"`
+	StatusCodes     map[string]int64 `json:"status_codes"`
+	Errors          map[string]int64 `json:"errors"`
+	BytesIn         int64            `json:"bytes_in"`
+	BytesOut        int64            `json:"bytes_out"`
+	Mode            string           `json:"mode"`
+	TargetRPS       float64          `json:"target_rps,omitempty"`
+	FlashSale       *SaleCounts      `json:"flash_sale,omitempty"`
+}
+
+// Percentiles of latency, in seconds.
+type Percentiles struct {
+	Min  float64 `json:"min"`
+	Mean float64 `json:"mean"`
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Max  float64 `json:"max"`
+}
+
+func percentiles(h *hdrhistogram.Histogram) Percentiles {
+	if h.TotalCount() == 0 {
+		return Percentiles{}
+	}
+	s := func(us int64) float64 { return float64(us) / 1e6 }
+	return Percentiles{
+		Min: s(h.Min()), Mean: math.Round(h.Mean()) / 1e6, Max: s(h.Max()),
+		P50: s(h.ValueAtQuantile(50)), P90: s(h.ValueAtQuantile(90)),
+		P99: s(h.ValueAtQuantile(99)), P999: s(h.ValueAtQuantile(99.9)),
+	}
+}
+
+// Report summarises r.
+func (r *Result) Report() Report {
+	rep := Report{
+		Requests:        r.Requests(),
+		DurationSeconds: r.Duration.Seconds(),
+		Latency:         percentiles(r.Latency),
+		StatusCodes:     map[string]int64{},
+		Errors:          map[string]int64{},
+		BytesIn:         r.BytesIn,
+		BytesOut:        r.BytesOut,
+		Mode:            r.Mode,
+		TargetRPS:       r.TargetRPS,
+		FlashSale:       r.Sale,
+	}
+	if d := r.Duration.Seconds(); d > 0 {
+		rep.RPS = math.Round(float64(rep.Requests)/d*10) / 10
+	}
+	for k, v := range r.Status {
+		rep.StatusCodes[strconv.Itoa(k)] = v
+	}
+	maps.Copy(rep.Errors, r.Errors)
+	return rep
+}
+
+// WriteText prints the report for a person.
+func (rep Report) WriteText(w io.Writer) {
+	ms := func(s float64) string { return strconv.FormatFloat(s*1e3, 'f', 3, 64) + "ms" }
+	fmt.Fprintf(w, "requests      %d in %.2fs, %.1f req/s (%s model", rep.Requests, rep.DurationSeconds, rep.RPS, rep.Mode)
+	if rep.TargetRPS > 0 {
+		fmt.Fprintf(w, ", target %.1f req/s", rep.TargetRPS)
+	}
+	fmt.Fprintln(w, ")")
+	l := rep.Latency
+	fmt.Fprintf(w, "latency       min %s  mean %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
+		ms(l.Min), ms(l.Mean), ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max))
+	fmt.Fprintf(w, "status codes  %s\n", joinCounts(rep.StatusCodes))
+	if len(rep.Errors) > 0 {
+		fmt.Fprintf(w, "errors        %s\n", joinCounts(rep.Errors))
+	}
+	fmt.Fprintf(w, "bytes         in %d, out %d\n", rep.BytesIn, rep.BytesOut)
+	if s := rep.FlashSale; s != nil {
+		fmt.Fprintf(w, "flash sale    acknowledged %d, sold_out %d, limit_exceeded %d, overloaded %d, other %d\n",
+			s.Acknowledged, s.SoldOut, s.LimitExceeded, s.Overloaded, s.Other)
+	}
+}
+
+func joinCounts(m map[string]int64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+": "+strconv.FormatInt(m[k], 10))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// The file format: gzip-compressed JSON, histograms as sparse
+// [value_us, count] pairs.
+type fileResult struct {
+	Format    string           `json:"format"`
+	Started   time.Time        `json:"started"`
+	Duration  float64          `json:"duration_seconds"`
+	Mode      string           `json:"mode"`
+	Target    string           `json:"target"`
+	TargetRPS float64          `json:"target_rps,omitempty"`
+	Latency   [][2]int64       `json:"latency_us"`
+	Status    map[string]int64 `json:"status_codes"`
+	Errors    map[string]int64 `json:"errors"`
+	BytesIn   int64            `json:"bytes_in"`
+	BytesOut  int64            `json:"bytes_out"`
+	Sale      *SaleCounts      `json:"flash_sale,omitempty"`
+	Orders    []string         `json:"order_ids,omitempty"`
+	Seconds   []fileSecond     `json:"seconds"`
+}
+
+type fileSecond struct {
+	Requests int64      `json:"requests"`
+	Errors   int64      `json:"errors"`
+	Latency  [][2]int64 `json:"latency_us"`
+}
+
+const fileFormat = "stampede-load-result/1"
+
+func sparse(h *hdrhistogram.Histogram) [][2]int64 {
+	var out [][2]int64
+	for _, b := range h.Distribution() {
+		if b.Count > 0 {
+			out = append(out, [2]int64{b.From, b.Count})
+		}
+	}
+	return out
+}
+
+func dense(pairs [][2]int64) (*hdrhistogram.Histogram, error) {
+	h := newHistogram()
+	for _, p := range pairs {
+		if err := h.RecordValues(p[0], p[1]); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// WriteFile saves r as a .stl file.
+func (r *Result) WriteFile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	zw := gzip.NewWriter(f)
+	fr := fileResult{
+		Format: fileFormat, Started: r.Started, Duration: r.Duration.Seconds(), Mode: r.Mode, Target: r.Target,
+		TargetRPS: r.TargetRPS, Latency: sparse(r.Latency), Status: map[string]int64{}, Errors: r.Errors,
+		BytesIn: r.BytesIn, BytesOut: r.BytesOut, Sale: r.Sale, Orders: slices.Sorted(maps.Keys(r.Orders)),
+	}
+	for k, v := range r.Status {
+		fr.Status[strconv.Itoa(k)] = v
+	}
+	for _, s := range r.Seconds {
+		fr.Seconds = append(fr.Seconds, fileSecond{Requests: s.Requests, Errors: s.Errors, Latency: sparse(s.Latency)})
+	}
+	err = json.NewEncoder(zw).Encode(fr)
+	if cerr := zw.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// ReadFile loads a .stl file.
+func ReadFile(path string) (*Result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a stampede result file: %w", path, err)
+	}
+	var fr fileResult
+	if err := json.NewDecoder(zr).Decode(&fr); err != nil || fr.Format != fileFormat {
+		return nil, fmt.Errorf("%s is not a stampede result file (%v)", path, err)
+	}
+	r := NewResult()
+	r.Started, r.Duration, r.Mode, r.Target, r.TargetRPS = fr.Started, time.Duration(fr.Duration*float64(time.Second)), fr.Mode, fr.Target, fr.TargetRPS
+	if r.Latency, err = dense(fr.Latency); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for k, v := range fr.Status {
+		code, err := strconv.Atoi(k)
+		if err != nil {
+			return nil, fmt.Errorf("%s: status %q", path, k)
+		}
+		r.Status[code] = v
+	}
+	maps.Copy(r.Errors, fr.Errors)
+	r.BytesIn, r.BytesOut, r.Sale = fr.BytesIn, fr.BytesOut, fr.Sale
+	for _, id := range fr.Orders {
+		r.Orders[id] = true
+	}
+	for _, s := range fr.Seconds {
+		h, err := dense(s.Latency)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		r.Seconds = append(r.Seconds, Second{Requests: s.Requests, Errors: s.Errors, Latency: h})
+	}
+	return r, nil
+}

@@ -1,0 +1,143 @@
+package load
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"time"
+)
+
+// purchaseRetries is how many times a purchase is sent again, with the same
+// Idempotency-Key, after a 503 or a transport error.
+const purchaseRetries = 3
+
+// purchase buys once for user k mod Users. Every attempt is a request of
+// its own in the statistics; the outcome is counted once.
+func (w *worker) purchase(ctx context.Context, intended time.Time) {
+	s := w.e.cfg.Sale
+	k := w.e.purchases.Add(1) - 1
+	t := w.e.cfg.Targets[0]
+	w.buf = appendPurchase(w.buf[:0], t, s, k, w.e.cfg.KeepAlive)
+	for attempt := 0; ; attempt++ {
+		status, in, err := w.send(ctx, t, w.buf)
+		w.record(intended, status, in, int64(len(w.buf)), err)
+		var body []byte
+		if w.c != nil {
+			body = w.c.body
+		}
+		outcome, id := saleOutcome(status, body, err)
+		if outcome == outcomeRetry && attempt < purchaseRetries && ctx.Err() == nil {
+			sleep(ctx, time.Duration(attempt+1)*50*time.Millisecond)
+			intended = time.Now()
+			continue
+		}
+		w.sh.mu.Lock()
+		sc := &w.sh.w.sale
+		switch outcome {
+		case outcomeAcknowledged:
+			w.sh.w.orders = append(w.sh.w.orders, id)
+		case outcomeSoldOut:
+			sc.SoldOut++
+		case outcomeLimit:
+			sc.LimitExceeded++
+		case outcomeRetry:
+			if status == 503 {
+				sc.Overloaded++
+			} else {
+				sc.Other++
+			}
+		default:
+			sc.Other++
+		}
+		w.sh.mu.Unlock()
+		return
+	}
+}
+
+type outcome int
+
+const (
+	outcomeOther outcome = iota
+	outcomeAcknowledged
+	outcomeSoldOut
+	outcomeLimit
+	outcomeRetry
+)
+
+// saleOutcome reads a shop's answer without decoding JSON: 200 and 201
+// carry "order_id", a 409 carries an error "code".
+func saleOutcome(status int, body []byte, err error) (outcome, string) {
+	switch {
+	case err != nil, status == 503:
+		return outcomeRetry, ""
+	case status == 200 || status == 201:
+		if id := jsonString(body, `"order_id"`); id != "" {
+			return outcomeAcknowledged, id
+		}
+	case status == 409:
+		switch jsonString(body, `"code"`) {
+		case "sold_out":
+			return outcomeSoldOut, ""
+		case "limit_exceeded":
+			return outcomeLimit, ""
+		}
+	}
+	return outcomeOther, ""
+}
+
+// jsonString finds "key":"value" in a flat JSON body and returns value (no
+// escapes expected in ids and codes).
+func jsonString(body []byte, key string) string {
+	i := bytes.Index(body, []byte(key))
+	if i < 0 {
+		return ""
+	}
+	rest := bytes.TrimLeft(body[i+len(key):], " \t")
+	if len(rest) == 0 || rest[0] != ':' {
+		return ""
+	}
+	rest = bytes.TrimLeft(rest[1:], " \t")
+	if len(rest) == 0 || rest[0] != '"' {
+		return ""
+	}
+	end := bytes.IndexByte(rest[1:], '"')
+	if end < 0 {
+		return ""
+	}
+	return string(rest[1 : 1+end])
+}
+
+// appendPurchase renders purchase k's request into b.
+func appendPurchase(b []byte, t Target, s *FlashSale, k int64, keepAlive bool) []byte {
+	user := k % int64(s.Users)
+	body := len(`{"product_id":,"user_id":"u","quantity":}`) + len(s.ProductID) + digits(user) + digits(int64(s.Quantity))
+	b = append(b, "POST "...)
+	b = append(b, t.URL.RequestURI()...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, t.URL.Host...)
+	b = append(b, "\r\nUser-Agent: stampede\r\nContent-Type: application/json\r\nIdempotency-Key: "...)
+	b = append(b, s.RunID...)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, k, 10)
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(body), 10)
+	if !keepAlive {
+		b = append(b, "\r\nConnection: close"...)
+	}
+	b = append(b, "\r\n\r\n{\"product_id\":"...)
+	b = append(b, s.ProductID...)
+	b = append(b, `,"user_id":"u`...)
+	b = strconv.AppendInt(b, user, 10)
+	b = append(b, `","quantity":`...)
+	b = strconv.AppendInt(b, int64(s.Quantity), 10)
+	return append(b, '}')
+}
+
+func digits(n int64) int {
+	d := 1
+	for n >= 10 {
+		n /= 10
+		d++
+	}
+	return d
+}

@@ -1,0 +1,92 @@
+package load
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Latencies are recorded in microseconds, from 1 µs to 10 minutes, to
+// three significant figures.
+const (
+	minLatencyUS = 1
+	maxLatencyUS = 600_000_000
+	sigFigs      = 3
+)
+
+func newHistogram() *hdrhistogram.Histogram {
+	return hdrhistogram.New(minLatencyUS, maxLatencyUS, sigFigs)
+}
+
+// Error classes, as reported.
+const (
+	ErrConnectRefused = "connect_refused"
+	ErrTimeout        = "timeout"
+	ErrReset          = "reset"
+	ErrClosed         = "closed"
+	ErrMalformed      = "malformed"
+	ErrOther          = "other"
+)
+
+// classify names the class of a transport error.
+func classify(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return ErrConnectRefused
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return ErrTimeout
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return ErrReset
+	case errors.Is(err, errClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return ErrClosed
+	case errors.Is(err, errMalformed):
+		return ErrMalformed
+	}
+	return ErrOther
+}
+
+// SaleCounts are the flash-sale scenario's outcomes.
+type SaleCounts struct {
+	Acknowledged  int64 `json:"acknowledged"`
+	SoldOut       int64 `json:"sold_out"`
+	LimitExceeded int64 `json:"limit_exceeded"`
+	Overloaded    int64 `json:"overloaded"`
+	Other         int64 `json:"other"`
+}
+
+func (s *SaleCounts) add(o SaleCounts) {
+	s.Acknowledged += o.Acknowledged
+	s.SoldOut += o.SoldOut
+	s.LimitExceeded += o.LimitExceeded
+	s.Overloaded += o.Overloaded
+	s.Other += o.Other
+}
+
+// window is what workers record between two ticks of the reporter.
+type window struct {
+	hist     *hdrhistogram.Histogram
+	status   [600]int64
+	errors   map[string]int64
+	bytesIn  int64
+	bytesOut int64
+	sale     SaleCounts
+	orders   []string
+}
+
+func newWindow() *window {
+	return &window{hist: newHistogram(), errors: map[string]int64{}}
+}
+
+func (w *window) reset() {
+	w.hist.Reset()
+	w.status = [600]int64{}
+	clear(w.errors)
+	w.bytesIn, w.bytesOut, w.sale, w.orders = 0, 0, SaleCounts{}, w.orders[:0]
+}
+
+func (w *window) requests() int64 { return w.hist.TotalCount() }
