@@ -1,0 +1,297 @@
+package load
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestPacerConstantRate(t *testing.T) {
+	p := &pacer{rate: profile{constant: 2000}, end: time.Second}
+	var n int
+	for {
+		off, ok := p.next()
+		if !ok {
+			break
+		}
+		if want := time.Duration(n) * 500 * time.Microsecond; off != want {
+			t.Fatalf("request %d due at %v, want %v", n, off, want)
+		}
+		n++
+	}
+	if n != 2000 {
+		t.Errorf("%d requests in 1s at 2000/s, want 2000", n)
+	}
+}
+
+func TestPacerStages(t *testing.T) {
+	st, err := ParseStages("10s:100,5s:100,5s:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pacer{rate: profile{stages: st}, end: 20 * time.Second}
+	perStage := make([]int, 3)
+	var last time.Duration
+	for {
+		off, ok := p.next()
+		if !ok {
+			break
+		}
+		if off < last {
+			t.Fatalf("schedule went back from %v to %v", last, off)
+		}
+		last = off
+		switch {
+		case off < 10*time.Second:
+			perStage[0]++
+		case off < 15*time.Second:
+			perStage[1]++
+		default:
+			perStage[2]++
+		}
+	}
+	// Ramp 0→100 over 10s: 500 requests; hold 100 for 5s: 500; ramp down
+	// 5s: 250. The request due exactly on a boundary counts in the next.
+	if want := []int{499, 500, 251}; fmt.Sprint(perStage) != fmt.Sprint(want) {
+		t.Errorf("requests per stage %v, want %v", perStage, want)
+	}
+}
+
+func TestParseStagesErrors(t *testing.T) {
+	for _, s := range []string{"", "10s", "x:5", "10s:-1", "0s:5", "10s:abc"} {
+		if _, err := ParseStages(s); err == nil {
+			t.Errorf("ParseStages(%q) accepted", s)
+		}
+	}
+}
+
+// fixedResult builds a result from known values, two ways split.
+func fixedResult(values []int64, status int, orders ...string) *Result {
+	r := NewResult()
+	r.Mode, r.Target, r.Duration = "closed", "http://example.test/", 2*time.Second
+	r.Started = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	sec := Second{Latency: newHistogram()}
+	for _, v := range values {
+		r.Latency.RecordValue(v)
+		sec.Latency.RecordValue(v)
+		r.Status[status]++
+	}
+	sec.Requests = int64(len(values))
+	r.Seconds = []Second{sec}
+	if orders != nil {
+		r.Sale = &SaleCounts{SoldOut: 3}
+		for _, id := range orders {
+			r.Orders[id] = true
+		}
+		r.Sale.Acknowledged = int64(len(r.Orders))
+	}
+	return r
+}
+
+func TestMergeIsExact(t *testing.T) {
+	var all []int64
+	for i := int64(1); i <= 1000; i++ {
+		all = append(all, i*37)
+	}
+	whole := fixedResult(all, 200)
+	a, b := fixedResult(all[:300], 200), fixedResult(all[300:], 200)
+	a.Merge(b)
+	for _, q := range []float64{0, 50, 90, 99, 99.9, 100} {
+		if got, want := a.Latency.ValueAtQuantile(q), whole.Latency.ValueAtQuantile(q); got != want {
+			t.Errorf("p%v after merge %d, want %d", q, got, want)
+		}
+	}
+	if a.Requests() != 1000 || a.Status[200] != 1000 || a.Seconds[0].Requests != 1000 {
+		t.Errorf("merged %d requests, %d 200s, %d in second 0", a.Requests(), a.Status[200], a.Seconds[0].Requests)
+	}
+}
+
+func TestFileRoundTripAndOrderIDs(t *testing.T) {
+	a := fixedResult([]int64{100, 200, 300}, 201, "o1", "o2")
+	b := fixedResult([]int64{400}, 201, "o2", "o3") // o2 acknowledged to both (a retried purchase)
+	dir := t.TempDir()
+	pa, pb := filepath.Join(dir, "a.stl"), filepath.Join(dir, "b.stl")
+	if err := a.WriteFile(pa); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WriteFile(pb); err != nil {
+		t.Fatal(err)
+	}
+	ra, err := ReadFile(pa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := ReadFile(pb)
+	ra.Merge(rb)
+	if ra.Requests() != 4 || ra.Latency.Max() != a.Latency.Max()*0+rb.Latency.Max() || len(ra.Orders) != 3 ||
+		ra.Sale.Acknowledged != 3 || ra.Sale.SoldOut != 6 {
+		t.Errorf("merged files: %d requests, max %d, orders %v, sale %+v", ra.Requests(), ra.Latency.Max(), ra.Orders, *ra.Sale)
+	}
+	if _, err := ReadFile(filepath.Join("testdata", "report.golden.json")); err == nil {
+		t.Error("a JSON file was read as a result file")
+	}
+}
+
+// TestReportGolden pins the JSON report's shape and numbers.
+func TestReportGolden(t *testing.T) {
+	var vals []int64
+	for i := int64(1); i <= 100; i++ {
+		vals = append(vals, i*1000) // 1 ms … 100 ms
+	}
+	r := fixedResult(vals, 200)
+	r.Errors[ErrTimeout] = 2
+	r.BytesIn, r.BytesOut = 12345, 678
+	got, _ := json.MarshalIndent(r.Report(), "", "  ")
+	golden := filepath.Join("testdata", "report.golden.json")
+	if *update {
+		os.WriteFile(golden, got, 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update once)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("report:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestSaleOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		body   string
+		err    error
+		want   outcome
+		id     string
+	}{
+		{201, `{"order_id":"ab12","product_id":1}`, nil, outcomeAcknowledged, "ab12"},
+		{200, `{"order_id": "ab12"}`, nil, outcomeAcknowledged, "ab12"},
+		{409, `{"error":{"code":"sold_out","message":"x"}}`, nil, outcomeSoldOut, ""},
+		{409, `{"error":{"code":"limit_exceeded"}}`, nil, outcomeLimit, ""},
+		{409, `{"error":{"code":"idempotency_conflict"}}`, nil, outcomeOther, ""},
+		{503, `{"error":{"code":"overloaded"}}`, nil, outcomeRetry, ""},
+		{0, ``, errClosed, outcomeRetry, ""},
+		{201, `{"order":"x"}`, nil, outcomeOther, ""},
+	} {
+		got, id := saleOutcome(tc.status, []byte(tc.body), tc.err)
+		if got != tc.want || id != tc.id {
+			t.Errorf("saleOutcome(%d, %s) = %v %q, want %v %q", tc.status, tc.body, got, id, tc.want, tc.id)
+		}
+	}
+}
+
+func target(t *testing.T, raw string) []Target {
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []Target{{Method: "GET", URL: u}}
+}
+
+// TestKnownLatency runs the closed model against a server that takes 10ms
+// and answers in every framing the client must read.
+func TestKnownLatency(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(10 * time.Millisecond)
+		switch n.Add(1) % 3 {
+		case 0: // chunked
+			w.Write([]byte("chunk one "))
+			w.(http.Flusher).Flush()
+			w.Write([]byte("chunk two"))
+		case 1:
+			w.Header().Set("Content-Length", "5")
+			w.Write([]byte("hello"))
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{Targets: target(t, srv.URL), Users: 4, Requests: 300, KeepAlive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := res.Report()
+	if rep.Requests != 300 || rep.StatusCodes["200"] != 200 || rep.StatusCodes["204"] != 100 || len(rep.Errors) != 0 {
+		t.Errorf("requests %d, statuses %v, errors %v; want 300 = 200×200 + 100×204, no errors", rep.Requests, rep.StatusCodes, rep.Errors)
+	}
+	if rep.Latency.Min < 0.010 {
+		t.Errorf("min latency %.4fs is below the server's 10ms", rep.Latency.Min)
+	}
+}
+
+// stallServer answers at once, except that for one second, starting
+// 500ms in, it answers nothing.
+func stallServer(t *testing.T) *httptest.Server {
+	var once sync.Once
+	var stallUntil time.Time
+	var mu sync.Mutex
+	start := time.Now()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if time.Since(start) > 500*time.Millisecond {
+			once.Do(func() { mu.Lock(); stallUntil = time.Now().Add(time.Second); mu.Unlock() })
+		}
+		mu.Lock()
+		d := time.Until(stallUntil)
+		mu.Unlock()
+		if d > 0 {
+			time.Sleep(d)
+		}
+		w.Write([]byte("ok"))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestStallShowsInOpenModel: a 1s stall delays every request scheduled
+// during it, so the open model's p99 reflects the stall; the closed model's
+// few users simply stop asking during it, and its p99 hides it.
+func TestStallShowsInOpenModel(t *testing.T) {
+	open, err := Run(context.Background(), Config{Targets: target(t, stallServer(t).URL), Rate: 400, Duration: 3 * time.Second, KeepAlive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, err := Run(context.Background(), Config{Targets: target(t, stallServer(t).URL), Users: 2, Duration: 3 * time.Second, KeepAlive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, c := open.Report(), closed.Report()
+	if o.Requests != 1200 || o.StatusCodes["200"] != 1200 {
+		t.Errorf("open model sent %d requests (%v), want exactly 1200 at 400/s for 3s", o.Requests, o.StatusCodes)
+	}
+	if o.Latency.P99 < 0.8 {
+		t.Errorf("open model p99 %.3fs hides a 1s stall", o.Latency.P99)
+	}
+	if c.Latency.Max < 0.8 {
+		t.Errorf("closed model never saw the stall (max %.3fs)", c.Latency.Max)
+	}
+	if c.Latency.P99 >= 0.5 {
+		t.Errorf("closed model p99 %.3fs; expected coordinated omission to hide the stall (%d requests)", c.Latency.P99, c.Requests)
+	}
+}
+
+// TestRateHeld checks the open model sends exactly the scheduled requests.
+func TestRateHeld(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{Targets: target(t, srv.URL), Rate: 2000, Duration: 2 * time.Second, KeepAlive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := res.Report()
+	if rep.Requests != 4000 || rep.RPS != 2000 || len(rep.Errors) != 0 {
+		t.Errorf("%d requests at %.1f/s, errors %v; want 4000 at 2000/s", rep.Requests, rep.RPS, rep.Errors)
+	}
+}
