@@ -337,3 +337,29 @@ func TestLoadFlashSale(t *testing.T) {
 		t.Errorf("html report: %v", err)
 	}
 }
+
+// TestLoadProcsMerge splits a flash sale over two load processes, each
+// spreading its connections over local source addresses, and checks the
+// merged books.
+func TestLoadProcsMerge(t *testing.T) {
+	_, c := startShop(t, "--store", "sqlite:"+filepath.Join(t.TempDir(), "shop.db"))
+	id := c.CreateProduct(t, "phone", 100, 0)
+	out, err := exec.Command(binary, "load", "--procs", "2", "--scenario", "flash-sale", "--product", strconv.FormatInt(id, 10),
+		"--users", "500", "-c", "100", "-n", "1000", "--source-ips", "127.0.0.2-127.0.0.5", "--output", "json", c.Base).Output()
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	var rep struct {
+		Requests  int64 `json:"requests"`
+		FlashSale struct {
+			Acknowledged int64 `json:"acknowledged"`
+			SoldOut      int64 `json:"sold_out"`
+		} `json:"flash_sale"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("report %q: %v", out, err)
+	}
+	if rep.Requests != 1000 || rep.FlashSale.Acknowledged != 100 || rep.FlashSale.SoldOut != 900 {
+		t.Errorf("merged report %+v; want 1000 requests, 100 acknowledged, 900 sold out", rep)
+	}
+}

@@ -140,7 +140,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	var res *load.Result
 	if *procs > 1 {
-		res, err = runLoadProcs(ctx, *procs, args, cfg, stderr)
+		res, err = runLoadProcs(ctx, *procs, args[:len(args)-fs.NArg()], fs.Args(), cfg, stderr)
 	} else {
 		if !*quiet {
 			cfg.Tick = progress(stderr)
@@ -309,7 +309,7 @@ func runID() string {
 
 // runLoadProcs runs n copies of this command, each with a share of the
 // users (or rate, or requests), and merges their result files.
-func runLoadProcs(ctx context.Context, n int, args []string, cfg load.Config, stderr io.Writer) (*load.Result, error) {
+func runLoadProcs(ctx context.Context, n int, flags, positional []string, cfg load.Config, stderr io.Writer) (*load.Result, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -331,7 +331,9 @@ func runLoadProcs(ctx context.Context, n int, args []string, cfg load.Config, st
 	errs := make([]error, n)
 	for i := range n {
 		out := filepath.Join(dir, strconv.Itoa(i)+".stl")
-		a := append(append([]string{"load"}, args...), "--procs", "1", "-o", out, "--output", "none", "--quiet")
+		// The share's flags come after the user's, so they win, and before
+		// the URL, where flag parsing stops.
+		a := append(append([]string{"load"}, flags...), "--procs", "1", "-o", out, "--output", "none", "--quiet")
 		switch {
 		case cfg.Rate > 0:
 			a = append(a, "--rate", strconv.FormatFloat(cfg.Rate/float64(n), 'f', -1, 64))
@@ -344,6 +346,7 @@ func runLoadProcs(ctx context.Context, n int, args []string, cfg load.Config, st
 		if cfg.Sale != nil { // keep idempotency keys apart between processes
 			a = append(a, "--run-id", cfg.Sale.RunID+"p"+strconv.Itoa(i))
 		}
+		a = append(a, positional...)
 		cmd := exec.CommandContext(context.WithoutCancel(ctx), exe, a...)
 		cmd.Stderr = stderr
 		wg.Add(1)
