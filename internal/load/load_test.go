@@ -136,7 +136,7 @@ func TestFileRoundTripAndOrderIDs(t *testing.T) {
 	}
 	rb, _ := ReadFile(pb)
 	ra.Merge(rb)
-	if ra.Requests() != 4 || ra.Latency.Max() != a.Latency.Max()*0+rb.Latency.Max() || len(ra.Orders) != 3 ||
+	if ra.Requests() != 4 || ra.Latency.Max() != rb.Latency.Max() || len(ra.Orders) != 3 ||
 		ra.Sale.Acknowledged != 3 || ra.Sale.SoldOut != 6 {
 		t.Errorf("merged files: %d requests, max %d, orders %v, sale %+v", ra.Requests(), ra.Latency.Max(), ra.Orders, *ra.Sale)
 	}
