@@ -99,6 +99,9 @@ func TestNaiveOversells(t *testing.T) {
 			cfg := shopd.DefaultConfig()
 			cfg.Store = dsn(t)
 			cfg.Strategy = "naive"
+			// Stands for the work between read and write; without it a fast
+			// store can close the window before the crowd reaches it.
+			cfg.Gap = 2 * time.Millisecond
 			c := start(t, cfg)
 			id := c.CreateProduct(t, "phone", 100, 0)
 			r := shoptest.Run(t, c, id, shoptest.Sale{Users: 500, Orders: 2000})
