@@ -134,7 +134,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	default:
 		return bad("unknown --scenario %q (there is flash-sale)", *scenario)
 	}
-	if err := reachable(ctx, cfg.Targets[0].URL, *timeout); err != nil {
+	if err := load.Reachable(ctx, cfg.Targets[0].URL, *timeout); err != nil {
 		return usageError{err}
 	}
 
@@ -190,25 +190,6 @@ func progress(w io.Writer) func(time.Duration, load.Second) {
 		}
 		fmt.Fprintln(w, line)
 	}
-}
-
-// reachable dials the target once, so that a wrong address is one clear
-// line before any load starts.
-func reachable(ctx context.Context, u *url.URL, timeout time.Duration) error {
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
-	}
-	d := net.Dialer{Timeout: min(timeout, 5*time.Second)}
-	c, err := d.DialContext(ctx, "tcp", host)
-	if err != nil {
-		var oe *net.OpError
-		if errors.As(err, &oe) && oe.Err != nil {
-			err = oe.Err
-		}
-		return fmt.Errorf("cannot connect to %s: %v", host, err)
-	}
-	return c.Close()
 }
 
 func makeTarget(method, raw string, hdrs headers, body []byte) (load.Target, error) {

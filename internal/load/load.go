@@ -185,14 +185,13 @@ func (e *engine) run(ctx context.Context) (*Result, error) {
 	defer tick.Stop()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
-	for {
+	for running := true; running; {
 		select {
 		case <-tick.C:
 			e.collect(false)
-			continue
 		case <-done:
+			running = false
 		}
-		break
 	}
 	e.res.Duration = time.Since(e.start)
 	if end > 0 && e.res.Duration > end && ctx.Err() == nil {
@@ -420,7 +419,7 @@ func (w *worker) do(ctx context.Context, intended time.Time) {
 // send performs one request over the lean client, or net/http for https.
 func (w *worker) send(ctx context.Context, t Target, req []byte) (int, int64, error) {
 	if t.URL.Scheme == "https" {
-		return w.sendStd(ctx, t, req)
+		return w.sendStd(ctx, t)
 	}
 	if w.c == nil || w.c.nc == nil {
 		if w.c != nil && w.e.connSlots != nil {
@@ -456,19 +455,15 @@ func (w *worker) send(ctx context.Context, t Target, req []byte) (int, int64, er
 	return status, n, err
 }
 
-func (w *worker) sendStd(ctx context.Context, t Target, raw []byte) (int, int64, error) {
-	body := raw[bytes.Index(raw, []byte("\r\n\r\n"))+4:]
-	req, err := http.NewRequestWithContext(ctx, t.Method, t.URL.String(), bytes.NewReader(body))
+// sendStd sends t through net/http (TLS, and HTTP/2 where offered); raw
+// is only the lean client's rendering of the same request.
+func (w *worker) sendStd(ctx context.Context, t Target) (int, int64, error) {
+	req, err := http.NewRequestWithContext(ctx, t.Method, t.URL.String(), bytes.NewReader(t.Body))
 	if err != nil {
 		return 0, 0, err
 	}
 	for k, v := range t.Header {
 		req.Header[k] = v
-	}
-	if w.sale {
-		req.Header.Set("Content-Type", "application/json")
-		key := raw[bytes.Index(raw, []byte("Idempotency-Key: "))+17:]
-		req.Header.Set("Idempotency-Key", string(key[:bytes.IndexByte(key, '\r')]))
 	}
 	resp, err := w.e.std.Do(req)
 	if err != nil {
@@ -499,6 +494,22 @@ func (w *worker) record(intended time.Time, status int, in, out int64, err error
 	win.bytesIn += in
 	win.bytesOut += out
 	w.sh.mu.Unlock()
+}
+
+// Reachable dials u's host once, so that a wrong address is one clear
+// error before any load starts.
+func Reachable(ctx context.Context, u *url.URL, timeout time.Duration) error {
+	host := hostPort(u)
+	d := net.Dialer{Timeout: min(timeout, 5*time.Second)}
+	c, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Err != nil {
+			err = oe.Err
+		}
+		return fmt.Errorf("cannot connect to %s: %v", host, err)
+	}
+	return c.Close()
 }
 
 func hostPort(u *url.URL) string {

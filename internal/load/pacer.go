@@ -98,12 +98,12 @@ func (p *pacer) next() (time.Duration, bool) {
 	need := 1.0
 	for t := p.t; p.end == 0 || t < p.end; t += step {
 		r := p.rate.at(t)
-		if owe := r * step.Seconds(); owe >= need {
+		owe := r * step.Seconds()
+		if owe >= need {
 			p.t = t + time.Duration(need/r*float64(time.Second))
 			return p.t, p.end == 0 || p.t < p.end
-		} else {
-			need -= owe
 		}
+		need -= owe
 	}
 	return 0, false
 }

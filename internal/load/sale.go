@@ -3,6 +3,7 @@ package load
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"strconv"
 	"time"
 )
@@ -18,6 +19,10 @@ func (w *worker) purchase(ctx context.Context, intended time.Time) {
 	k := w.e.purchases.Add(1) - 1
 	t := w.e.cfg.Targets[0]
 	w.buf = appendPurchase(w.buf[:0], t, s, k, w.e.cfg.KeepAlive)
+	if t.URL.Scheme == "https" { // net/http sends it: give it the parts
+		t.Method, t.Body = "POST", appendSaleBody(nil, s, k)
+		t.Header = http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {saleKey(s, k)}}
+	}
 	for attempt := 0; ; attempt++ {
 		status, in, err := w.send(ctx, t, w.buf)
 		w.record(intended, status, in, int64(len(w.buf)), err)
@@ -124,14 +129,23 @@ func appendPurchase(b []byte, t Target, s *FlashSale, k int64, keepAlive bool) [
 	if !keepAlive {
 		b = append(b, "\r\nConnection: close"...)
 	}
-	b = append(b, "\r\n\r\n{\"product_id\":"...)
+	b = append(b, "\r\n\r\n"...)
+	return appendSaleBody(b, s, k)
+}
+
+// appendSaleBody renders purchase k's JSON body into b.
+func appendSaleBody(b []byte, s *FlashSale, k int64) []byte {
+	b = append(b, `{"product_id":`...)
 	b = append(b, s.ProductID...)
 	b = append(b, `,"user_id":"u`...)
-	b = strconv.AppendInt(b, user, 10)
+	b = strconv.AppendInt(b, k%int64(s.Users), 10)
 	b = append(b, `","quantity":`...)
 	b = strconv.AppendInt(b, int64(s.Quantity), 10)
 	return append(b, '}')
 }
+
+// saleKey is purchase k's Idempotency-Key, the same on every retry.
+func saleKey(s *FlashSale, k int64) string { return s.RunID + "-" + strconv.FormatInt(k, 10) }
 
 func digits(n int64) int {
 	d := 1

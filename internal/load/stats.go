@@ -88,5 +88,3 @@ func (w *window) reset() {
 	clear(w.errors)
 	w.bytesIn, w.bytesOut, w.sale, w.orders = 0, 0, SaleCounts{}, w.orders[:0]
 }
-
-func (w *window) requests() int64 { return w.hist.TotalCount() }

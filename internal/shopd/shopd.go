@@ -257,11 +257,11 @@ func Run(ctx context.Context, cfg Config, args []string, log *slog.Logger, ready
 			return err
 		}
 		st.Close()
-		if ln, err := net.Listen("tcp", cfg.Addr); err != nil {
+		ln, err := net.Listen("tcp", cfg.Addr) // fail here, not in N workers
+		if err != nil {
 			return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-		} else {
-			ln.Close()
 		}
+		ln.Close()
 		return prefork.Supervise(ctx, cfg.Procs, append(args, "--procs", "1", "--strategy", cfg.Strategy), 15*time.Second, log, func() {
 			if ready != nil {
 				ready(cfg.Addr)
