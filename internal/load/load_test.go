@@ -295,3 +295,47 @@ func TestRateHeld(t *testing.T) {
 		t.Errorf("%d requests at %.1f/s, errors %v; want 4000 at 2000/s", rep.Requests, rep.RPS, rep.Errors)
 	}
 }
+
+// TestSaleOverHTTP2 runs the flash sale against a TLS server offering
+// HTTP/2, through the net/http path: every purchase arrives as JSON with
+// its own key, over HTTP/2, and each order id is recorded once.
+func TestSaleOverHTTP2(t *testing.T) {
+	var mu sync.Mutex
+	protos := map[string]int{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			ProductID int64  `json:"product_id"`
+			UserID    string `json:"user_id"`
+			Quantity  int64  `json:"quantity"`
+		}
+		err := json.NewDecoder(r.Body).Decode(&body)
+		key := r.Header.Get("Idempotency-Key")
+		mu.Lock()
+		protos[r.Proto]++
+		mu.Unlock()
+		if err != nil || body.ProductID != 7 || body.Quantity != 1 || body.UserID == "" || key == "" ||
+			r.Header.Get("Content-Type") != "application/json" || r.URL.Path != "/api/orders" {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `{"order_id":"o-%s","user_id":%q}`, key, body.UserID)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{
+		Targets: target(t, srv.URL+"/api/orders"), Users: 4, Requests: 40, KeepAlive: true, Insecure: true,
+		Sale: &FlashSale{ProductID: "7", Users: 10, Quantity: 1, RunID: "r"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := res.Report()
+	if rep.Requests != 40 || rep.StatusCodes["201"] != 40 || rep.FlashSale.Acknowledged != 40 || len(res.Orders) != 40 || !res.Orders["o-r-39"] {
+		t.Errorf("report %+v, %d order ids; want 40 purchases acknowledged, ids o-r-0 … o-r-39", rep, len(res.Orders))
+	}
+	if protos["HTTP/2.0"] != 40 {
+		t.Errorf("protocols seen %v, want 40 × HTTP/2.0", protos)
+	}
+}
