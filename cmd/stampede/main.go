@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/stampede-dev/stampede/internal/lab/costs"
 )
 
 // command is one subcommand. run returns an error to print as one line;
@@ -28,6 +30,8 @@ var errUsage = errors.New("usage")
 
 func commands() []command {
 	return []command{
+		{"lab", "serve the lab: concurrency demos that run on this machine (the default)", runLab},
+		{"bench", "run one lab experiment from the shell and print its figures", runBench},
 		{"shop", "run the flash-sale order service", runShop},
 		{"load", "bring the crowd: load-test an HTTP service or the shop", runLoad},
 		{"report", "merge .stl results from stampede load -o; print or write HTML", runReport},
@@ -35,6 +39,9 @@ func commands() []command {
 }
 
 func main() {
+	if costs.ChildMain() { // a child process of the lab's first chapter
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -45,8 +52,7 @@ func main() {
 // work failed, 2 when the command line was wrong.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		usage(stdout)
-		return 0
+		args = []string{"lab"}
 	}
 	name := args[0]
 	if name == "help" || name == "-h" || name == "--help" || name == "-help" {

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"runtime"
+	"strings"
+
+	"github.com/stampede-dev/stampede/internal/lab"
+	"github.com/stampede-dev/stampede/internal/lab/costs"
+)
+
+// experiments is every lab experiment, in the order of the chapters.
+func experiments() []lab.Experiment {
+	return []lab.Experiment{
+		costs.New(),
+	}
+}
+
+func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("lab", "lab [--addr HOST:PORT] [--open]", stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address; anything but loopback lets other machines run experiments here")
+	open := fs.Bool("open", false, "open the lab in the default browser")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if !lab.IsLoopback(*addr) {
+		fmt.Fprintf(stderr, "warning: the lab listens on %s, so anyone who can reach this machine can run experiments on it\n", *addr)
+	}
+	srv := lab.NewServer(logger(stderr), experiments()...)
+	return lab.ListenAndServe(ctx, *addr, srv.Handler(), func(bound string) {
+		url := "http://" + bound + "/"
+		fmt.Fprintf(stdout, "stampede lab: %s (Ctrl-C stops)\n", url)
+		if *open {
+			if err := openBrowser(url); err != nil {
+				fmt.Fprintf(stderr, "stampede lab: could not open a browser (%v); open %s yourself\n", err, url)
+			}
+		}
+	})
+}
+
+func openBrowser(url string) error {
+	name := "xdg-open"
+	if runtime.GOOS == "darwin" {
+		name = "open"
+	}
+	cmd := exec.Command(name, url)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go func() { _ = cmd.Wait() }()
+	return nil
+}
+
+// paramFlags collects repeated -p key=value.
+type paramFlags map[string]any
+
+func (p paramFlags) String() string { return "" }
+
+func (p paramFlags) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want key=value, got %q", s)
+	}
+	p[k] = v
+	return nil
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", "bench [ID] [-p key=value ...] [--json]", stderr)
+	params := paramFlags{}
+	fs.Var(params, "p", "set a parameter: -p key=value (repeatable)")
+	asJSON := fs.Bool("json", false, "print the result, and the machine it was measured on, as JSON")
+	// Flags may come before or after the experiment id.
+	var positional []string
+	for {
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	exps := experiments()
+	if len(positional) == 0 {
+		listExperiments(stdout, exps)
+		return nil
+	}
+	if len(positional) > 1 {
+		return usageError{fmt.Errorf("one experiment at a time; got %s", strings.Join(positional, " "))}
+	}
+	var exp lab.Experiment
+	for _, e := range exps {
+		if e.Info().ID == positional[0] {
+			exp = e
+		}
+	}
+	if exp == nil {
+		ids := make([]string, len(exps))
+		for i, e := range exps {
+			ids[i] = e.Info().ID
+		}
+		return usageError{fmt.Errorf("no experiment %q (have: %s)", positional[0], strings.Join(ids, ", "))}
+	}
+	values, err := lab.Resolve(exp.Info().Params, params)
+	if err != nil {
+		return usageError{err}
+	}
+	var result lab.Event
+	lastMsg := ""
+	err = lab.Execute(ctx, exp, values, lab.ReadMachine(), func(e lab.Event) {
+		switch e.Kind {
+		case lab.KindProgress:
+			if e.Message != lastMsg {
+				lastMsg = e.Message
+				fmt.Fprintf(stderr, "… %s\n", e.Message)
+			}
+		case lab.KindResult:
+			result = e
+		}
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return errors.New("cancelled")
+		}
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"experiment": exp.Info().ID, "params": values, "machine": result.Machine, "result": result.Data})
+	}
+	m := result.Machine
+	virt := "bare metal"
+	if m.Virtualised {
+		virt = "virtualised"
+		if m.Hypervisor != "" {
+			virt += " (" + m.Hypervisor + ")"
+		}
+	}
+	fmt.Fprintf(stdout, "%s\nmeasured on: %s, %d cores, %s, %s, GOMAXPROCS %d, %s\n\n", exp.Info().Title, m.CPU, m.Cores, m.Kernel, m.Go, m.GOMAXPROCS, virt)
+	if t, ok := result.Data.(lab.TextResult); ok {
+		return t.WriteText(stdout)
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(result.Data)
+}
+
+func listExperiments(w io.Writer, exps []lab.Experiment) {
+	fmt.Fprintln(w, "Experiments (run one with: stampede bench ID [-p key=value ...] [--json]):")
+	for _, e := range exps {
+		info := e.Info()
+		kind := "measured"
+		if info.Simulation {
+			kind = "simulated"
+		}
+		fmt.Fprintf(w, "\n  %-12s chapter %d, %s: %s\n", info.ID, info.Chapter, kind, info.Title)
+		for _, p := range info.Params {
+			bounds := ""
+			switch p.Kind {
+			case lab.Int, lab.Float:
+				bounds = fmt.Sprintf("%v to %v", p.Min, p.Max)
+			case lab.Choice:
+				bounds = strings.Join(p.Choices, " | ")
+			case lab.Bool:
+				bounds = "true | false"
+			case lab.Text:
+				bounds = fmt.Sprintf("text, at most %d bytes", p.MaxLen)
+			}
+			fmt.Fprintf(w, "      -p %s=%v\t(%s) %s\n", p.Name, p.Default, bounds, p.Label)
+		}
+	}
+}

@@ -1,0 +1,314 @@
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+//go:embed web
+var webFS embed.FS
+
+// Web returns the page's files: plain HTML, CSS and JavaScript modules.
+func Web() fs.FS {
+	sub, err := fs.Sub(webFS, "web")
+	if err != nil {
+		panic(err) // the embed pattern guarantees the directory
+	}
+	return sub
+}
+
+// Limits of the run table: a run that is created but never streamed is
+// dropped after pendingTTL, and at most maxPending may wait to be streamed.
+const (
+	pendingTTL = time.Minute
+	maxPending = 64
+)
+
+// Server serves the lab: the page and the experiments' API.
+type Server struct {
+	exps    []Experiment
+	byID    map[string]Experiment
+	machine Machine
+	log     *slog.Logger
+	queue   Queue
+
+	mu      sync.Mutex
+	pending map[string]*pendingRun
+	active  map[string]context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+type pendingRun struct {
+	exp     Experiment
+	values  Values
+	created time.Time
+}
+
+// NewServer returns a server for exps. IDs must be unique.
+func NewServer(log *slog.Logger, exps ...Experiment) *Server {
+	s := &Server{
+		exps:    exps,
+		byID:    make(map[string]Experiment, len(exps)),
+		machine: ReadMachine(),
+		log:     log,
+		pending: map[string]*pendingRun{},
+		active:  map[string]context.CancelFunc{},
+	}
+	for _, e := range exps {
+		id := e.Info().ID
+		if _, dup := s.byID[id]; dup {
+			panic("lab: duplicate experiment id " + id)
+		}
+		s.byID[id] = e
+	}
+	return s
+}
+
+// Handler returns the lab's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /", http.FileServerFS(Web()))
+	mux.HandleFunc("GET /api/experiments", s.list)
+	mux.HandleFunc("GET /api/machine", func(w http.ResponseWriter, r *http.Request) {
+		m := s.machine
+		m.GOMAXPROCS = runtime.GOMAXPROCS(0)
+		writeJSON(w, http.StatusOK, m)
+	})
+	mux.HandleFunc("GET /api/queue", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.queue.State())
+	})
+	mux.HandleFunc("POST /api/experiments/{id}/runs", s.create)
+	mux.HandleFunc("GET /api/runs/{run}/events", s.stream)
+	mux.HandleFunc("DELETE /api/runs/{run}", s.cancel)
+	return mux
+}
+
+// Wait blocks until every run the server started has returned.
+func (s *Server) Wait() { s.wg.Wait() }
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	infos := make([]Info, len(s.exps))
+	for i, e := range s.exps {
+		infos[i] = e.Info()
+	}
+	writeJSON(w, http.StatusOK, infos)
+}
+
+// apiError is the body of every error answer.
+type apiError struct {
+	Error any `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, apiError{Error: map[string]string{"code": code, "message": msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) create(w http.ResponseWriter, r *http.Request) {
+	exp, ok := s.byID[r.PathValue("id")]
+	if !ok {
+		writeError(w, http.StatusNotFound, "unknown_experiment", fmt.Sprintf("no experiment %q", r.PathValue("id")))
+		return
+	}
+	raw := map[string]any{}
+	if r.ContentLength != 0 {
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+		if err := dec.Decode(&raw); err != nil {
+			writeError(w, http.StatusBadRequest, "bad_json", "the body must be a JSON object of parameters: "+err.Error())
+			return
+		}
+	}
+	values, err := Resolve(exp.Info().Params, raw)
+	if err != nil {
+		var pe *ParamError
+		if errors.As(err, &pe) {
+			writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: pe})
+			return
+		}
+		writeError(w, http.StatusUnprocessableEntity, CodeBadParam, err.Error())
+		return
+	}
+	id := newRunID()
+	s.mu.Lock()
+	for k, p := range s.pending {
+		if time.Since(p.created) > pendingTTL {
+			delete(s.pending, k)
+		}
+	}
+	if len(s.pending) >= maxPending {
+		s.mu.Unlock()
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "too_many_runs", "too many runs are waiting to be streamed; try again shortly")
+		return
+	}
+	s.pending[id] = &pendingRun{exp: exp, values: values, created: time.Now()}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusCreated, map[string]string{"id": id, "events": "/api/runs/" + id + "/events"})
+}
+
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("run")
+	s.mu.Lock()
+	cancel, running := s.active[id]
+	_, waiting := s.pending[id]
+	delete(s.pending, id)
+	s.mu.Unlock()
+	if !running && !waiting {
+		writeError(w, http.StatusNotFound, "unknown_run", "no such run, or it has ended")
+		return
+	}
+	if running {
+		cancel()
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// stream runs a created run and streams its events. The run lives as long
+// as this request: when the page goes away, the run is cancelled.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("run")
+	s.mu.Lock()
+	p, ok := s.pending[id]
+	delete(s.pending, id)
+	s.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, "unknown_run", "no such run, or it was already streamed")
+		return
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "no_streaming", "this connection cannot stream")
+		return
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	s.mu.Lock()
+	s.active[id] = cancel
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.active, id)
+		s.mu.Unlock()
+	}()
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	sink := newSink(func(e Event) error {
+		e.RunID = id
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+			return err
+		}
+		flusher.Flush()
+		return nil
+	}, cancel)
+	defer sink.close()
+
+	info := p.exp.Info()
+	if info.Heavy {
+		release, err := s.queue.Acquire(ctx, QueueEntry{Run: id, Experiment: info.ID}, func(ahead int, running QueueEntry) {
+			sink.emit(Event{Kind: KindQueued, Position: ahead,
+				Message: fmt.Sprintf("waiting: %d run(s) ahead; %s is running", ahead, running.Experiment)})
+		})
+		if err != nil {
+			return // the page went away while waiting
+		}
+		defer release()
+	}
+	start := time.Now()
+	err := Execute(ctx, p.exp, p.values, s.machine, sink.emit)
+	switch {
+	case ctx.Err() != nil:
+		s.log.Info("lab run cancelled", "experiment", info.ID, "run", id, "after", time.Since(start).Round(time.Millisecond))
+		sink.emit(Event{Kind: KindError, Message: "cancelled"})
+	case err != nil:
+		s.log.Warn("lab run failed", "experiment", info.ID, "run", id, "err", err)
+		sink.emit(Event{Kind: KindError, Message: err.Error()})
+	default:
+		s.log.Info("lab run done", "experiment", info.ID, "run", id, "took", time.Since(start).Round(time.Millisecond))
+	}
+	sink.emit(Event{Kind: KindEnd})
+}
+
+func newRunID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// sink serialises events from many goroutines and drops them once closed,
+// so a stray emit after Run returns cannot touch a finished response.
+type sink struct {
+	mu     sync.Mutex
+	write  func(Event) error
+	onFail func()
+	closed bool
+}
+
+func newSink(write func(Event) error, onFail func()) *sink {
+	return &sink{write: write, onFail: onFail}
+}
+
+func (s *sink) emit(e Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	if err := s.write(e); err != nil {
+		s.closed = true
+		s.onFail()
+	}
+}
+
+func (s *sink) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+}
+
+// Execute runs exp with checked values, emitting a start event, the
+// experiment's own events and, on its result, the machine it ran on.
+// It is what both the server and `stampede bench` call.
+func Execute(ctx context.Context, exp Experiment, values Values, m Machine, emit func(Event)) error {
+	m.GOMAXPROCS = runtime.GOMAXPROCS(0)
+	start := m
+	emit(Event{Kind: KindStart, Machine: &start, Message: exp.Info().Title})
+	var results atomic.Int32
+	err := exp.Run(ctx, values, func(e Event) {
+		if e.Kind == KindResult {
+			results.Add(1)
+			mm := m
+			e.Machine = &mm
+		}
+		emit(e)
+	})
+	if err == nil && ctx.Err() == nil && results.Load() == 0 {
+		return fmt.Errorf("experiment %s returned no result", exp.Info().ID)
+	}
+	return err
+}
