@@ -12,12 +12,16 @@ import (
 
 	"github.com/stampede-dev/stampede/internal/lab"
 	"github.com/stampede-dev/stampede/internal/lab/costs"
+	"github.com/stampede-dev/stampede/internal/lab/sched"
+	"github.com/stampede-dev/stampede/internal/lab/schedobs"
 )
 
 // experiments is every lab experiment, in the order of the chapters.
 func experiments() []lab.Experiment {
 	return []lab.Experiment{
 		costs.New(),
+		sched.New(),
+		schedobs.New(),
 	}
 }
 

@@ -1,0 +1,189 @@
+// Package schedobs watches the real kernel scheduler, beside chapter 2's
+// simulation: it keeps N threads busy and reads what Linux reports for
+// each in /proc/self/task/TID/schedstat (time on the CPU, time runnable
+// but waiting, number of timeslices) and status (involuntary switches).
+package schedobs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stampede-dev/stampede/internal/lab"
+)
+
+// Experiment keeps threads busy and reads the kernel's accounting.
+type Experiment struct{}
+
+// New returns the experiment.
+func New() *Experiment { return &Experiment{} }
+
+var _ lab.Experiment = (*Experiment)(nil)
+
+// Info describes the experiment.
+func (*Experiment) Info() lab.Info {
+	return lab.Info{
+		ID: "schedstat", Chapter: 2, Heavy: true,
+		Title:   "The real scheduler: N busy threads and what the kernel reports",
+		Summary: "Spins N OS threads for a while and reads each one's run time, wait time and timeslices from /proc.",
+		Params: []lab.Param{
+			{Name: "threads", Label: "Busy threads", Kind: lab.Int, Default: 2 * runtime.NumCPU(), Min: 1, Max: 64},
+			{Name: "ms", Label: "Duration", Unit: "ms", Kind: lab.Int, Default: 1000, Min: 100, Max: 5000},
+		},
+	}
+}
+
+// Thread is what the kernel reported for one busy thread over the run.
+type Thread struct {
+	TID          int     `json:"tid"`
+	RunNs        int64   `json:"runNs"`
+	WaitNs       int64   `json:"waitNs"`
+	Slices       int64   `json:"slices"`
+	Involuntary  int64   `json:"involuntary"`
+	AvgSliceNs   float64 `json:"avgSliceNs"`
+	SharePercent float64 `json:"sharePercent"`
+	Loops        int64   `json:"loops"`
+}
+
+// Result is the experiment's result.
+type Result struct {
+	Threads  []Thread `json:"threads"`
+	WallNs   int64    `json:"wallNs"`
+	Cores    int      `json:"cores"`
+	Expected float64  `json:"expectedSharePercent"` // 100 × min(1, cores/N)
+	Summary  string   `json:"summary"`
+}
+
+type schedstat struct{ run, wait, slices, involuntary int64 }
+
+func read(tid int) (schedstat, error) {
+	var s schedstat
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/schedstat", tid))
+	if err != nil {
+		return s, fmt.Errorf("read schedstat: %w (the kernel needs CONFIG_SCHED_INFO)", err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return s, fmt.Errorf("schedstat of thread %d: unexpected %q", tid, b)
+	}
+	s.run, _ = strconv.ParseInt(f[0], 10, 64)
+	s.wait, _ = strconv.ParseInt(f[1], 10, 64)
+	s.slices, _ = strconv.ParseInt(f[2], 10, 64)
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/status", tid)); err == nil {
+		for line := range strings.Lines(string(st)) {
+			if v, ok := strings.CutPrefix(line, "nonvoluntary_ctxt_switches:"); ok {
+				s.involuntary, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			}
+		}
+	}
+	return s, nil
+}
+
+// Run spins the threads. Each busy goroutine has a P of its own
+// (GOMAXPROCS is raised for the run), so it is the kernel, not Go's
+// scheduler, that decides which thread runs.
+func (*Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) error {
+	n, dur := p.Int("threads"), time.Duration(p.Int("ms"))*time.Millisecond
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), n+1)))
+	var stop atomic.Bool
+	tids := make(chan int, n)
+	loops := make([]atomic.Int64, n)
+	var wg sync.WaitGroup
+	defer func() {
+		stop.Store(true)
+		wg.Wait()
+	}()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+			tids <- unix.Gettid()
+			var k int64
+			for !stop.Load() {
+				for range 1000 {
+					k++
+				}
+				loops[i].Store(k)
+			}
+		}()
+	}
+	ids := make([]int, n)
+	for i := range ids {
+		select {
+		case ids[i] = <-tids:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	before := make([]schedstat, n)
+	for i, tid := range ids {
+		var err error
+		if before[i], err = read(tid); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for time.Since(start) < dur {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		el := time.Since(start)
+		emit(lab.Progress("threads busy", el.Milliseconds(), dur.Milliseconds()))
+		for i, tid := range ids {
+			if s, err := read(tid); err == nil {
+				emit(lab.Point(fmt.Sprintf("thread %d", i+1), float64(el.Milliseconds()), float64(s.run-before[i].run)/1e6))
+			}
+		}
+	}
+	wall := time.Since(start)
+	res := Result{WallNs: wall.Nanoseconds(), Cores: runtime.NumCPU()}
+	res.Expected = 100 * min(1, float64(res.Cores)/float64(n))
+	var minShare, maxShare float64 = 101, -1
+	for i, tid := range ids {
+		after, err := read(tid)
+		if err != nil {
+			return err
+		}
+		t := Thread{TID: tid, RunNs: after.run - before[i].run, WaitNs: after.wait - before[i].wait,
+			Slices: after.slices - before[i].slices, Involuntary: after.involuntary - before[i].involuntary, Loops: loops[i].Load()}
+		if t.Slices > 0 {
+			t.AvgSliceNs = float64(t.RunNs) / float64(t.Slices)
+		}
+		t.SharePercent = 100 * float64(t.RunNs) / float64(wall.Nanoseconds())
+		minShare, maxShare = min(minShare, t.SharePercent), max(maxShare, t.SharePercent)
+		res.Threads = append(res.Threads, t)
+	}
+	res.Summary = fmt.Sprintf("%d busy threads on %d cores: each got %.0f%% to %.0f%% of a core (a fair share is %.0f%%); the rest of the time each sat runnable, waiting for a core.",
+		n, res.Cores, minShare, maxShare, res.Expected)
+	emit(lab.Result(res))
+	return nil
+}
+
+// WriteText prints the per-thread table.
+func (r Result) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "thread\ttid\ton CPU ms\twaiting ms\ttimeslices\tavg slice µs\tinvoluntary\tshare %\t")
+	for i, t := range r.Threads {
+		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%.1f\t%d\t%.0f\t%d\t%.1f\t\n", i+1, t.TID, float64(t.RunNs)/1e6, float64(t.WaitNs)/1e6, t.Slices, t.AvgSliceNs/1e3, t.Involuntary, t.SharePercent)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, "\n"+r.Summary)
+	return err
+}
