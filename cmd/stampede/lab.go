@@ -13,7 +13,9 @@ import (
 	"github.com/stampede-dev/stampede/internal/lab"
 	"github.com/stampede-dev/stampede/internal/lab/costs"
 	"github.com/stampede-dev/stampede/internal/lab/sched"
+	"github.com/stampede-dev/stampede/internal/lab/lostupdate"
 	"github.com/stampede-dev/stampede/internal/lab/schedobs"
+	"github.com/stampede-dev/stampede/internal/lab/syncbench"
 )
 
 // experiments is every lab experiment, in the order of the chapters.
@@ -22,6 +24,8 @@ func experiments() []lab.Experiment {
 		costs.New(),
 		sched.New(),
 		schedobs.New(),
+		syncbench.New(),
+		lostupdate.New(),
 	}
 }
 

@@ -91,7 +91,7 @@ func TestTextbookCases(t *testing.T) {
 			gantt: "P1:0-10 P2:10-20 P3:20-30 P1:30-120", waiting: []int{20, 0, 10}, avgWait: 10, avgTurn: 50, avgResp: 10.0 / 3, checkAvg: true},
 		// OSTEP 7.7: A, B, C of 5 at 0 with a 1-tick slice: response 1.
 		{name: "OSTEP RR response", tasks: tasks([3]int{0, 5}, [3]int{0, 5}, [3]int{0, 5}), cfg: Config{Algorithm: RoundRobin, Quantum: 1},
-			gantt: "P1:0-1 P2:1-2 P3:2-3 P1:3-4 P2:4-5 P3:5-6 P1:6-7 P2:7-8 P3:8-9 P1:9-10 P2:10-11 P3:11-12 P1:12-13 P2:13-14 P3:14-15",
+			gantt:   "P1:0-1 P2:1-2 P3:2-3 P1:3-4 P2:4-5 P3:5-6 P1:6-7 P2:7-8 P3:8-9 P1:9-10 P2:10-11 P3:11-12 P1:12-13 P2:13-14 P3:14-15",
 			waiting: []int{8, 9, 10}, avgWait: 9, avgTurn: 14, avgResp: 1, checkAvg: true},
 		{name: "OSTEP SJF response", tasks: tasks([3]int{0, 5}, [3]int{0, 5}, [3]int{0, 5}), cfg: Config{Algorithm: SJF},
 			gantt: "P1:0-5 P2:5-10 P3:10-15", waiting: []int{0, 5, 10}, avgWait: 5, avgTurn: 10, avgResp: 5, checkAvg: true},
