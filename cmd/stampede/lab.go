@@ -8,12 +8,13 @@ import (
 	"io"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/stampede-dev/stampede/internal/lab"
 	"github.com/stampede-dev/stampede/internal/lab/costs"
-	"github.com/stampede-dev/stampede/internal/lab/sched"
 	"github.com/stampede-dev/stampede/internal/lab/lostupdate"
+	"github.com/stampede-dev/stampede/internal/lab/sched"
 	"github.com/stampede-dev/stampede/internal/lab/schedobs"
 	"github.com/stampede-dev/stampede/internal/lab/syncbench"
 )
@@ -177,7 +178,7 @@ func listExperiments(w io.Writer, exps []lab.Experiment) {
 			bounds := ""
 			switch p.Kind {
 			case lab.Int, lab.Float:
-				bounds = fmt.Sprintf("%v to %v", p.Min, p.Max)
+				bounds = fmt.Sprintf("%s to %s", strconv.FormatFloat(p.Min, 'f', -1, 64), strconv.FormatFloat(p.Max, 'f', -1, 64))
 			case lab.Choice:
 				bounds = strings.Join(p.Choices, " | ")
 			case lab.Bool:

@@ -135,12 +135,12 @@ func (p Param) convert(r any) (any, error) {
 			return nil, bad("want a finite number")
 		}
 		if p.Kind == Int && f != math.Trunc(f) {
-			return nil, bad("%v is not a whole number", f)
+			return nil, bad("%s is not a whole number", num(f))
 		}
 		if f < p.Min || f > p.Max {
 			lo, hi := p.Min, p.Max
 			return nil, &ParamError{Code: CodeOutOfRange, Param: p.Name, Min: &lo, Max: &hi,
-				Message: fmt.Sprintf("%s: %v is out of range: allowed %v to %v", p.Name, f, lo, hi)}
+				Message: fmt.Sprintf("%s: %s is out of range: allowed %s to %s", p.Name, num(f), num(lo), num(hi))}
 		}
 		if p.Kind == Int {
 			return int(f), nil
@@ -187,3 +187,5 @@ func (p Param) convert(r any) (any, error) {
 	}
 	return nil, bad("parameter kind %q is unknown", p.Kind)
 }
+
+func num(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }

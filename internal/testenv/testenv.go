@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -88,4 +89,22 @@ func Redis(t testing.TB) (url, prefix string) {
 		}
 	})
 	return url, prefix
+}
+
+// Chromium returns the path of a Chromium or Chrome for browser tests:
+// STAMPEDE_CHROMIUM, or the first of the usual names on PATH.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("STAMPEDE_CHROMIUM"); p != "" {
+		return p
+	}
+	var err error
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome-stable", "google-chrome"} {
+		var p string
+		if p, err = exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	unavailable(t, "Chromium", err)
+	return ""
 }

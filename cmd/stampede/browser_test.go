@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/stampede-dev/stampede/internal/testenv"
+)
+
+// startLab runs `stampede lab` on a free port and returns its URL. The lab
+// is stopped with Ctrl-C when the test ends and must exit cleanly.
+func startLab(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command(binary, "lab", "--addr", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := regexp.MustCompile(`^stampede lab: (http://\S+) `).FindStringSubmatch(sc.Text()); m != nil {
+				urls <- m[1]
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("lab exited with %v; stderr:\n%s", err, stderr.String())
+		}
+	})
+	select {
+	case u := <-urls:
+		return u
+	case <-time.After(20 * time.Second):
+		t.Fatalf("lab did not print its URL; stderr:\n%s", stderr.String())
+	}
+	return ""
+}
+
+// artifacts is where screenshots go: STAMPEDE_ARTIFACTS or
+// testdata/artifacts at the repository root.
+func artifacts(t *testing.T) string {
+	dir := os.Getenv("STAMPEDE_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "testdata", "artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// browser starts headless Chromium with the flags a closed network needs
+// and collects console errors and uncaught exceptions.
+func browser(t *testing.T) (context.Context, func() []string) {
+	t.Helper()
+	path := testenv.Chromium(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1000),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(alloc)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 4*time.Minute)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	var mu sync.Mutex
+	var problems []string
+	msgs := chromedp.Console(ctx) // subscribed from here on, before any page loads
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			switch m.Type {
+			case chromedp.ConsoleError, chromedp.ConsoleWarning, chromedp.ConsoleException:
+				mu.Lock()
+				problems = append(problems, fmt.Sprintf("%s: %s", m.Type, m.Text))
+				mu.Unlock()
+			}
+		}
+	}()
+	return ctx, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), problems...)
+	}
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(artifacts(t), name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+// runExperiment sets parameters, presses the experiment's Run button and
+// waits until the run has a result.
+func runExperiment(ctx context.Context, id string, params map[string]string) error {
+	var actions []chromedp.Action[chromedp.Void]
+	for k, v := range params {
+		actions = append(actions, chromedp.SetValue(chromedp.CSS(fmt.Sprintf("#p-%s-%s", id, k)), v))
+	}
+	actions = append(actions,
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-run="%s"]`, id))),
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`form[data-experiment="%s"][data-state="done"]`, id))),
+	)
+	return chromedp.Do(ctx, actions...)
+}
+
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("read %s: %v", sel, err)
+	}
+	return s
+}
+
+func mustMatch(t *testing.T, what, pattern, got string) {
+	t.Helper()
+	if !regexp.MustCompile(pattern).MatchString(got) {
+		t.Errorf("%s: %q does not match %s", what, got, pattern)
+	}
+}
+
+// TestBrowserLab loads every chapter in real headless Chromium, runs its
+// demos from the page, checks the numbers that appear and that the
+// console stayed clean, and saves a screenshot of each chapter.
+func TestBrowserLab(t *testing.T) {
+	url := startLab(t)
+	ctx, problems := browser(t)
+	nav := func(hash string) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.Navigate(url+hash), chromedp.WaitReady(chromedp.CSS("#main"))); err != nil {
+			t.Fatalf("open %s: %v", hash, err)
+		}
+	}
+
+	t.Run("home", func(t *testing.T) {
+		nav("#/")
+		if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.Search(`//p[@id="machine"][contains(., "cores")]`))); err != nil {
+			t.Fatal(err)
+		}
+		mustMatch(t, "machine line", `^This lab runs on .+, \d+ cores, .+, go1\.\d+.*, GOMAXPROCS \d+, (not )?virtualised`, text(t, ctx, "#machine"))
+		screenshot(t, ctx, "lab-home.png")
+	})
+
+	t.Run("chapter 1: costs", func(t *testing.T) {
+		nav("#/costs")
+		if err := runExperiment(ctx, "costs", map[string]string{"goroutines": "20000", "threads": "200", "processes": "10", "roundtrips": "2000"}); err != nil {
+			t.Fatal(err)
+		}
+		creations := text(t, ctx, "#table-creations tbody")
+		for _, kind := range []string{"goroutine", "thread", "process"} {
+			mustMatch(t, kind+" row", kind+`\s+[\d,]+\s+[\d.]+ (ns|µs|ms)\s+[\d.]+ (B|KiB|MiB)`, creations)
+		}
+		mustMatch(t, "switch table", `goroutine\s+1\s+2,000\s+[\d.]+ (ns|µs)`, text(t, ctx, "#table-switches tbody"))
+		claims := text(t, ctx, "#table-claims tbody")
+		if n := strings.Count(claims, "takes about"); n != 5 {
+			t.Errorf("claims table has %d claims, want 5:\n%s", n, claims)
+		}
+		mustMatch(t, "verdicts", `(matches|cheaper than claimed|dearer than claimed): [\d.]+ (ns|µs|ms|KiB|MiB|B) here`, claims)
+		mustMatch(t, "100,000 users", `^100,000 users with a thread each would hold [\d.]+ (KiB|MiB|GiB) of memory; with a goroutine each, [\d.]+ (KiB|MiB|GiB): goroutines save [\d.]+ (KiB|MiB|GiB) \(\d+%\)\.`, text(t, ctx, "#users-line"))
+		mustMatch(t, "machine", `^Measured on .+, \d+ cores`, text(t, ctx, "#machine-costs"))
+		screenshot(t, ctx, "lab-chapter1-costs.png")
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#theme"))); err != nil {
+			t.Fatal(err)
+		}
+		screenshot(t, ctx, "lab-chapter1-costs-other-theme.png")
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#theme"))); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("chapter 2: scheduling", func(t *testing.T) {
+		nav("#/scheduling")
+		// Operating System Concepts' round-robin example, quantum 4, against
+		// FCFS: average waiting 17/3 = 5.67 and 17.
+		workload := "P1 0 24\nP2 0 3\nP3 0 3\n"
+		err := runExperiment(ctx, "sched", map[string]string{"workload": workload, "algorithm": "rr", "compare": "fcfs", "quantum": "4"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustMatch(t, "rr averages", `average\s+5\.67\s+15\.67\s+3\.67`, text(t, ctx, "#table-sched-rr"))
+		mustMatch(t, "fcfs averages", `average\s+17\.00\s+27\.00\s+17\.00`, text(t, ctx, "#table-sched-fcfs"))
+		for range 5 {
+			if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#sched-step"))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tick, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS("#sched-tick")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tick != "5" {
+			t.Errorf("after five steps the tick is %s, want 5", tick)
+		}
+		// At tick 5 round robin runs P2 with P3 then P1 waiting.
+		mustMatch(t, "rr queues at tick 5", `Running:\s*P2\s*Ready:\s*P3\s*P1`, text(t, ctx, `[data-algorithm="rr"] .queues`))
+		if err := runExperiment(ctx, "schedstat", map[string]string{"threads": "4", "ms": "300"}); err != nil {
+			t.Fatal(err)
+		}
+		mustMatch(t, "schedstat summary", `^4 busy threads on \d+ cores: each got \d+% to \d+% of a core`, text(t, ctx, "#schedstat-summary"))
+		if rows := strings.Count(text(t, ctx, "#table-schedstat tbody"), "T"); rows != 4 {
+			t.Errorf("schedstat table has %d threads, want 4", rows)
+		}
+		screenshot(t, ctx, "lab-chapter2-scheduling.png")
+	})
+
+	t.Run("chapter 3: sync", func(t *testing.T) {
+		nav("#/sync")
+		if err := runExperiment(ctx, "sync", map[string]string{"goroutines": "4", "ops": "20000"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := text(t, ctx, "#sync-check"); !strings.HasPrefix(got, "Every operation of all 30 points was counted exactly once.") {
+			t.Errorf("sync check: %q", got)
+		}
+		mustMatch(t, "mutex row", `sync\.Mutex\s+[\d.]+ (ns|µs)`, text(t, ctx, "#table-sync tbody"))
+		if err := runExperiment(ctx, "lostupdate", map[string]string{"goroutines": "4", "increments": "10000"}); err != nil {
+			t.Fatal(err)
+		}
+		lost := text(t, ctx, "#table-lostupdate tbody")
+		mustMatch(t, "mutex total", `sync\.Mutex around x = x \+ 1\s+40,000\s+40,000\s+0`, lost)
+		mustMatch(t, "atomic total", `atomic add\s+40,000\s+40,000\s+0`, lost)
+		screenshot(t, ctx, "lab-chapter3-sync.png")
+	})
+
+	t.Run("glossary", func(t *testing.T) {
+		nav("#/glossary")
+		g := text(t, ctx, "#glossary")
+		for _, term := range []string{"进程", "线程", "协程", "上下文切换", "互斥锁", "信号量"} {
+			if !strings.Contains(g, term) {
+				t.Errorf("glossary lacks %s", term)
+			}
+		}
+		screenshot(t, ctx, "lab-glossary.png")
+	})
+
+	if p := problems(); len(p) > 0 {
+		t.Errorf("the page reported %d problem(s):\n%s", len(p), strings.Join(p, "\n"))
+	}
+}

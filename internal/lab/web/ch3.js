@@ -1,0 +1,71 @@
+// Chapter 3: synchronisation primitives under contention, and the lost
+// update that happens without them.
+import { panel, h } from "./run.js";
+import { barChart, lineChart, fmtNs, fmtNum } from "./chart.js";
+import { table } from "./ch1.js";
+
+export async function sync(root) {
+  root.append(
+    h("h1", {}, "3 · Sharing safely: synchronisation under contention"),
+    h("p", {}, h("span", { class: "real-label" }, "REAL MEASUREMENT"),
+      " Each primitive guards the same tiny critical section (add one to a shared counter) while 1, 2, 4, … goroutines hammer it. ",
+      "The chart shows nanoseconds per operation: flat means the primitive scales, rising means the goroutines spend their time waiting for each other. ",
+      "After each point the counter is checked: every operation must have landed exactly once."),
+    h("p", {}, "With more goroutines than cores, only as many as there are cores run at any moment; the rest wait in Go's run queues, which is why a spinlock can look cheap here and be ruinous when a holder is descheduled."),
+  );
+  const card = h("div", { class: "card" });
+  const chart = h("div", { id: "sync-chart" });
+  const out = h("div", { id: "result-sync" });
+  root.append(card, chart, out);
+  const series = {};
+  let prims = [];
+  const names = () => Object.fromEntries(prims.map((p) => [p.id, p.name]));
+  const draw = () => lineChart(chart, { title: "Cost of one operation against the number of goroutines (log scale)",
+    series: Object.entries(series).map(([id, points]) => ({ name: names()[id] || id, points })),
+    x: { label: "Goroutines", log: true }, y: { label: "Per operation", unit: "ns", log: true } });
+  await panel(card, "sync", {
+    onStart() { out.replaceChildren(); chart.replaceChildren(); for (const k in series) delete series[k]; },
+    onEvent(e) {
+      if (e.kind !== "point") return;
+      (series[e.series] ||= []).push([e.x, e.y]);
+      draw();
+    },
+    onResult(r) {
+      prims = r.primitives;
+      draw();
+      const row = (p) => [p.name, ...r.counts.map((g) => {
+        const pt = r.points.find((q) => q.primitive === p.id && q.goroutines === g);
+        return fmtNs(pt.nsPerOp) + (pt.complete ? "" : " *") + (pt.correct ? "" : " LOST");
+      })];
+      const bad = r.points.filter((p) => !p.correct).length;
+      out.append(
+        table(["Per operation", ...r.counts.map((g) => `${g} goroutine${g > 1 ? "s" : ""}`)], r.primitives.map(row), "table-sync"),
+        h("p", { class: "status", id: "sync-check" }, bad ? `${bad} point(s) lost an operation: a bug, please report it.` :
+          `Every operation of all ${r.points.length} points was counted exactly once.` + (r.points.some((p) => !p.complete) ? " * = cut short by the time limit; the figure is over the operations that finished." : "")),
+        h("h2", {}, "When to use which"),
+        table(["Primitive", "For", "Against"], r.primitives.map((p) => [p.name, h("span", { class: "pros" }, p.pros), h("span", { class: "cons" }, p.cons)]), "table-pros"));
+    },
+  });
+
+  root.append(
+    h("h2", {}, "The lost update"),
+    h("p", {}, "N goroutines each add 1 to a shared counter K times. ", h("code", {}, "x = x + 1"),
+      " is two steps, a read and a write; when two goroutines read the same value, one of the two additions vanishes. ",
+      "A mutex makes the pair one step for everyone else; an atomic add does it in one instruction. ",
+      "(Go's race detector would rightly reject a plain ", h("code", {}, "x++"), " here, so the demo reads and writes with separate atomic loads and stores: the same two steps, and the same loss.)"),
+  );
+  const card2 = h("div", { class: "card" });
+  const out2 = h("div", { id: "result-lostupdate" });
+  root.append(card2, out2);
+  await panel(card2, "lostupdate", {
+    onStart() { out2.replaceChildren(); },
+    onResult(r) {
+      const bars = h("div");
+      out2.append(
+        table(["Method", "Expected", "Got", "Lost", "Time"], r.counters.map((c) => [c.method, fmtNum(c.expected),
+          h("span", { class: c.lost ? "wrong" : "right" }, fmtNum(c.got)), c.lost ? `${fmtNum(c.lost)} (${c.lostPercent.toFixed(2)} %)` : "0", fmtNs(c.ns)]), "table-lostupdate"),
+        bars);
+      barChart(bars, { title: "Updates lost", categories: r.counters.map((c) => c.method), series: [{ name: "", values: r.counters.map((c) => c.lost) }], y: { label: "Lost updates", unit: "" } });
+    },
+  });
+}

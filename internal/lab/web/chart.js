@@ -1,0 +1,236 @@
+// The lab's own small SVG chart module: line, bar, Gantt and histogram,
+// with labelled axes and units, legends and tooltips. Colours come from
+// CSS variables so the charts follow the light or dark theme.
+
+const NS = "http://www.w3.org/2000/svg";
+export const palette = ["--c1", "--c2", "--c3", "--c4", "--c5", "--c6", "--c7", "--c8", "--c9", "--c10"];
+export const colour = (i) => `var(${palette[i % palette.length]})`;
+
+function el(name, attrs = {}, parent) {
+  const e = document.createElementNS(NS, name);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+// fmtNs formats nanoseconds; fmtBytes binary bytes; fmtNum plain numbers.
+export function fmtNs(ns) {
+  if (!isFinite(ns)) return "–";
+  if (ns >= 1e9) return (ns / 1e9).toFixed(2) + " s";
+  if (ns >= 1e6) return (ns / 1e6).toFixed(2) + " ms";
+  if (ns >= 1e3) return (ns / 1e3).toFixed(2) + " µs";
+  return ns.toFixed(0) + " ns";
+}
+export function fmtBytes(b) {
+  if (!isFinite(b)) return "–";
+  if (b >= 2 ** 30) return (b / 2 ** 30).toFixed(2) + " GiB";
+  if (b >= 2 ** 20) return (b / 2 ** 20).toFixed(1) + " MiB";
+  if (b >= 2 ** 10) return (b / 2 ** 10).toFixed(1) + " KiB";
+  return b.toFixed(0) + " B";
+}
+export function fmtNum(v) {
+  if (!isFinite(v)) return "–";
+  if (Math.abs(v) >= 1e4 || Number.isInteger(v)) return Math.round(v).toLocaleString("en");
+  return v.toPrecision(3);
+}
+const fmtBy = (unit) => unit === "ns" ? fmtNs : unit === "bytes" ? fmtBytes : (v) => fmtNum(v) + (unit ? " " + unit : "");
+
+// A scale maps data to pixels, linear or log10.
+function scale(min, max, lo, hi, log) {
+  if (log) {
+    min = Math.max(min, 1e-9);
+    const a = Math.log10(min), b = Math.log10(Math.max(max, min * 10));
+    const f = (v) => lo + (Math.log10(Math.max(v, min)) - a) / (b - a) * (hi - lo);
+    const ticks = [];
+    for (let p = Math.floor(a); p <= Math.ceil(b); p++) if (p >= a - 1e-9 && p <= b + 1e-9) ticks.push(10 ** p);
+    f.ticks = ticks.length >= 2 ? ticks : [min, max];
+    return f;
+  }
+  if (max === min) max = min + 1;
+  const step = niceStep((max - min) / 5);
+  const a = Math.floor(min / step) * step, b = Math.ceil(max / step) * step;
+  const f = (v) => lo + (v - a) / (b - a) * (hi - lo);
+  f.ticks = [];
+  for (let v = a; v <= b + step / 2; v += step) f.ticks.push(+v.toPrecision(12));
+  return f;
+}
+function niceStep(raw) {
+  const p = 10 ** Math.floor(Math.log10(raw || 1));
+  const m = raw / p;
+  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
+}
+
+// tooltip shows text beside the pointer while it is over target.
+function tooltip(target, text) {
+  target.addEventListener("mouseenter", (ev) => {
+    let tip = document.getElementById("chart-tip");
+    if (!tip) {
+      tip = document.createElement("div");
+      tip.id = "chart-tip";
+      tip.setAttribute("role", "tooltip");
+      document.body.appendChild(tip);
+    }
+    tip.textContent = text;
+    tip.hidden = false;
+    move(ev);
+  });
+  const move = (ev) => {
+    const tip = document.getElementById("chart-tip");
+    if (tip) { tip.style.left = ev.pageX + 12 + "px"; tip.style.top = ev.pageY + 12 + "px"; }
+  };
+  target.addEventListener("mousemove", move);
+  target.addEventListener("mouseleave", () => { const t = document.getElementById("chart-tip"); if (t) t.hidden = true; });
+}
+
+function frame(container, title, w = 640, h = 300) {
+  container.replaceChildren();
+  const fig = document.createElement("figure");
+  fig.className = "chart";
+  if (title) {
+    const cap = document.createElement("figcaption");
+    cap.textContent = title;
+    fig.appendChild(cap);
+  }
+  const svg = el("svg", { viewBox: `0 0 ${w} ${h}`, role: "img", "aria-label": title || "chart" });
+  fig.appendChild(svg);
+  container.appendChild(fig);
+  return { fig, svg, w, h, m: { l: 70, r: 16, t: 12, b: 46 } };
+}
+
+function axes(f, xs, ys, x, y) {
+  const { svg, w, h, m } = f;
+  const g = el("g", { class: "axes" }, svg);
+  for (const t of ys.ticks) {
+    const py = ys(t);
+    el("line", { x1: m.l, x2: w - m.r, y1: py, y2: py, class: "grid" }, g);
+    el("text", { x: m.l - 6, y: py + 4, "text-anchor": "end" }, g).textContent = fmtBy(y.unit)(t);
+  }
+  if (xs.ticks) for (const t of xs.ticks) {
+    const px = xs(t);
+    el("line", { x1: px, x2: px, y1: h - m.b, y2: h - m.b + 4, class: "axis" }, g);
+    el("text", { x: px, y: h - m.b + 16, "text-anchor": "middle" }, g).textContent = x.fmt ? x.fmt(t) : fmtNum(t);
+  }
+  el("line", { x1: m.l, x2: w - m.r, y1: h - m.b, y2: h - m.b, class: "axis" }, g);
+  el("line", { x1: m.l, x2: m.l, y1: m.t, y2: h - m.b, class: "axis" }, g);
+  el("text", { x: (m.l + w - m.r) / 2, y: h - 8, "text-anchor": "middle", class: "label" }, g).textContent = x.label;
+  el("text", { x: 14, y: (m.t + h - m.b) / 2, "text-anchor": "middle", class: "label", transform: `rotate(-90 14 ${(m.t + h - m.b) / 2})` }, g).textContent = y.label;
+}
+
+function legend(fig, names) {
+  const ul = document.createElement("ul");
+  ul.className = "legend";
+  names.forEach((n, i) => {
+    const li = document.createElement("li");
+    const sw = document.createElement("span");
+    sw.className = "swatch";
+    sw.style.background = colour(i);
+    li.append(sw, n);
+    ul.appendChild(li);
+  });
+  fig.appendChild(ul);
+}
+
+// lineChart draws series [{name, points: [[x, y], …]}].
+// x and y: {label, unit ("ns", "bytes" or text), log, fmt}.
+export function lineChart(container, { title, series, x, y }) {
+  const f = frame(container, title);
+  const pts = series.flatMap((s) => s.points);
+  if (!pts.length) return f;
+  const xv = pts.map((p) => p[0]), yv = pts.map((p) => p[1]).filter((v) => !y.log || v > 0);
+  const xs = scale(Math.min(...xv), Math.max(...xv), f.m.l, f.w - f.m.r, x.log);
+  if (x.ticksAt) xs.ticks = x.ticksAt;
+  const ys = scale(y.log ? Math.min(...yv) : Math.min(0, ...yv), Math.max(...yv), f.h - f.m.b, f.m.t, y.log);
+  axes(f, xs, ys, x, y);
+  const fx = x.fmt || fmtNum, fy = fmtBy(y.unit);
+  series.forEach((s, i) => {
+    const g = el("g", { class: "series", "data-series": s.name }, f.svg);
+    const d = s.points.map((p, k) => `${k ? "L" : "M"}${xs(p[0]).toFixed(1)},${ys(p[1]).toFixed(1)}`).join("");
+    el("path", { d, fill: "none", stroke: colour(i), "stroke-width": 2 }, g);
+    for (const p of s.points) {
+      const c = el("circle", { cx: xs(p[0]), cy: ys(p[1]), r: 4, fill: colour(i), class: "point" }, g);
+      tooltip(c, `${s.name}: ${fy(p[1])} at ${x.label.toLowerCase()} ${fx(p[0])}`);
+    }
+  });
+  legend(f.fig, series.map((s) => s.name));
+  return f;
+}
+
+// barChart draws grouped bars: categories along x, one bar per series.
+export function barChart(container, { title, categories, series, y }) {
+  const f = frame(container, title);
+  const vals = series.flatMap((s) => s.values).filter((v) => isFinite(v) && (!y.log || v > 0));
+  if (!vals.length) return f;
+  const ys = scale(y.log ? Math.min(...vals) / 2 : 0, Math.max(...vals), f.h - f.m.b, f.m.t, y.log);
+  const band = (f.w - f.m.l - f.m.r) / categories.length;
+  const xs = () => 0;
+  axes(f, xs, ys, { label: "" }, y);
+  const bw = Math.min(48, (band * 0.8) / series.length);
+  const fy = fmtBy(y.unit);
+  categories.forEach((c, ci) => {
+    const x0 = f.m.l + ci * band + (band - bw * series.length) / 2;
+    el("text", { x: f.m.l + ci * band + band / 2, y: f.h - f.m.b + 16, "text-anchor": "middle" }, f.svg).textContent = c;
+    series.forEach((s, si) => {
+      const v = s.values[ci];
+      if (!isFinite(v)) return;
+      const top = ys(Math.max(v, y.log ? ys.ticks[0] : 0));
+      const base = f.h - f.m.b;
+      const r = el("rect", { x: x0 + si * bw, y: Math.min(top, base), width: bw - 2, height: Math.abs(base - top), fill: colour(si), class: "bar" }, f.svg);
+      tooltip(r, `${c}, ${s.name}: ${fy(v)}`);
+    });
+  });
+  if (series.length > 1 || series[0].name) legend(f.fig, series.map((s) => s.name));
+  return f;
+}
+
+// histogram bins values and draws the counts.
+export function histogram(container, { title, values, x, bins }) {
+  const f = frame(container, title);
+  if (!values.length) return f;
+  const lo = Math.min(...values), hi = Math.max(...values);
+  const n = bins || Math.min(30, Math.max(5, Math.ceil(Math.sqrt(values.length))));
+  const width = (hi - lo) / n || 1;
+  const counts = new Array(n).fill(0);
+  for (const v of values) counts[Math.min(n - 1, Math.floor((v - lo) / width))]++;
+  const xs = scale(lo, lo + width * n, f.m.l, f.w - f.m.r, false);
+  const ys = scale(0, Math.max(...counts), f.h - f.m.b, f.m.t, false);
+  axes(f, xs, ys, x, { label: "count", unit: "" });
+  const fx = x.fmt || fmtNum;
+  counts.forEach((c, i) => {
+    const a = lo + i * width, b = a + width;
+    const top = ys(c), base = f.h - f.m.b;
+    const r = el("rect", { x: xs(a) + 1, y: top, width: Math.max(1, xs(b) - xs(a) - 2), height: base - top, fill: colour(0), class: "bar" }, f.svg);
+    tooltip(r, `${fx(a)} to ${fx(b)}: ${c}`);
+  });
+  return f;
+}
+
+// gantt draws slices [{task, start, end, level}] on one row per task,
+// with an optional cursor at tick `at`.
+export function gantt(container, { title, tasks, slices, at, x }) {
+  const rowH = 22;
+  const f = frame(container, title, 640, 40 + tasks.length * rowH + 40);
+  f.m.l = 50;
+  const end = Math.max(1, ...slices.map((s) => s.end));
+  const xs = scale(0, end, f.m.l, f.w - f.m.r, false);
+  xs.ticks = xs.ticks.filter((t) => Number.isInteger(t) && t <= end);
+  const g = el("g", { class: "axes" }, f.svg);
+  tasks.forEach((t, i) => {
+    el("text", { x: f.m.l - 8, y: f.m.t + i * rowH + 15, "text-anchor": "end" }, g).textContent = t;
+  });
+  const base = f.m.t + tasks.length * rowH + 4;
+  for (const t of xs.ticks) {
+    el("line", { x1: xs(t), x2: xs(t), y1: f.m.t, y2: base, class: "grid" }, g);
+    el("text", { x: xs(t), y: base + 16, "text-anchor": "middle" }, g).textContent = fmtNum(t);
+  }
+  el("text", { x: (f.m.l + f.w - f.m.r) / 2, y: base + 34, "text-anchor": "middle", class: "label" }, g).textContent = (x && x.label) || "time (ticks)";
+  for (const s of slices) {
+    if (!s.task) continue;
+    const row = tasks.indexOf(s.task);
+    const r = el("rect", { x: xs(s.start), y: f.m.t + row * rowH + 2, width: Math.max(1, xs(s.end) - xs(s.start) - 1), height: rowH - 4,
+      fill: colour(row), class: "bar" + (at !== undefined && at < s.start ? " future" : "") }, f.svg);
+    tooltip(r, `${s.task}: ticks ${s.start} to ${s.end}` + (s.level !== undefined && s.levels > 1 ? `, level ${s.level}` : ""));
+  }
+  if (at !== undefined) el("line", { x1: xs(at), x2: xs(at), y1: f.m.t - 4, y2: base, class: "cursor" }, f.svg);
+  f.svg.setAttribute("viewBox", `0 0 ${f.w} ${base + 44}`);
+  return f;
+}
