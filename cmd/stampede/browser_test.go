@@ -116,7 +116,8 @@ func browser(t *testing.T) (context.Context, func() []string) {
 
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	// Quality 100 asks for PNG, anything less for JPEG.
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -250,10 +251,15 @@ func TestBrowserLab(t *testing.T) {
 			t.Errorf("sync check: %q", got)
 		}
 		mustMatch(t, "mutex row", `sync\.Mutex\s+[\d.]+ (ns|µs)`, text(t, ctx, "#table-sync tbody"))
+		// Yielding between the read and the write makes the loss certain.
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#p-lostupdate-yield"))); err != nil {
+			t.Fatal(err)
+		}
 		if err := runExperiment(ctx, "lostupdate", map[string]string{"goroutines": "4", "increments": "10000"}); err != nil {
 			t.Fatal(err)
 		}
 		lost := text(t, ctx, "#table-lostupdate tbody")
+		mustMatch(t, "read-then-write loses", `read, then write \(x = x \+ 1\)\s+40,000\s+[\d,]+\s+[1-9][\d,]* \(`, lost)
 		mustMatch(t, "mutex total", `sync\.Mutex around x = x \+ 1\s+40,000\s+40,000\s+0`, lost)
 		mustMatch(t, "atomic total", `atomic add\s+40,000\s+40,000\s+0`, lost)
 		screenshot(t, ctx, "lab-chapter3-sync.png")

@@ -150,7 +150,7 @@ func (e *Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)
 					return err
 				}
 				res.Switches = append(res.Switches, Switch{Kind: kind, Cores: cores, RoundTrips: rt, NsPerSwap: ns})
-				emit(lab.Point(fmt.Sprintf("%s, %d core(s)", kind, cores), float64(cores), ns))
+				emit(lab.Point(kind, float64(cores), ns))
 				return nil
 			})
 		}

@@ -23,7 +23,7 @@ export async function costs(root) {
     onEvent(e) {
       if (e.kind !== "point") return;
       (points[e.series] ||= []).push([e.x, e.y]);
-      lineChart(live, { title: "Switch time so far (one point per kind and core setting)", series: Object.entries(points).map(([name, p]) => ({ name, points: p })),
+      lineChart(live, { title: "Switch time measured so far", series: Object.entries(points).map(([name, p]) => ({ name, points: p })),
         x: { label: "Cores", ticksAt: [1, 2, 4, 8, 16, 32, 64, 128].filter((c) => c <= navigator.hardwareConcurrency || c === 1) }, y: { label: "Per switch", unit: "ns", log: true } });
     },
     onResult(r) { live.replaceChildren(); render(out, r); },

@@ -1,6 +1,6 @@
 // Chapter 2: who runs next. A scheduler simulation, stepped tick by tick,
 // and beside it the kernel's real scheduler, watched through /proc.
-import { panel, h } from "./run.js";
+import { panel, h, onFrame } from "./run.js";
 import { barChart, gantt, lineChart, fmtNum } from "./chart.js";
 import { table } from "./ch1.js";
 
@@ -44,13 +44,14 @@ export async function scheduling(root) {
   const out2 = h("div", { id: "result-schedstat" });
   root.append(card2, live, out2);
   const series = {};
+  const drawLive = onFrame(() => lineChart(live, { title: "CPU time each thread has had so far", series: Object.entries(series).map(([name, points]) => ({ name, points })),
+    x: { label: "Elapsed (ms)" }, y: { label: "On CPU (ms)", unit: "ms" } }));
   await panel(card2, "schedstat", {
     onStart() { out2.replaceChildren(); for (const k in series) delete series[k]; },
     onEvent(e) {
       if (e.kind !== "point") return;
       (series[e.series] ||= []).push([e.x, e.y]);
-      if (e.series === "thread 1") lineChart(live, { title: "CPU time each thread has had so far", series: Object.entries(series).map(([name, points]) => ({ name, points })),
-        x: { label: "Elapsed (ms)" }, y: { label: "On CPU (ms)", unit: "ms" } });
+      drawLive();
     },
     onResult(r) {
       const threads = r.threads.map((_, i) => "T" + (i + 1));
@@ -77,11 +78,11 @@ function renderSim(out, rep) {
   const play = h("button", { type: "button", id: "sched-play" }, "▶ Play");
   const step = (d) => () => { at = Math.min(last, Math.max(0, at + d)); draw(); };
   const stepper = h("div", { class: "stepper" },
-    h("button", { type: "button", onclick: () => { at = 0; draw(); } }, "⏮"),
+    h("button", { type: "button", onclick: () => { at = 0; draw(); } }, "Start"),
     h("button", { type: "button", id: "sched-back", onclick: step(-1) }, "◀ Step"),
     play,
     h("button", { type: "button", id: "sched-step", onclick: step(1) }, "Step ▶"),
-    h("button", { type: "button", onclick: () => { at = last; draw(); } }, "⏭"),
+    h("button", { type: "button", onclick: () => { at = last; draw(); } }, "End"),
     slider, label);
   slider.addEventListener("input", () => { at = Number(slider.value); draw(); });
   play.addEventListener("click", () => {

@@ -1,6 +1,6 @@
 // Chapter 3: synchronisation primitives under contention, and the lost
 // update that happens without them.
-import { panel, h } from "./run.js";
+import { panel, h, onFrame } from "./run.js";
 import { barChart, lineChart, fmtNs, fmtNum } from "./chart.js";
 import { table } from "./ch1.js";
 
@@ -20,9 +20,9 @@ export async function sync(root) {
   const series = {};
   let prims = [];
   const names = () => Object.fromEntries(prims.map((p) => [p.id, p.name]));
-  const draw = () => lineChart(chart, { title: "Cost of one operation against the number of goroutines (log scale)",
+  const draw = onFrame(() => lineChart(chart, { title: "Cost of one operation against the number of goroutines (log scale)",
     series: Object.entries(series).map(([id, points]) => ({ name: names()[id] || id, points })),
-    x: { label: "Goroutines", log: true }, y: { label: "Per operation", unit: "ns", log: true } });
+    x: { label: "Goroutines", log: true }, y: { label: "Per operation", unit: "ns", log: true } }));
   await panel(card, "sync", {
     onStart() { out.replaceChildren(); chart.replaceChildren(); for (const k in series) delete series[k]; },
     onEvent(e) {
@@ -65,7 +65,7 @@ export async function sync(root) {
         table(["Method", "Expected", "Got", "Lost", "Time"], r.counters.map((c) => [c.method, fmtNum(c.expected),
           h("span", { class: c.lost ? "wrong" : "right" }, fmtNum(c.got)), c.lost ? `${fmtNum(c.lost)} (${c.lostPercent.toFixed(2)} %)` : "0", fmtNs(c.ns)]), "table-lostupdate"),
         bars);
-      barChart(bars, { title: "Updates lost", categories: r.counters.map((c) => c.method), series: [{ name: "", values: r.counters.map((c) => c.lost) }], y: { label: "Lost updates", unit: "" } });
+      barChart(bars, { title: "Updates lost", categories: ["read, then write", "mutex", "atomic"], series: [{ name: "", values: r.counters.map((c) => c.lost) }], y: { label: "Lost updates", unit: "" } });
     },
   });
 }

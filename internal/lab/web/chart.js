@@ -14,36 +14,44 @@ function el(name, attrs = {}, parent) {
 }
 
 // fmtNs formats nanoseconds; fmtBytes binary bytes; fmtNum plain numbers.
+// sig keeps three significant digits and drops trailing zeros.
+const sig = (v) => String(+v.toPrecision(3));
 export function fmtNs(ns) {
   if (!isFinite(ns)) return "–";
-  if (ns >= 1e9) return (ns / 1e9).toFixed(2) + " s";
-  if (ns >= 1e6) return (ns / 1e6).toFixed(2) + " ms";
-  if (ns >= 1e3) return (ns / 1e3).toFixed(2) + " µs";
-  return ns.toFixed(0) + " ns";
+  if (ns >= 1e9) return sig(ns / 1e9) + " s";
+  if (ns >= 1e6) return sig(ns / 1e6) + " ms";
+  if (ns >= 1e3) return sig(ns / 1e3) + " µs";
+  return sig(ns) + " ns";
 }
 export function fmtBytes(b) {
   if (!isFinite(b)) return "–";
-  if (b >= 2 ** 30) return (b / 2 ** 30).toFixed(2) + " GiB";
-  if (b >= 2 ** 20) return (b / 2 ** 20).toFixed(1) + " MiB";
-  if (b >= 2 ** 10) return (b / 2 ** 10).toFixed(1) + " KiB";
-  return b.toFixed(0) + " B";
+  if (b >= 2 ** 30) return sig(b / 2 ** 30) + " GiB";
+  if (b >= 2 ** 20) return sig(b / 2 ** 20) + " MiB";
+  if (b >= 2 ** 10) return sig(b / 2 ** 10) + " KiB";
+  return sig(b) + " B";
 }
 export function fmtNum(v) {
   if (!isFinite(v)) return "–";
   if (Math.abs(v) >= 1e4 || Number.isInteger(v)) return Math.round(v).toLocaleString("en");
-  return v.toPrecision(3);
+  return sig(v);
 }
 const fmtBy = (unit) => unit === "ns" ? fmtNs : unit === "bytes" ? fmtBytes : (v) => fmtNum(v) + (unit ? " " + unit : "");
 
-// A scale maps data to pixels, linear or log10.
-function scale(min, max, lo, hi, log) {
+// A scale maps data to pixels, linear or logarithmic. A log scale spans
+// whole steps: decades, or for bytes powers of 32 (1 KiB, 32 KiB, 1 MiB…),
+// unless tight, when it spans exactly min to max.
+function scale(min, max, lo, hi, log, unit, tight) {
   if (log) {
+    const base = unit === "bytes" ? 32 : 10;
+    const lg = (v) => Math.log(v) / Math.log(base);
     min = Math.max(min, 1e-9);
-    const a = Math.log10(min), b = Math.log10(Math.max(max, min * 10));
-    const f = (v) => lo + (Math.log10(Math.max(v, min)) - a) / (b - a) * (hi - lo);
-    const ticks = [];
-    for (let p = Math.floor(a); p <= Math.ceil(b); p++) if (p >= a - 1e-9 && p <= b + 1e-9) ticks.push(10 ** p);
-    f.ticks = ticks.length >= 2 ? ticks : [min, max];
+    max = Math.max(max, min);
+    let a = Math.floor(lg(min) + 1e-9), b = Math.max(a + 1, Math.ceil(lg(max) - 1e-9));
+    if (tight && max > min) { a = lg(min); b = lg(max); }
+    const f = (v) => lo + (lg(Math.max(v, base ** a)) - a) / (b - a) * (hi - lo);
+    f.ticks = [];
+    for (let p = Math.ceil(a - 1e-9); p <= b + 1e-9; p++) f.ticks.push(base ** p);
+    f.floor = base ** a;
     return f;
   }
   if (max === min) max = min + 1;
@@ -52,6 +60,7 @@ function scale(min, max, lo, hi, log) {
   const f = (v) => lo + (v - a) / (b - a) * (hi - lo);
   f.ticks = [];
   for (let v = a; v <= b + step / 2; v += step) f.ticks.push(+v.toPrecision(12));
+  f.floor = a;
   return f;
 }
 function niceStep(raw) {
@@ -94,7 +103,7 @@ function frame(container, title, w = 640, h = 300) {
   const svg = el("svg", { viewBox: `0 0 ${w} ${h}`, role: "img", "aria-label": title || "chart" });
   fig.appendChild(svg);
   container.appendChild(fig);
-  return { fig, svg, w, h, m: { l: 70, r: 16, t: 12, b: 46 } };
+  return { fig, svg, w, h, m: { l: 84, r: 16, t: 12, b: 46 } };
 }
 
 function axes(f, xs, ys, x, y) {
@@ -137,9 +146,10 @@ export function lineChart(container, { title, series, x, y }) {
   const pts = series.flatMap((s) => s.points);
   if (!pts.length) return f;
   const xv = pts.map((p) => p[0]), yv = pts.map((p) => p[1]).filter((v) => !y.log || v > 0);
-  const xs = scale(Math.min(...xv), Math.max(...xv), f.m.l, f.w - f.m.r, x.log);
+  const xs = scale(Math.min(...xv), Math.max(...xv), f.m.l, f.w - f.m.r, x.log, x.unit, true);
+  if (x.log) xs.ticks = [...new Set(xv)].sort((a, b) => a - b); // label the measured points
   if (x.ticksAt) xs.ticks = x.ticksAt;
-  const ys = scale(y.log ? Math.min(...yv) : Math.min(0, ...yv), Math.max(...yv), f.h - f.m.b, f.m.t, y.log);
+  const ys = scale(y.log ? Math.min(...yv) : Math.min(0, ...yv), Math.max(...yv), f.h - f.m.b, f.m.t, y.log, y.unit);
   axes(f, xs, ys, x, y);
   const fx = x.fmt || fmtNum, fy = fmtBy(y.unit);
   series.forEach((s, i) => {
@@ -160,7 +170,7 @@ export function barChart(container, { title, categories, series, y }) {
   const f = frame(container, title);
   const vals = series.flatMap((s) => s.values).filter((v) => isFinite(v) && (!y.log || v > 0));
   if (!vals.length) return f;
-  const ys = scale(y.log ? Math.min(...vals) / 2 : 0, Math.max(...vals), f.h - f.m.b, f.m.t, y.log);
+  const ys = scale(y.log ? Math.min(...vals) : 0, Math.max(...vals), f.h - f.m.b, f.m.t, y.log, y.unit);
   const band = (f.w - f.m.l - f.m.r) / categories.length;
   const xs = () => 0;
   axes(f, xs, ys, { label: "" }, y);
@@ -168,11 +178,11 @@ export function barChart(container, { title, categories, series, y }) {
   const fy = fmtBy(y.unit);
   categories.forEach((c, ci) => {
     const x0 = f.m.l + ci * band + (band - bw * series.length) / 2;
-    el("text", { x: f.m.l + ci * band + band / 2, y: f.h - f.m.b + 16, "text-anchor": "middle" }, f.svg).textContent = c;
+    el("text", { x: f.m.l + ci * band + band / 2, y: f.h - f.m.b + 16, "text-anchor": "middle", class: "category" }, f.svg).textContent = c;
     series.forEach((s, si) => {
       const v = s.values[ci];
       if (!isFinite(v)) return;
-      const top = ys(Math.max(v, y.log ? ys.ticks[0] : 0));
+      const top = ys(Math.max(v, ys.floor));
       const base = f.h - f.m.b;
       const r = el("rect", { x: x0 + si * bw, y: Math.min(top, base), width: bw - 2, height: Math.abs(base - top), fill: colour(si), class: "bar" }, f.svg);
       tooltip(r, `${c}, ${s.name}: ${fy(v)}`);

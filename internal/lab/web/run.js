@@ -172,3 +172,15 @@ export async function panel(container, id, hooks = {}) {
     setParam(name, v) { if (inputs[name]) inputs[name].value = v; },
   };
 }
+
+// onFrame returns a function that runs fn at most once per animation
+// frame, however often it is called: live charts redraw once per frame,
+// not once per event.
+export function onFrame(fn) {
+  let queued = false;
+  return () => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => { queued = false; fn(); });
+  };
+}
