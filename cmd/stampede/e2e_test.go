@@ -271,6 +271,15 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"load", "-d", "1s", "http://127.0.0.1:1/"}, "stampede load: cannot connect to 127.0.0.1:1: connect: connection refused"},
 		{[]string{"load", "-c", "x", "http://127.0.0.1:1/"}, `invalid value "x" for flag -c: parse error`},
 		{[]string{"report"}, "stampede report: give one or more .stl files written by stampede load -o"},
+		{[]string{"bench", "nope"}, "stampede bench: no experiment \"nope\" (have: costs, sched, schedstat, sync, lostupdate)"},
+		{[]string{"bench", "costs", "-p", "goroutines=2000000"}, "stampede bench: goroutines: 2000000 is out of range: allowed 1 to 1000000"},
+		{[]string{"bench", "sync", "-p", "primitive=futex"}, "stampede bench: primitive: \"futex\" is not allowed: one of all, mutex, rwmutex, spin, spin-yield, cond, semaphore, chan-sem, atomic, queue-chan, queue-ring"},
+		{[]string{"bench", "sched", "-p", "quantum"}, `invalid value "quantum" for flag -p: want key=value, got "quantum"`},
+		{[]string{"bench", "sched", "-p", "speed=1"}, `stampede bench: unknown parameter "speed" (known: algorithm, compare, workload, tasks, seed, quantum, aging, quanta, boost)`},
+		{[]string{"bench", "sched", "costs"}, "stampede bench: one experiment at a time; got sched costs"},
+		{[]string{"lab", "--addr", "127.0.0.1:99999"}, `stampede lab: --addr "127.0.0.1:99999": want HOST:PORT with a port from 0 to 65535, as in 127.0.0.1:8080`},
+		{[]string{"lab", "--addr", "8080"}, `stampede lab: --addr "8080": want HOST:PORT with a port from 0 to 65535, as in 127.0.0.1:8080`},
+		{[]string{"lab", "now"}, `stampede lab: unexpected argument "now"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			cmd := exec.Command(binary, tc.args...)
@@ -361,5 +370,81 @@ func TestLoadProcsMerge(t *testing.T) {
 	}
 	if rep.Requests != 1000 || rep.FlashSale.Acknowledged != 100 || rep.FlashSale.SoldOut != 900 {
 		t.Errorf("merged report %+v; want 1000 requests, 100 acknowledged, 900 sold out", rep)
+	}
+}
+
+// TestBench runs lab experiments from the shell, as the README shows.
+func TestBench(t *testing.T) {
+	out, err := exec.Command(binary, "bench").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"costs", "sched", "schedstat", "sync", "lostupdate"} {
+		if !strings.Contains(string(out), "\n  "+id+" ") {
+			t.Errorf("bench list lacks %s:\n%s", id, out)
+		}
+	}
+	// The same textbook case as the page's, as JSON.
+	cmd := exec.Command(binary, "bench", "sched", "-p", "workload=P1 0 24\nP2 0 3\nP3 0 3", "-p", "algorithm=rr", "-p", "quantum=4", "--json")
+	out, err = cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Experiment string
+		Machine    struct{ Cores int }
+		Result     struct {
+			Runs []struct {
+				AvgWaiting float64
+				Slices     []struct {
+					Task       string
+					Start, End int
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%v in %s", err, out)
+	}
+	if got.Experiment != "sched" || got.Machine.Cores < 1 || len(got.Result.Runs) != 1 {
+		t.Fatalf("bench --json: %s", out)
+	}
+	r := got.Result.Runs[0]
+	if len(r.Slices) != 4 || r.Slices[1].Task != "P2" || r.Slices[1].Start != 4 || r.Slices[1].End != 7 || r.AvgWaiting < 5.66 || r.AvgWaiting > 5.67 {
+		t.Errorf("round robin q=4: %+v", r)
+	}
+	// Text output, with the machine it was measured on.
+	out, err = exec.Command(binary, "bench", "lostupdate", "-p", "goroutines=4", "-p", "increments=1000", "-p", "yield=true").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	words := strings.Join(strings.Fields(string(out)), " ")
+	for _, want := range []string{"measured on: ", "sync.Mutex around x = x + 1 4000 4000 0 0.00", "atomic add 4000 4000 0 0.00"} {
+		if !strings.Contains(words, want) {
+			t.Errorf("bench lostupdate output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestLabWarnsOffLoopback: listening beyond loopback is the user's choice,
+// and it is said out loud.
+func TestLabWarnsOffLoopback(t *testing.T) {
+	cmd := exec.Command(binary, "lab", "--addr", "0.0.0.0:0")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if !strings.HasPrefix(line, "stampede lab: http://[::]:") && !strings.HasPrefix(line, "stampede lab: http://0.0.0.0:") {
+		t.Errorf("first line %q", line)
+	}
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("lab exit: %v", err)
+	}
+	if want := "warning: the lab listens on 0.0.0.0:0, so anyone who can reach this machine can run experiments on it\n"; !strings.HasPrefix(stderr.String(), want) {
+		t.Errorf("stderr %q, want the warning first", stderr.String())
 	}
 }

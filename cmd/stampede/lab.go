@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os/exec"
 	"runtime"
 	"strconv"
@@ -40,6 +41,9 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
+	if _, port, err := net.SplitHostPort(*addr); err != nil || !validPort(port) {
+		return usageError{fmt.Errorf("--addr %q: want HOST:PORT with a port from 0 to 65535, as in 127.0.0.1:8080", *addr)}
+	}
 	if !lab.IsLoopback(*addr) {
 		fmt.Fprintf(stderr, "warning: the lab listens on %s, so anyone who can reach this machine can run experiments on it\n", *addr)
 	}
@@ -53,6 +57,11 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 		}
 	})
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 0 && n <= 65535
 }
 
 func openBrowser(url string) error {

@@ -1,9 +1,12 @@
 package sched
 
 import (
+	"context"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/stampede-dev/stampede/internal/lab"
 )
 
 func tasks(spec ...[3]int) []Task {
@@ -264,6 +267,53 @@ func TestParse(t *testing.T) {
 	} {
 		if _, err := Parse(bad.in); err == nil || err.Error() != bad.msg {
 			t.Errorf("Parse(%q) = %v, want %q", bad.in, err, bad.msg)
+		}
+	}
+}
+
+func TestExperiment(t *testing.T) {
+	e := New()
+	p, err := lab.Resolve(e.Info().Params, map[string]any{"workload": "P1 0 24\nP2 0 3\nP3 0 3\n", "algorithm": "rr", "compare": "fcfs", "quantum": 4.0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := e.Run(context.Background(), p, func(ev lab.Event) {
+		if ev.Kind == lab.KindResult {
+			rep = ev.Data.(Report)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Runs) != 2 || rep.Runs[0].Config.Algorithm != RoundRobin || rep.Runs[1].Config.Algorithm != FCFS {
+		t.Fatalf("runs: %+v", rep.Runs)
+	}
+	if !close(rep.Runs[0].AvgWaiting, 17.0/3) || rep.Runs[1].AvgWaiting != 17 {
+		t.Errorf("averages %v and %v, want 5.67 and 17", rep.Runs[0].AvgWaiting, rep.Runs[1].AvgWaiting)
+	}
+	// An empty workload is generated from the seed, the same each time.
+	p, _ = lab.Resolve(e.Info().Params, map[string]any{"tasks": 7.0, "seed": 3.0})
+	var gen Report
+	e.Run(context.Background(), p, func(ev lab.Event) {
+		if ev.Kind == lab.KindResult {
+			gen = ev.Data.(Report)
+		}
+	})
+	if !reflect.DeepEqual(gen.Tasks, Generate(3, 7)) || gen.Workload != Format(Generate(3, 7)) {
+		t.Errorf("generated workload differs from Generate(3, 7)")
+	}
+	for raw, msg := range map[string]string{
+		"P1 0":                     "workload: line 1: want name arrival burst [priority [tickets [io-every io-time]]], got 2 fields",
+		"P1 0 999":                 "workload: task P1: burst 999: allowed 1 to 200",
+		"quanta:2,x":               `quanta: allotment "x": a whole number of ticks from 1 to 100`,
+		"quanta:1,2,3,4,5,6,7,8,9": "quanta: 1 to 8 levels, got 9",
+	} {
+		in := map[string]any{"workload": raw}
+		if q, ok := strings.CutPrefix(raw, "quanta:"); ok {
+			in = map[string]any{"quanta": q}
+		}
+		if _, err := lab.Resolve(e.Info().Params, in); err == nil || err.Error() != msg {
+			t.Errorf("Resolve(%v) = %v, want %q", in, err, msg)
 		}
 	}
 }

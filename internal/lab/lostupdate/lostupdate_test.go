@@ -1,0 +1,50 @@
+package lostupdate
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stampede-dev/stampede/internal/lab"
+)
+
+func run(t *testing.T, raw map[string]any) Result {
+	t.Helper()
+	e := New()
+	p, err := lab.Resolve(e.Info().Params, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res Result
+	if err := e.Run(context.Background(), p, func(ev lab.Event) {
+		if ev.Kind == lab.KindResult {
+			res = ev.Data.(Result)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestLostUpdate(t *testing.T) {
+	// Yielding between the read and the write loses updates on any number
+	// of cores; the mutex and the atomic never do.
+	res := run(t, map[string]any{"goroutines": "8", "increments": "2000", "yield": "true"})
+	if len(res.Counters) != 3 {
+		t.Fatalf("%d counters", len(res.Counters))
+	}
+	plain, mutex, atomic := res.Counters[0], res.Counters[1], res.Counters[2]
+	if plain.Expected != 16000 || plain.Lost <= 0 || plain.Got+plain.Lost != 16000 || plain.LostPercent <= 0 {
+		t.Errorf("read-then-write: %+v, want updates lost", plain)
+	}
+	for _, c := range []Counter{mutex, atomic} {
+		if c.Got != 16000 || c.Lost != 0 {
+			t.Errorf("%s: got %d, want exactly 16000", c.Method, c.Got)
+		}
+	}
+	// Without the yield the loss depends on cores and timing; the safe
+	// counters stay exact.
+	res = run(t, map[string]any{"goroutines": "64", "increments": "5000"})
+	if res.Counters[0].Got > 320000 || res.Counters[1].Got != 320000 || res.Counters[2].Got != 320000 {
+		t.Errorf("no yield: %+v", res.Counters)
+	}
+}

@@ -1,0 +1,62 @@
+package schedobs
+
+import (
+	"context"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stampede-dev/stampede/internal/lab"
+)
+
+func TestBusyThreadsAreAccounted(t *testing.T) {
+	e := New()
+	n := runtime.NumCPU() + 2 // more threads than cores
+	p, err := lab.Resolve(e.Info().Params, map[string]any{"threads": float64(n), "ms": "400"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs := runtime.GOMAXPROCS(0)
+	g0 := runtime.NumGoroutine()
+	var res Result
+	if err := e.Run(context.Background(), p, func(ev lab.Event) {
+		if ev.Kind == lab.KindResult {
+			res = ev.Data.(Result)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOMAXPROCS(0) != procs {
+		t.Errorf("GOMAXPROCS left at %d, was %d", runtime.GOMAXPROCS(0), procs)
+	}
+	if len(res.Threads) != n {
+		t.Fatalf("%d threads reported, want %d", len(res.Threads), n)
+	}
+	seen := map[int]bool{}
+	var total int64
+	for _, th := range res.Threads {
+		if seen[th.TID] || th.TID <= 0 {
+			t.Errorf("thread id %d repeated or invalid", th.TID)
+		}
+		seen[th.TID] = true
+		if th.RunNs <= 0 || th.Slices <= 0 || th.Loops <= 0 {
+			t.Errorf("thread %+v did not run", th)
+		}
+		total += th.RunNs
+	}
+	// n busy threads on fewer cores cannot run more than cores × wall time.
+	if limit := int64(res.Cores) * res.WallNs * 11 / 10; total > limit {
+		t.Errorf("threads ran %d ns in all, more than %d cores × %d ns allow", total, res.Cores, res.WallNs)
+	}
+	if !strings.HasPrefix(res.Summary, strconv.Itoa(n)+" busy threads on ") {
+		t.Errorf("summary %q", res.Summary)
+	}
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > g0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines left, had %d", runtime.NumGoroutine(), g0)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
