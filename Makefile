@@ -1,8 +1,9 @@
 # The two commands a new user needs: `make run` and `make test`.
 .PHONY: run test build bench
 
-# ARGS picks another subcommand or flags: make run ARGS="shop --strategy naive"
-ARGS ?= shop
+# make run starts the lab; ARGS picks another subcommand or flags:
+# make run ARGS="shop --strategy naive"
+ARGS ?= lab
 run:
 	go run ./cmd/stampede $(ARGS)
 

@@ -104,3 +104,21 @@ ensure_redis() {
   say "Redis: a private server on 127.0.0.1:$port"
 }
 
+
+# ensure_chromium finds a headless-capable Chromium for the lab's browser
+# tests, installing Debian's (with a font for the glossary's Chinese) when
+# it is missing, and exports STAMPEDE_CHROMIUM.
+ensure_chromium() {
+  local c
+  # Screenshots show the glossary's Chinese only with a CJK font.
+  if command -v fc-list >/dev/null && [ -z "$(fc-list :lang=zh 2>/dev/null)" ]; then
+    apt_install fonts-wqy-zenhei || say "no CJK font: screenshots will show boxes for Chinese"
+  fi
+  for c in "${STAMPEDE_CHROMIUM:-}" chromium chromium-browser google-chrome-stable google-chrome; do
+    [ -n "$c" ] && command -v "$c" >/dev/null && { export STAMPEDE_CHROMIUM="$(command -v "$c")"; return; }
+  done
+  say "Chromium is missing; installing Debian's chromium for the browser tests"
+  apt_install chromium ||
+    die "Chromium is not installed; install it (apt-get install chromium) or set STAMPEDE_CHROMIUM to a Chrome or Chromium binary"
+  export STAMPEDE_CHROMIUM="$(command -v chromium)"
+}

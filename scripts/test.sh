@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command (make test): it finds or starts the
-# PostgreSQL and Redis the integration tests need (installing them with
-# apt-get when root on Debian and nothing else works), then runs the format
+# PostgreSQL and Redis the integration tests need and finds the Chromium
+# the lab's browser tests drive (installing them with apt-get when root on
+# Debian and nothing else works), then runs the format
 # check, go vet, every test under -race, and a short fuzz of the order
 # decoder. In this script's runs no integration test may skip.
 set -euo pipefail
@@ -15,6 +16,7 @@ command -v go >/dev/null || die "Go is not installed; get it from https://go.dev
 
 ensure_postgres
 ensure_redis
+ensure_chromium
 export STAMPEDE_REQUIRE_BACKENDS=1
 
 say "gofmt"

@@ -261,18 +261,19 @@ func createThreads(ctx context.Context, n int, emit func(lab.Event)) (Creation, 
 	// for the runtime's own.
 	defer debug.SetMaxThreads(debug.SetMaxThreads(n + 1000))
 	settle()
-	before, err := readStatus("self")
+	before, err := steadyThreads(ctx)
 	if err != nil {
-		return Creation{}, fmt.Errorf("read memory: %w", err)
+		return Creation{}, err
 	}
 	kBefore, kerr := kernelStack()
 	release := make(chan struct{})
-	up := make(chan struct{}, n)
+	up := make(chan int)
 	var exited sync.WaitGroup
 	defer func() {
 		close(release)
 		exited.Wait()
 	}()
+	tids := make(map[int]bool, n)
 	start := time.Now()
 	for i := range n {
 		if i%100 == 0 {
@@ -286,39 +287,54 @@ func createThreads(ctx context.Context, n int, emit func(lab.Event)) (Creation, 
 			defer exited.Done()
 			// Returning while locked ends the thread: nothing is left.
 			runtime.LockOSThread()
-			up <- struct{}{}
+			up <- unix.Gettid()
 			<-release
 		}()
-		<-up
-	}
-	// A locked goroutine gets its own thread once it blocks; wait until the
-	// kernel shows them all.
-	var st memInfo
-	for {
-		if st, err = readStatus("self"); err != nil {
-			return Creation{}, fmt.Errorf("read memory: %w", err)
-		}
-		if st.Threads >= before.Threads+int64(n) || time.Since(start) > 30*time.Second {
-			break
-		}
-		if err := ctx.Err(); err != nil {
-			return Creation{}, err
-		}
-		time.Sleep(time.Millisecond)
+		// Each locked goroutine keeps the thread it runs on, so the
+		// runtime starts a new one for everything else.
+		tids[<-up] = true
 	}
 	total := time.Since(start)
+	st, err := readStatus("self")
+	if err != nil {
+		return Creation{}, fmt.Errorf("read memory: %w", err)
+	}
 	c := Creation{
 		Kind: "thread", N: n, TotalNs: total.Nanoseconds(), EachNs: float64(total.Nanoseconds()) / float64(n),
 		RSSEach:    perItem(st.RSS, before.RSS, n),
 		VirtEach:   perItem(st.Virt, before.Virt, n),
 		KernelEach: -1,
-		Note:       fmt.Sprintf("goroutines locked to their OS thread; the kernel shows %d new threads", st.Threads-before.Threads),
+		Note:       fmt.Sprintf("goroutines locked to their OS thread: %d distinct kernel threads, %d in the process now", len(tids), st.Threads),
 	}
 	if kAfter, err := kernelStack(); err == nil && kerr == nil {
 		c.KernelEach = perItem(kAfter+st.PTE, kBefore+before.PTE, n)
 	}
 	emit(lab.Progress("creating OS threads", int64(n), int64(n)))
 	return c, nil
+}
+
+// steadyThreads waits (up to a second) until threads of an earlier run
+// have finished exiting, so they do not blur the baseline, and returns it.
+func steadyThreads(ctx context.Context) (memInfo, error) {
+	prev, err := readStatus("self")
+	if err != nil {
+		return prev, fmt.Errorf("read memory: %w", err)
+	}
+	for range 50 {
+		if err := ctx.Err(); err != nil {
+			return prev, err
+		}
+		time.Sleep(20 * time.Millisecond)
+		cur, err := readStatus("self")
+		if err != nil {
+			return cur, fmt.Errorf("read memory: %w", err)
+		}
+		if cur.Threads == prev.Threads {
+			return cur, nil
+		}
+		prev = cur
+	}
+	return prev, nil
 }
 
 // child is a started child process and its pipe ends.
