@@ -115,7 +115,7 @@ ensure_chromium() {
     apt_install fonts-wqy-zenhei || say "no CJK font: screenshots will show boxes for Chinese"
   fi
   for c in "${STAMPEDE_CHROMIUM:-}" chromium chromium-browser google-chrome-stable google-chrome; do
-    [ -n "$c" ] && command -v "$c" >/dev/null && { export STAMPEDE_CHROMIUM="$(command -v "$c")"; return; }
+    [ -n "$c" ] && command -v "$c" >/dev/null && { export STAMPEDE_CHROMIUM="$(command -v "$c")"; say "Chromium: $STAMPEDE_CHROMIUM"; return; }
   done
   say "Chromium is missing; installing Debian's chromium for the browser tests"
   apt_install chromium ||

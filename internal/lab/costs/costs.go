@@ -120,8 +120,19 @@ type Result struct {
 	Users     Users      `json:"users"`
 }
 
+// Generous guesses of memory per item, for the check before a run.
+const (
+	guessGoroutine = 8 << 10
+	guessThread    = 64 << 10
+	guessProcess   = 8 << 20
+)
+
 // Run measures. Everything it starts is gone when it returns.
 func (e *Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) error {
+	need := max(int64(p.Int("goroutines"))*guessGoroutine, int64(p.Int("threads"))*guessThread, int64(p.Int("processes"))*guessProcess)
+	if avail, err := memAvailable(); err == nil && need > avail/2 {
+		return fmt.Errorf("these counts could need about %s of memory and only %s is available; ask for fewer", Bytes(float64(need)), Bytes(float64(avail)))
+	}
 	var res Result
 	steps := []func() error{
 		func() error {
@@ -422,6 +433,9 @@ func createProcesses(ctx context.Context, n int, emit func(lab.Event)) (Creation
 			return Creation{}, err
 		}
 		children = append(children, c)
+		if err := c.out.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+			return Creation{}, err
+		}
 		if _, err := io.ReadFull(c.out, b[:]); err != nil {
 			return Creation{}, fmt.Errorf("child %d did not start: %w", c.cmd.Process.Pid, err)
 		}
@@ -642,6 +656,18 @@ func pipePingPong(rt, cpu int, stop *atomic.Bool) (time.Duration, error) {
 		return 0, err
 	}
 	defer c.stop()
+	// One trip under a deadline first, so a child that never answers is an
+	// error and not a hang; then blocking system calls, without Go's poller.
+	if err := c.out.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return 0, err
+	}
+	b := []byte{7}
+	if _, err := c.in.Write(b); err != nil {
+		return 0, fmt.Errorf("echo child: %w", err)
+	}
+	if _, err := io.ReadFull(c.out, b); err != nil {
+		return 0, fmt.Errorf("echo child did not answer: %w", err)
+	}
 	return timeTrips(rt, int(c.in.Fd()), int(c.out.Fd()), stop) // Fd makes them blocking
 }
 

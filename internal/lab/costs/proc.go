@@ -68,17 +68,23 @@ func readPSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("no Pss in /proc/%d/smaps_rollup", pid)
 }
 
+// memAvailable returns MemAvailable of /proc/meminfo: what the kernel
+// could hand out without swapping.
+func memAvailable() (int64, error) { return meminfo("MemAvailable") }
+
 // kernelStack returns the machine-wide KernelStack figure of
 // /proc/meminfo: memory the kernel holds for every thread's kernel stack.
-func kernelStack() (int64, error) {
+func kernelStack() (int64, error) { return meminfo("KernelStack") }
+
+func meminfo(key string) (int64, error) {
 	b, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		return 0, err
 	}
 	for line := range bytes.Lines(b) {
-		if k, v, ok := bytes.Cut(line, []byte(":")); ok && string(k) == "KernelStack" {
+		if k, v, ok := bytes.Cut(line, []byte(":")); ok && string(k) == key {
 			return kb(v), nil
 		}
 	}
-	return 0, fmt.Errorf("no KernelStack in /proc/meminfo")
+	return 0, fmt.Errorf("no %s in /proc/meminfo", key)
 }
