@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,7 +22,7 @@ import (
 
 // startLab runs `stampede lab` on a free port and returns its URL. The lab
 // is stopped with Ctrl-C when the test ends and must exit cleanly.
-func startLab(t *testing.T) string {
+func startLab(t *testing.T) (url string, pid int) {
 	t.Helper()
 	cmd := exec.Command(binary, "lab", "--addr", "127.0.0.1:0")
 	stdout, err := cmd.StdoutPipe()
@@ -50,11 +51,32 @@ func startLab(t *testing.T) string {
 	})
 	select {
 	case u := <-urls:
-		return u
+		return u, cmd.Process.Pid
 	case <-time.After(20 * time.Second):
 		t.Fatalf("lab did not print its URL; stderr:\n%s", stderr.String())
 	}
-	return ""
+	return "", 0
+}
+
+// childrenOf counts the processes, live or zombie, whose parent is pid.
+func childrenOf(t *testing.T, pid int) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
+		if f := strings.Fields(rest); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			n++
+		}
+	}
+	return n
 }
 
 // artifacts is where screenshots go: STAMPEDE_ARTIFACTS or
@@ -162,7 +184,7 @@ func mustMatch(t *testing.T, what, pattern, got string) {
 // demos from the page, checks the numbers that appear and that the
 // console stayed clean, and saves a screenshot of each chapter.
 func TestBrowserLab(t *testing.T) {
-	url := startLab(t)
+	url, labPID := startLab(t)
 	ctx, problems := browser(t)
 	nav := func(hash string) {
 		t.Helper()
@@ -204,6 +226,31 @@ func TestBrowserLab(t *testing.T) {
 		screenshot(t, ctx, "lab-chapter1-costs-other-theme.png")
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#theme"))); err != nil {
 			t.Fatal(err)
+		}
+
+		// Stop while hundreds of child processes are starting: the page says
+		// so, and the lab leaves no child behind.
+		err := chromedp.Do(ctx,
+			chromedp.SetValue(chromedp.CSS("#p-costs-processes"), "500"),
+			chromedp.Click(chromedp.CSS(`button[data-run="costs"]`)),
+			chromedp.WaitVisible(chromedp.Search(`//span[@id="status-costs"][contains(., "starting processes")]`)),
+			chromedp.Click(chromedp.CSS(`form[data-experiment="costs"] button.stop`)),
+			chromedp.WaitVisible(chromedp.CSS(`form[data-experiment="costs"][data-state="failed"]`)),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := text(t, ctx, "#status-costs"); got != "stopped" {
+			t.Errorf("status after Stop: %q", got)
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			n := childrenOf(t, labPID)
+			if n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d child processes of the lab are left 10 s after Stop", n)
+			}
 		}
 	})
 
