@@ -90,7 +90,7 @@ type usageError struct{ error }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "stampede: learn, run and measure concurrency for real.")
-	fmt.Fprintln(w, "\nUsage: stampede COMMAND [flags]\n\nCommands:")
+	fmt.Fprintln(w, "\nUsage: stampede [COMMAND] [flags]   (no command: stampede lab)\n\nCommands:")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}

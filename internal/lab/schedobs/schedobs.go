@@ -37,7 +37,7 @@ func (*Experiment) Info() lab.Info {
 		Title:   "The real scheduler: N busy threads and what the kernel reports",
 		Summary: "Spins N OS threads for a while and reads each one's run time, wait time and timeslices from /proc.",
 		Params: []lab.Param{
-			{Name: "threads", Label: "Busy threads", Kind: lab.Int, Default: 2 * runtime.NumCPU(), Min: 1, Max: 64},
+			{Name: "threads", Label: "Busy threads", Kind: lab.Int, Default: min(64, 2*runtime.NumCPU()), Min: 1, Max: 64},
 			{Name: "ms", Label: "Duration", Unit: "ms", Kind: lab.Int, Default: 1000, Min: 100, Max: 5000},
 		},
 	}
