@@ -173,10 +173,12 @@ func (e *engine) run(ctx context.Context) (*Result, error) {
 	e.start = time.Now()
 	e.res.Started = e.start
 	var wg sync.WaitGroup
-	// Requests already under way finish on ctx (the user's); runCtx only
-	// stops new ones, so the end of the run is not counted as timeouts.
+	// Requests already under way finish on ctx (the user's). runCtx stops
+	// the closed model's users from starting new ones, so the end of the
+	// run is not counted as timeouts; the open model's schedule ends with
+	// its pacer, and every slot in it is sent.
 	if e.cfg.open() {
-		e.runOpen(runCtx, ctx, cancel, end, &wg)
+		e.runOpen(ctx, cancel, end, &wg)
 	} else {
 		e.runClosed(runCtx, ctx, cancel, &wg)
 	}
@@ -290,7 +292,7 @@ func (e *engine) runClosed(ctx, io context.Context, stop context.CancelFunc, wg 
 // to a new worker while fewer than MaxInFlight exist; otherwise it waits for
 // one. A request that waits keeps its scheduled time, so the wait counts in
 // its latency.
-func (e *engine) runOpen(ctx, io context.Context, stop context.CancelFunc, end time.Duration, wg *sync.WaitGroup) {
+func (e *engine) runOpen(io context.Context, stop context.CancelFunc, end time.Duration, wg *sync.WaitGroup) {
 	p := &pacer{rate: profile{constant: e.cfg.Rate}, end: end}
 	if e.cfg.Stages != nil {
 		p.rate = profile{stages: e.cfg.Stages}
@@ -338,8 +340,12 @@ func (e *engine) runOpen(ctx, io context.Context, stop context.CancelFunc, end t
 				stop()
 				return
 			}
+			// The pacer ends the schedule at the run's end; a slot due
+			// just before it is still sent when the dispatcher wakes late
+			// (a loaded machine), so only the user's context stops it
+			// here, and its lateness counts in its latency.
 			due := e.start.Add(off)
-			if d := time.Until(due); d > 0 && !sleep(ctx, d) {
+			if d := time.Until(due); d > 0 && !sleep(io, d) {
 				return
 			}
 			for {
@@ -358,7 +364,7 @@ func (e *engine) runOpen(ctx, io context.Context, stop context.CancelFunc, end t
 				}
 				select {
 				case <-freed:
-				case <-ctx.Done():
+				case <-io.Done():
 					return
 				}
 			}
