@@ -230,12 +230,18 @@ func measure(ctx context.Context, id string, g int, cfg config) Point {
 		return true
 	}
 	per := cfg.ops / int64(g)
+	total := cfg.ops
+	if id == "cond" {
+		// Strict turns need the same number for everyone: a worker with
+		// extra turns would wait for partners that have left.
+		total = per * int64(g)
+	}
 	var wg sync.WaitGroup
 	gate := make(chan struct{}) // everyone starts together
 	for w := range g {
 		n := per
 		if w == 0 {
-			n += cfg.ops % int64(g)
+			n += total - per*int64(g)
 		}
 		wg.Add(1)
 		go func() {
@@ -253,10 +259,14 @@ func measure(ctx context.Context, id string, g int, cfg config) Point {
 	}
 	start := time.Now()
 	close(gate)
-	if id == "cond" {
-		// A worker that ran out of turns must not leave the others
-		// waiting for it: wake them when the clock runs out.
+	wakerDone := make(chan struct{})
+	if id != "cond" {
+		close(wakerDone)
+	} else {
+		// When the clock runs out, waiters must not sleep on for a turn
+		// that will never come: wake them.
 		go func() {
+			defer close(wakerDone)
 			for !stop.Load() {
 				time.Sleep(5 * time.Millisecond)
 			}
@@ -268,8 +278,9 @@ func measure(ctx context.Context, id string, g int, cfg config) Point {
 	wg.Wait()
 	elapsed := time.Since(start)
 	stop.Store(true)
+	<-wakerDone
 	finished := done.Load()
-	pt := Point{Primitive: id, Goroutines: g, Ops: finished, Complete: finished == cfg.ops}
+	pt := Point{Primitive: id, Goroutines: g, Ops: finished, Complete: finished == total}
 	if finished > 0 {
 		pt.NsPerOp = float64(elapsed.Nanoseconds()) / float64(finished)
 	}

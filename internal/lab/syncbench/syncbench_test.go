@@ -69,6 +69,11 @@ func TestTimeLimitCutsShort(t *testing.T) {
 	if pt.Complete || !pt.Correct || pt.Ops == 0 {
 		t.Fatalf("cond cut short: %+v", pt)
 	}
+	// 1,000 turns do not divide among 6 goroutines: each gets 166.
+	pt = measure(context.Background(), "cond", 6, config{ops: 1000, permits: 1, limit: time.Minute})
+	if !pt.Complete || !pt.Correct || pt.Ops != 996 {
+		t.Fatalf("cond with 6 goroutines: %+v, want 996 turns, complete", pt)
+	}
 	pt = measure(context.Background(), "queue-ring", 4, config{ops: 100_000_000, limit: 50 * time.Millisecond})
 	if pt.Complete || !pt.Correct || pt.Ops == 0 {
 		t.Fatalf("ring cut short: %+v", pt)
