@@ -1,5 +1,5 @@
 // Chapter 1: processes, threads and goroutines, and what each costs here.
-import { panel, h } from "./run.js";
+import { panel, h, table } from "./run.js";
 import { barChart, histogram, lineChart, fmtNs, fmtBytes, fmtNum } from "./chart.js";
 
 export async function costs(root) {
@@ -62,11 +62,4 @@ function render(out, r) {
       h("span", { class: "verdict-" + c.verdict.split(" ")[0].replace(":", "") }, c.verdict)]), "table-claims"),
     h("h2", {}, "What if 100,000 users each got one?"),
     h("p", { class: "card users", id: "users-line" }, r.users.sentence));
-}
-
-export function table(head, rows, id) {
-  const numeric = (v) => typeof v === "string" && /^[\d.,]+( |$)/.test(v);
-  return h("table", { id },
-    h("thead", {}, h("tr", {}, head.map((x) => h("th", {}, x)))),
-    h("tbody", {}, rows.map((row) => h("tr", {}, row.map((v) => h("td", { class: numeric(v) ? "num" : "" }, v))))));
 }

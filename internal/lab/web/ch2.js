@@ -1,8 +1,7 @@
 // Chapter 2: who runs next. A scheduler simulation, stepped tick by tick,
 // and beside it the kernel's real scheduler, watched through /proc.
-import { panel, h, onFrame } from "./run.js";
+import { panel, h, onFrame, table } from "./run.js";
 import { barChart, gantt, lineChart, fmtNum } from "./chart.js";
-import { table } from "./ch1.js";
 
 const names = {
   fcfs: "First come, first served", sjf: "Shortest job first", srtf: "Shortest remaining time first",

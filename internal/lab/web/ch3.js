@@ -1,8 +1,7 @@
 // Chapter 3: synchronisation primitives under contention, and the lost
 // update that happens without them.
-import { panel, h, onFrame } from "./run.js";
+import { panel, h, onFrame, table } from "./run.js";
 import { barChart, lineChart, fmtNs, fmtNum } from "./chart.js";
-import { table } from "./ch1.js";
 
 export async function sync(root) {
   root.append(

@@ -184,3 +184,11 @@ export function onFrame(fn) {
     requestAnimationFrame(() => { queued = false; fn(); });
   };
 }
+
+// table builds a table; cells that read as numbers are right-aligned.
+export function table(head, rows, id) {
+  const numeric = (v) => typeof v === "string" && /^[\d.,]+( |$)/.test(v);
+  return h("table", { id },
+    h("thead", {}, h("tr", {}, head.map((x) => h("th", {}, x)))),
+    h("tbody", {}, rows.map((row) => h("tr", {}, row.map((v) => h("td", { class: numeric(v) ? "num" : "" }, v))))));
+}
