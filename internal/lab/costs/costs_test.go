@@ -59,8 +59,9 @@ func settled(t *testing.T, goroutines int, thr int64) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		g, th, c := runtime.NumGoroutine(), threads(t), children(t)
-		// The runtime may keep a few idle threads of its own.
-		if g <= goroutines && th <= thr+4 && c == 0 {
+		// The runtime keeps idle threads it started for blocked system
+		// calls; a leak of the experiment's (50 or more) shows far above.
+		if g <= goroutines && th <= thr+10 && c == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
