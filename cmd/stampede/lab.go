@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/stampede-dev/stampede/internal/lab"
 	"github.com/stampede-dev/stampede/internal/lab/costs"
@@ -133,9 +134,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError{err}
 	}
-	var result lab.Event
-	lastMsg := ""
+	var (
+		mu      sync.Mutex // experiments may emit from several goroutines
+		result  lab.Event
+		lastMsg string
+	)
 	err = lab.Execute(ctx, exp, values, lab.ReadMachine(), func(e lab.Event) {
+		mu.Lock()
+		defer mu.Unlock()
 		switch e.Kind {
 		case lab.KindProgress:
 			if e.Message != lastMsg {
@@ -158,7 +164,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return enc.Encode(map[string]any{"experiment": exp.Info().ID, "params": values, "machine": result.Machine, "result": result.Data})
 	}
 	m := result.Machine
-	virt := "bare metal"
+	virt := "not virtualised"
 	if m.Virtualised {
 		virt = "virtualised"
 		if m.Hypervisor != "" {
