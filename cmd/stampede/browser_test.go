@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -56,27 +55,6 @@ func startLab(t *testing.T) (url string, pid int) {
 		t.Fatalf("lab did not print its URL; stderr:\n%s", stderr.String())
 	}
 	return "", 0
-}
-
-// childrenOf counts the processes, live or zombie, whose parent is pid.
-func childrenOf(t *testing.T, pid int) int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range entries {
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
-		if f := strings.Fields(rest); len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			n++
-		}
-	}
-	return n
 }
 
 // artifacts is where screenshots go: STAMPEDE_ARTIFACTS or
@@ -244,7 +222,7 @@ func TestBrowserLab(t *testing.T) {
 			t.Errorf("status after Stop: %q", got)
 		}
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			n := childrenOf(t, labPID)
+			n := testenv.ChildProcesses(t, labPID)
 			if n == 0 {
 				break
 			}

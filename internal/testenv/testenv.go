@@ -14,6 +14,8 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,4 +109,28 @@ func Chromium(t testing.TB) string {
 	}
 	unavailable(t, "Chromium", err)
 	return ""
+}
+
+// ChildProcesses counts the processes, running or zombie, whose parent is
+// pid, from /proc: a test's check that nothing was left behind.
+func ChildProcesses(t testing.TB, pid int) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := strconv.Itoa(pid)
+	n := 0
+	for _, e := range entries {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // not a process, or gone
+		}
+		// pid (comm) state ppid …; comm may hold spaces, so cut at the last ')'.
+		rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
+		if f := strings.Fields(rest); len(f) > 1 && f[1] == parent {
+			n++
+		}
+	}
+	return n
 }

@@ -54,11 +54,7 @@ func ChildMain() bool {
 			if n <= 0 {
 				os.Exit(0)
 			}
-			for {
-				if _, err := unix.Write(1, b[:]); err != unix.EINTR {
-					break
-				}
-			}
+			_ = writeByte(1, b[:])
 		}
 	}
 	os.Exit(3)

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stampede-dev/stampede/internal/lab"
+	"github.com/stampede-dev/stampede/internal/lab/labtest"
+	"github.com/stampede-dev/stampede/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -18,29 +19,6 @@ func TestMain(m *testing.M) {
 		return
 	}
 	os.Exit(m.Run())
-}
-
-// children counts live or zombie processes whose parent is this one.
-func children(t *testing.T) int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	me := strconv.Itoa(os.Getpid())
-	n := 0
-	for _, e := range entries {
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid …; comm may hold spaces, so cut at the last ')'.
-		rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
-		if f := strings.Fields(rest); len(f) > 1 && f[1] == me {
-			n++
-		}
-	}
-	return n
 }
 
 func threads(t *testing.T) int64 {
@@ -58,7 +36,7 @@ func settled(t *testing.T, goroutines int, thr int64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		g, th, c := runtime.NumGoroutine(), threads(t), children(t)
+		g, th, c := runtime.NumGoroutine(), threads(t), testenv.ChildProcesses(t, os.Getpid())
 		// The runtime keeps idle threads it started for blocked system
 		// calls; a leak of the experiment's (50 or more) shows far above.
 		if g <= goroutines && th <= thr+10 && c == 0 {
@@ -75,21 +53,8 @@ func settled(t *testing.T, goroutines int, thr int64) {
 var small = map[string]any{"goroutines": "2000", "threads": "50", "processes": "5", "roundtrips": "500"}
 
 func TestCostsMeasuresAndCleansUp(t *testing.T) {
-	e := New()
-	p, err := lab.Resolve(e.Info().Params, small)
-	if err != nil {
-		t.Fatal(err)
-	}
 	g0, th0 := runtime.NumGoroutine(), threads(t)
-	var res Result
-	err = e.Run(context.Background(), p, func(ev lab.Event) {
-		if ev.Kind == lab.KindResult {
-			res = ev.Data.(Result)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := labtest.Run[Result](t, New(), small, nil)
 	settled(t, g0, th0)
 
 	if len(res.Creations) != 3 {
@@ -144,7 +109,7 @@ func TestCostsCancelLeavesNothing(t *testing.T) {
 	err = e.Run(ctx, p, func(ev lab.Event) {
 		// Cancel with processes alive: the tenth one is starting.
 		if ev.Kind == lab.KindProgress && ev.Message == "starting processes" && ev.Done == 10 {
-			if c := children(t); c != 10 {
+			if c := testenv.ChildProcesses(t, os.Getpid()); c != 10 {
 				t.Errorf("%d children alive at the tenth start, want 10", c)
 			}
 			cancel()

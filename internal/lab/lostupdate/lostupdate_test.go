@@ -1,28 +1,14 @@
 package lostupdate
 
 import (
-	"context"
 	"testing"
 
-	"github.com/stampede-dev/stampede/internal/lab"
+	"github.com/stampede-dev/stampede/internal/lab/labtest"
 )
 
 func run(t *testing.T, raw map[string]any) Result {
 	t.Helper()
-	e := New()
-	p, err := lab.Resolve(e.Info().Params, raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res Result
-	if err := e.Run(context.Background(), p, func(ev lab.Event) {
-		if ev.Kind == lab.KindResult {
-			res = ev.Data.(Result)
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return res
+	return labtest.Run[Result](t, New(), raw, nil)
 }
 
 func TestLostUpdate(t *testing.T) {

@@ -1,12 +1,12 @@
 package sched
 
 import (
-	"context"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/stampede-dev/stampede/internal/lab"
+	"github.com/stampede-dev/stampede/internal/lab/labtest"
 )
 
 func tasks(spec ...[3]int) []Task {
@@ -273,18 +273,7 @@ func TestParse(t *testing.T) {
 
 func TestExperiment(t *testing.T) {
 	e := New()
-	p, err := lab.Resolve(e.Info().Params, map[string]any{"workload": "P1 0 24\nP2 0 3\nP3 0 3\n", "algorithm": "rr", "compare": "fcfs", "quantum": 4.0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep Report
-	if err := e.Run(context.Background(), p, func(ev lab.Event) {
-		if ev.Kind == lab.KindResult {
-			rep = ev.Data.(Report)
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	rep := labtest.Run[Report](t, e, map[string]any{"workload": "P1 0 24\nP2 0 3\nP3 0 3\n", "algorithm": "rr", "compare": "fcfs", "quantum": 4.0}, nil)
 	if len(rep.Runs) != 2 || rep.Runs[0].Config.Algorithm != RoundRobin || rep.Runs[1].Config.Algorithm != FCFS {
 		t.Fatalf("runs: %+v", rep.Runs)
 	}
@@ -292,13 +281,7 @@ func TestExperiment(t *testing.T) {
 		t.Errorf("averages %v and %v, want 5.67 and 17", rep.Runs[0].AvgWaiting, rep.Runs[1].AvgWaiting)
 	}
 	// An empty workload is generated from the seed, the same each time.
-	p, _ = lab.Resolve(e.Info().Params, map[string]any{"tasks": 7.0, "seed": 3.0})
-	var gen Report
-	e.Run(context.Background(), p, func(ev lab.Event) {
-		if ev.Kind == lab.KindResult {
-			gen = ev.Data.(Report)
-		}
-	})
+	gen := labtest.Run[Report](t, e, map[string]any{"tasks": 7.0, "seed": 3.0}, nil)
 	if !reflect.DeepEqual(gen.Tasks, Generate(3, 7)) || gen.Workload != Format(Generate(3, 7)) {
 		t.Errorf("generated workload differs from Generate(3, 7)")
 	}

@@ -1,33 +1,20 @@
 package schedobs
 
 import (
-	"context"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/stampede-dev/stampede/internal/lab"
+	"github.com/stampede-dev/stampede/internal/lab/labtest"
 )
 
 func TestBusyThreadsAreAccounted(t *testing.T) {
-	e := New()
 	n := runtime.NumCPU() + 2 // more threads than cores
-	p, err := lab.Resolve(e.Info().Params, map[string]any{"threads": float64(n), "ms": "400"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	procs := runtime.GOMAXPROCS(0)
 	g0 := runtime.NumGoroutine()
-	var res Result
-	if err := e.Run(context.Background(), p, func(ev lab.Event) {
-		if ev.Kind == lab.KindResult {
-			res = ev.Data.(Result)
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	res := labtest.Run[Result](t, New(), map[string]any{"threads": float64(n), "ms": "400"}, nil)
 	if runtime.GOMAXPROCS(0) != procs {
 		t.Errorf("GOMAXPROCS left at %d, was %d", runtime.GOMAXPROCS(0), procs)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stampede-dev/stampede/internal/lab"
+	"github.com/stampede-dev/stampede/internal/lab/labtest"
 )
 
 func TestCounts(t *testing.T) {
@@ -21,25 +22,13 @@ func TestCounts(t *testing.T) {
 // Every primitive, with up to 32 goroutines (more than the cores), counts
 // every finished operation exactly once.
 func TestEveryPrimitiveIsCorrect(t *testing.T) {
-	e := New()
-	p, err := lab.Resolve(e.Info().Params, map[string]any{"goroutines": "32", "ops": "20000", "ms": "5000"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	g0 := runtime.NumGoroutine()
-	var res Result
 	var points int
-	err = e.Run(context.Background(), p, func(ev lab.Event) {
-		switch ev.Kind {
-		case lab.KindPoint:
+	res := labtest.Run[Result](t, New(), map[string]any{"goroutines": "32", "ops": "20000", "ms": "5000"}, func(ev lab.Event) {
+		if ev.Kind == lab.KindPoint {
 			points++
-		case lab.KindResult:
-			res = ev.Data.(Result)
 		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	want := len(Primitives()) * len(Counts(32))
 	if len(res.Points) != want || points != want {
 		t.Fatalf("%d points in the result, %d streamed; want %d", len(res.Points), points, want)

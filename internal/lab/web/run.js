@@ -80,7 +80,6 @@ export async function panel(container, id, hooks = {}) {
   const form = h("form", { class: "params", "data-experiment": id });
   const inputs = {};
   for (const p of inf.params) {
-    if (hooks.hide && hooks.hide.includes(p.name)) continue;
     let input;
     const attrs = { id: `p-${id}-${p.name}`, name: p.name };
     if (p.kind === "choice") {
