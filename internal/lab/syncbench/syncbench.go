@@ -156,6 +156,13 @@ func (l *spinlock) Lock() {
 
 func (l *spinlock) Unlock() { l.state.Store(0) }
 
+// What one operation of measure did.
+const (
+	opNone = iota
+	opWrite
+	opRead
+)
+
 // measure runs cfg.ops operations of primitive id split over g goroutines
 // and checks the shared state afterwards.
 func measure(ctx context.Context, id string, g int, cfg config) Point {
@@ -171,6 +178,7 @@ func measure(ctx context.Context, id string, g int, cfg config) Point {
 		counter int64 // guarded by the primitive under test
 		atom    atomic.Int64
 		done    atomic.Int64 // operations finished, counted outside it
+		reads   atomic.Int64 // of which RWMutex reads
 		mu      sync.Mutex
 		rw      sync.RWMutex
 		spin    = &spinlock{yield: id == "spin-yield"}
@@ -178,43 +186,62 @@ func measure(ctx context.Context, id string, g int, cfg config) Point {
 		chsem   = make(chan struct{}, cfg.permits)
 		cond    = sync.NewCond(&mu)
 		turn    int64
-		reads   atomic.Int64
 	)
-	// op does one operation and reports whether it did (a cond waiter
-	// released by the clock did not).
-	op := func(worker int, i int64) bool {
-		switch id {
-		case "mutex":
+	// op does one operation and says what it did: opNone (a cond waiter
+	// released by the clock), opWrite or opRead. It is chosen once, so the
+	// measured loop pays one indirect call and nothing else of ours.
+	var op func(worker int, i int64) int
+	switch id {
+	case "mutex":
+		op = func(int, int64) int {
 			mu.Lock()
 			counter++
 			mu.Unlock()
-		case "rwmutex":
+			return opWrite
+		}
+	case "rwmutex":
+		op = func(_ int, i int64) int {
 			if int(i%100) < cfg.reads {
 				rw.RLock()
 				_ = counter
 				rw.RUnlock()
-				reads.Add(1)
-			} else {
-				rw.Lock()
-				counter++
-				rw.Unlock()
+				return opRead
 			}
-		case "spin", "spin-yield":
+			rw.Lock()
+			counter++
+			rw.Unlock()
+			return opWrite
+		}
+	case "spin", "spin-yield":
+		op = func(int, int64) int {
 			spin.Lock()
 			counter++
 			spin.Unlock()
-		case "semaphore":
+			return opWrite
+		}
+	case "semaphore":
+		op = func(int, int64) int {
 			_ = sem.Acquire(context.Background(), 1)
-			atom.Add(1)
+			atom.Add(1) // several permits: the guarded add must be atomic
 			sem.Release(1)
-		case "chan-sem":
+			return opWrite
+		}
+	case "chan-sem":
+		op = func(int, int64) int {
 			chsem <- struct{}{}
 			atom.Add(1)
 			<-chsem
-		case "atomic":
+			return opWrite
+		}
+	case "atomic":
+		op = func(int, int64) int {
 			atom.Add(1)
-		case "cond":
+			return opWrite
+		}
+	case "cond":
+		op = func(worker int, _ int64) int {
 			mu.Lock()
+			defer mu.Unlock()
 			for turn%int64(g) != int64(worker) && !stop.Load() {
 				cond.Wait()
 			}
@@ -224,10 +251,13 @@ func measure(ctx context.Context, id string, g int, cfg config) Point {
 				counter++
 			}
 			cond.Broadcast()
-			mu.Unlock()
-			return mine
+			if !mine {
+				return opNone
+			}
+			return opWrite
 		}
-		return true
+	default:
+		panic("syncbench: no primitive " + id)
 	}
 	per := cfg.ops / int64(g)
 	total := cfg.ops
@@ -246,13 +276,21 @@ func measure(ctx context.Context, id string, g int, cfg config) Point {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Counted here and added once: a shared counter bumped per
+			// operation would be a second contended word in every figure.
+			var did, read int64
+			defer func() { done.Add(did); reads.Add(read) }()
 			<-gate
 			for i := range n {
 				if stop.Load() {
 					return
 				}
-				if op(w, i) {
-					done.Add(1)
+				switch op(w, i) {
+				case opRead:
+					read++
+					did++
+				case opWrite:
+					did++
 				}
 			}
 		}()
