@@ -52,6 +52,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	saleUsers := fs.Int("users", 100000, "flash-sale: distinct user ids")
 	quantity := fs.Int("quantity", 1, "flash-sale: units per purchase")
 	rid := fs.String("run-id", "", "flash-sale: prefix of the Idempotency-Keys (default: random per run)")
+	slice := fs.String("user-slice", "", "flash-sale: buy only for users i, i+n, i+2n, … (given as i/n; --procs sets it for each process)")
 	sourceIPs := fs.String("source-ips", "", "spread connections over local addresses, as 127.0.0.2-127.0.0.60")
 	procs := fs.Int("procs", 1, "load worker processes, results merged (one process may hold only so many open files)")
 	output := fs.String("output", "text", "report format: text or json")
@@ -131,6 +132,15 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			*rid = runID()
 		}
 		cfg.Sale = &load.FlashSale{ProductID: pid, Users: *saleUsers, Quantity: *quantity, RunID: *rid}
+		if *slice != "" {
+			i, n, ok := strings.Cut(*slice, "/")
+			si, err1 := strconv.Atoi(i)
+			sn, err2 := strconv.Atoi(n)
+			if !ok || err1 != nil || err2 != nil || sn < 1 || si < 0 || si >= sn || sn > *saleUsers {
+				return bad("--user-slice %q: want i/n with 0 <= i < n <= --users", *slice)
+			}
+			cfg.Sale.Slice, cfg.Sale.Slices = si, sn
+		}
 	default:
 		return bad("unknown --scenario %q (there is flash-sale)", *scenario)
 	}
@@ -324,8 +334,8 @@ func runLoadProcs(ctx context.Context, n int, flags, positional []string, cfg lo
 		if cfg.Requests > 0 {
 			a = append(a, "-n", strconv.FormatInt(share(cfg.Requests, i), 10))
 		}
-		if cfg.Sale != nil { // keep idempotency keys apart between processes
-			a = append(a, "--run-id", cfg.Sale.RunID+"p"+strconv.Itoa(i))
+		if cfg.Sale != nil { // keep keys and users apart between processes
+			a = append(a, "--run-id", cfg.Sale.RunID+"p"+strconv.Itoa(i), "--user-slice", strconv.Itoa(i)+"/"+strconv.Itoa(n))
 		}
 		a = append(a, positional...)
 		cmd := exec.CommandContext(context.WithoutCancel(ctx), exe, a...)

@@ -19,6 +19,7 @@ func runShop(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", cfg.RedisPrefix, "prefix of every Redis key, to keep shops apart")
 	fs.StringVar(&cfg.Strategy, "strategy", "", "concurrency strategy (default: the fastest safe one for the setup)")
 	fs.IntVar(&cfg.Procs, "procs", cfg.Procs, "worker processes sharing the port (SO_REUSEPORT)")
+	fs.IntVar(&cfg.Pool, "pool", 0, "PostgreSQL connections per process (default: 16, or fewer so that all processes fit the server's max_connections)")
 	fs.IntVar(&cfg.Buckets, "buckets", cfg.Buckets, "stock rows per product for the buckets strategy")
 	fs.IntVar(&cfg.MaxInFlight, "max-inflight", cfg.MaxInFlight, "orders placed at once before the shop sheds load with 503")
 	fs.DurationVar(&cfg.OrderTimeout, "order-timeout", cfg.OrderTimeout, "deadline of one order, store included")
@@ -44,8 +45,13 @@ func runShop(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageError{err}
 	}
 	log := logger(stderr)
-	if warning != "" && !prefork.IsWorker() {
-		fmt.Fprintf(stderr, "warning: %s\n", warning)
+	if !prefork.IsWorker() {
+		if warning != "" {
+			fmt.Fprintf(stderr, "warning: %s\n", warning)
+		}
+		if w := prefork.BacklogWarning(); w != "" {
+			fmt.Fprintf(stderr, "warning: %s\n", w)
+		}
 	}
 	return shopd.Run(ctx, cfg, append([]string{"shop"}, args...), log, func(addr string) {
 		if !prefork.IsWorker() {

@@ -19,7 +19,10 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Target is one request to send.
@@ -31,12 +34,23 @@ type Target struct {
 }
 
 // FlashSale is the scenario that buys from a stampede shop: purchase k goes
-// to user k mod Users with its own Idempotency-Key, kept across retries.
+// to user (k*Slices + Slice) mod Users with its own Idempotency-Key, kept
+// across retries. Slices splits the users between the processes of one
+// run (--procs): process i of n buys only for users i, i+n, i+2n, …, so no
+// two processes buy for one user and a per-user limit sees each user once.
 type FlashSale struct {
 	ProductID string // as a JSON literal: 7 or "abc"
 	Users     int
 	Quantity  int
 	RunID     string // keys are RunID-k, so runs do not replay each other
+	Slice     int    // this process's share of the users, from 0
+	Slices    int    // shares in all; 0 or 1: every user is this process's
+}
+
+// user is the user purchase k buys for.
+func (s *FlashSale) user(k int64) int64 {
+	n := int64(max(s.Slices, 1))
+	return (k*n + int64(s.Slice)) % int64(s.Users)
 }
 
 // Config describes a run. Set either Rate (open model) or Users (closed).
@@ -150,8 +164,21 @@ func (e *engine) dialContext(ctx context.Context, network, addr string) (net.Con
 		return e.dial(ctx, network, addr)
 	}
 	ip := e.cfg.SourceIPs[e.srcNext.Add(1)%uint64(len(e.cfg.SourceIPs))]
-	d := net.Dialer{Timeout: e.cfg.Timeout, KeepAlive: -1, LocalAddr: &net.TCPAddr{IP: ip}}
+	d := net.Dialer{Timeout: e.cfg.Timeout, KeepAlive: -1, LocalAddr: &net.TCPAddr{IP: ip}, Control: bindNoPort}
 	return d.DialContext(ctx, network, addr)
+}
+
+// bindNoPort sets IP_BIND_ADDRESS_NO_PORT on a socket bound to a source
+// address before it connects: the kernel then picks the local port at
+// connect time, per destination, instead of at bind time among ports free
+// for every destination. With 100,000 connections, many of them lingering
+// in TIME_WAIT, bind-first would search long and run out of ports early.
+func bindNoPort(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+	})
+	return errors.Join(err, serr)
 }
 
 // take claims the next request slot, or reports the run is over by count.

@@ -175,8 +175,8 @@ func (rep Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "bytes         in %d, out %d\n", rep.BytesIn, rep.BytesOut)
 	if s := rep.FlashSale; s != nil {
-		fmt.Fprintf(w, "flash sale    acknowledged %d, sold_out %d, limit_exceeded %d, overloaded %d, other %d\n",
-			s.Acknowledged, s.SoldOut, s.LimitExceeded, s.Overloaded, s.Other)
+		fmt.Fprintf(w, "flash sale    acknowledged %d, sold_out %d, limit_exceeded %d, unsettled %d, other %d; %d retries\n",
+			s.Acknowledged, s.SoldOut, s.LimitExceeded, s.Unsettled, s.Other, s.Retries)
 	}
 }
 

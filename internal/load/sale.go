@@ -3,17 +3,27 @@ package load
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"time"
 )
 
-// purchaseRetries is how many times a purchase is sent again, with the same
-// Idempotency-Key, after a 503 or a transport error.
-const purchaseRetries = 3
+// Pauses between the attempts of one purchase: doubling from the first to
+// the last, each drawn from its upper half so that a crowd told 503 at once
+// does not come back at once.
+const (
+	firstRetryPause = 20 * time.Millisecond
+	lastRetryPause  = time.Second
+)
 
-// purchase buys once for user k mod Users. Every attempt is a request of
-// its own in the statistics; the outcome is counted once.
+// purchase buys once for its user. An answer that settles nothing (a 503 or
+// a transport error: the order may or may not have been taken) is sent
+// again with the same Idempotency-Key until the shop answers definitively
+// or the request timeout has passed since the first attempt, so a buyer
+// whose order was stored learns it, as a 201 or as the replayed order.
+// Every attempt is a request of its own in the statistics; the outcome is
+// counted once.
 func (w *worker) purchase(ctx context.Context, intended time.Time) {
 	s := w.e.cfg.Sale
 	k := w.e.purchases.Add(1) - 1
@@ -23,7 +33,9 @@ func (w *worker) purchase(ctx context.Context, intended time.Time) {
 		t.Method, t.Body = "POST", appendSaleBody(nil, s, k)
 		t.Header = http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {saleKey(s, k)}}
 	}
-	for attempt := 0; ; attempt++ {
+	giveUp := time.Now().Add(w.e.cfg.Timeout)
+	pause := firstRetryPause
+	for {
 		status, in, err := w.send(ctx, t, w.buf)
 		w.record(intended, status, in, int64(len(w.buf)), err)
 		var body []byte
@@ -31,10 +43,16 @@ func (w *worker) purchase(ctx context.Context, intended time.Time) {
 			body = w.c.body
 		}
 		outcome, id := saleOutcome(status, body, err)
-		if outcome == outcomeRetry && attempt < purchaseRetries && ctx.Err() == nil {
-			sleep(ctx, time.Duration(attempt+1)*50*time.Millisecond)
-			intended = time.Now()
-			continue
+		if outcome == outcomeRetry && ctx.Err() == nil {
+			wait := pause/2 + rand.N(pause/2+1)
+			if time.Now().Add(wait).Before(giveUp) && sleep(ctx, wait) {
+				pause = min(2*pause, lastRetryPause)
+				intended = time.Now()
+				w.sh.mu.Lock()
+				w.sh.w.sale.Retries++
+				w.sh.mu.Unlock()
+				continue
+			}
 		}
 		w.sh.mu.Lock()
 		sc := &w.sh.w.sale
@@ -45,12 +63,8 @@ func (w *worker) purchase(ctx context.Context, intended time.Time) {
 			sc.SoldOut++
 		case outcomeLimit:
 			sc.LimitExceeded++
-		case outcomeRetry:
-			if status == 503 {
-				sc.Overloaded++
-			} else {
-				sc.Other++
-			}
+		case outcomeRetry: // still unsettled when time ran out
+			sc.Unsettled++
 		default:
 			sc.Other++
 		}
@@ -114,7 +128,7 @@ func jsonString(body []byte, key string) string {
 
 // appendPurchase renders purchase k's request into b.
 func appendPurchase(b []byte, t Target, s *FlashSale, k int64, keepAlive bool) []byte {
-	user := k % int64(s.Users)
+	user := s.user(k)
 	body := len(`{"product_id":,"user_id":"u","quantity":}`) + len(s.ProductID) + digits(user) + digits(int64(s.Quantity))
 	b = append(b, "POST "...)
 	b = append(b, t.URL.RequestURI()...)
@@ -138,7 +152,7 @@ func appendSaleBody(b []byte, s *FlashSale, k int64) []byte {
 	b = append(b, `{"product_id":`...)
 	b = append(b, s.ProductID...)
 	b = append(b, `,"user_id":"u`...)
-	b = strconv.AppendInt(b, k%int64(s.Users), 10)
+	b = strconv.AppendInt(b, s.user(k), 10)
 	b = append(b, `","quantity":`...)
 	b = strconv.AppendInt(b, int64(s.Quantity), 10)
 	return append(b, '}')

@@ -50,21 +50,26 @@ func classify(err error) string {
 	return ErrOther
 }
 
-// SaleCounts are the flash-sale scenario's outcomes.
+// SaleCounts are the flash-sale scenario's outcomes, one per purchase.
 type SaleCounts struct {
 	Acknowledged  int64 `json:"acknowledged"`
 	SoldOut       int64 `json:"sold_out"`
 	LimitExceeded int64 `json:"limit_exceeded"`
-	Overloaded    int64 `json:"overloaded"`
-	Other         int64 `json:"other"`
+	// Unsettled purchases had no definitive answer (only 503s or transport
+	// errors) when their timeout passed: the shop may have taken them.
+	Unsettled int64 `json:"unsettled"`
+	Other     int64 `json:"other"`
+	// Retries counts attempts after each purchase's first.
+	Retries int64 `json:"retries"`
 }
 
 func (s *SaleCounts) add(o SaleCounts) {
 	s.Acknowledged += o.Acknowledged
 	s.SoldOut += o.SoldOut
 	s.LimitExceeded += o.LimitExceeded
-	s.Overloaded += o.Overloaded
+	s.Unsettled += o.Unsettled
 	s.Other += o.Other
+	s.Retries += o.Retries
 }
 
 // window is what workers record between two ticks of the reporter.

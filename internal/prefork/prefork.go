@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,6 +43,33 @@ func Listen(ctx context.Context, addr string) (net.Listener, error) {
 		}
 	}
 	return lc.Listen(ctx, "tcp", addr)
+}
+
+// StormBacklog is the accept backlog a connect storm of 100,000 clients
+// needs: SYNs beyond the backlog are dropped and retried by the client
+// only after 1, 3 and 7 s.
+const StormBacklog = 65535
+
+// BacklogWarning returns one line, or "", saying that the kernel caps the
+// accept backlog (net.core.somaxconn) or the queue of half-open
+// connections (net.ipv4.tcp_max_syn_backlog) below StormBacklog, and how
+// to raise them. Go's listeners already ask for the largest backlog the
+// kernel allows, so these two settings are the whole story.
+func BacklogWarning() string {
+	var low []string
+	for _, name := range []string{"net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog"} {
+		b, err := os.ReadFile("/proc/sys/" + strings.ReplaceAll(name, ".", "/"))
+		if err != nil {
+			continue
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n < StormBacklog {
+			low = append(low, name+" is "+strconv.Itoa(n))
+		}
+	}
+	if len(low) == 0 {
+		return ""
+	}
+	return strings.Join(low, " and ") + ": clients connecting at once beyond that wait 1-7 s for SYN retries; as root: sysctl -w net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535"
 }
 
 // Ready tells the supervisor that this worker is serving. Outside a

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -27,17 +28,56 @@ func (r OrderRequest) hash() string {
 
 // Service places orders with a strategy, sheds load past a bound, and makes
 // retries with an Idempotency-Key safe. Create it with NewService.
+//
+// Once a product is sold out, later orders for it are refused from memory,
+// before they take a slot: a flash sale's crowd mostly arrives after the
+// last unit is gone. A strategy that indexes keys itself says so with
+// KnownSoldOut; for the others the Service remembers the smallest quantity
+// the store refused, which stays refused because their stock never comes
+// back (an order with a key is still looked up first, so that a retry of a
+// stored order gets that order).
 type Service struct {
 	store        Store
 	strategy     Strategy
+	indexes      bool // the strategy finds reused keys itself
+	known        SoldOutKnower
 	orderTimeout time.Duration
 	slots        chan struct{}
+
+	mu      sync.Mutex
+	soldOut map[int64]int64 // product → smallest quantity refused as sold out
+}
+
+// A SoldOutKnower is a Strategy that can tell from memory that an order
+// would be refused as sold out, with the order's key taken into account.
+type SoldOutKnower interface {
+	KnownSoldOut(o Order) bool
 }
 
 // NewService returns a Service that lets at most maxInFlight orders run at
 // once (the rest get ErrOverloaded) and gives each at most orderTimeout.
 func NewService(store Store, strategy Strategy, maxInFlight int, orderTimeout time.Duration) *Service {
-	return &Service{store: store, strategy: strategy, orderTimeout: orderTimeout, slots: make(chan struct{}, maxInFlight)}
+	_, indexes := strategy.(interface{ IndexesKeys() })
+	known, _ := strategy.(SoldOutKnower)
+	return &Service{store: store, strategy: strategy, indexes: indexes, known: known, orderTimeout: orderTimeout,
+		slots: make(chan struct{}, maxInFlight), soldOut: make(map[int64]int64)}
+}
+
+// knownSoldOut reports whether the Service has seen the store refuse q or
+// fewer units of the product.
+func (s *Service) knownSoldOut(productID, q int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	min, ok := s.soldOut[productID]
+	return ok && q >= min
+}
+
+func (s *Service) learnSoldOut(productID, q int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if min, ok := s.soldOut[productID]; !ok || q < min {
+		s.soldOut[productID] = q
+	}
 }
 
 // Store returns the service's store.
@@ -51,6 +91,12 @@ func (s *Service) Strategy() Strategy { return s.strategy }
 // and nothing is bought. Errors are *Error values, except unexpected store
 // failures, which the caller should log and report as internal.
 func (s *Service) PlaceOrder(ctx context.Context, req OrderRequest) (o Order, created bool, err error) {
+	if s.known != nil && s.known.KnownSoldOut(Order{ProductID: req.ProductID, Quantity: req.Quantity, IdempotencyKey: req.IdempotencyKey}) {
+		return Order{}, false, ErrSoldOut
+	}
+	if !s.indexes && req.IdempotencyKey == "" && s.knownSoldOut(req.ProductID, req.Quantity) {
+		return Order{}, false, ErrSoldOut
+	}
 	select {
 	case s.slots <- struct{}{}:
 		defer func() { <-s.slots }()
@@ -61,13 +107,16 @@ func (s *Service) PlaceOrder(ctx context.Context, req OrderRequest) (o Order, cr
 	defer cancel()
 
 	h := req.hash()
-	if _, indexes := s.strategy.(interface{ IndexesKeys() }); req.IdempotencyKey != "" && !indexes {
+	if req.IdempotencyKey != "" && !s.indexes {
 		prev, err := s.store.OrderByKey(ctx, req.IdempotencyKey)
 		if err == nil {
 			return replay(prev, h)
 		}
 		if ErrorCode(err) != CodeNotFound {
 			return Order{}, false, timeoutOr(ctx, err)
+		}
+		if s.knownSoldOut(req.ProductID, req.Quantity) {
+			return Order{}, false, ErrSoldOut
 		}
 	}
 	o, err = s.strategy.Buy(ctx, Order{
@@ -88,9 +137,14 @@ func (s *Service) PlaceOrder(ctx context.Context, req OrderRequest) (o Order, cr
 		return replay(o, h)
 	}
 	if err != nil {
+		c := ErrorCode(err)
+		if c == CodeSoldOut && !s.indexes {
+			s.learnSoldOut(req.ProductID, req.Quantity)
+		}
 		// A concurrent twin of this request may have taken the last unit
-		// first; a retry then deserves that order, not sold_out.
-		if c := ErrorCode(err); req.IdempotencyKey != "" && (c == CodeSoldOut || c == CodeLimitExceeded) {
+		// first; a retry then deserves that order, not sold_out. (A
+		// strategy that indexes keys has answered the twin already.)
+		if req.IdempotencyKey != "" && !s.indexes && (c == CodeSoldOut || c == CodeLimitExceeded) {
 			if prev, perr := s.store.OrderByKey(ctx, req.IdempotencyKey); perr == nil {
 				return replay(prev, h)
 			}

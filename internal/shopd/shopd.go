@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +33,7 @@ type Config struct {
 	RedisPrefix  string        // prefix of every Redis key
 	Strategy     string        // a name from shop.Strategies, or empty for the default
 	Procs        int           // worker processes; 1 serves in this process
+	Pool         int           // PostgreSQL connections per process; 0: fit the server's budget (see FitPool)
 	Buckets      int           // rows per product for the buckets strategy
 	MaxInFlight  int           // orders placed at once before shedding
 	OrderTimeout time.Duration // deadline of one order, store included
@@ -70,6 +72,9 @@ func (c *Config) Resolve() (warning string, err error) {
 	}
 	if c.Buckets < 1 || c.Buckets > 1024 {
 		return "", fmt.Errorf("--buckets must be from 1 to 1024, not %d", c.Buckets)
+	}
+	if c.Pool < 0 || c.Pool > 10000 {
+		return "", fmt.Errorf("--pool must be from 1 to 10000 (or 0 for as many as fit), not %d", c.Pool)
 	}
 	if c.MaxInFlight < 1 || c.BatchSize < 1 || c.OrderTimeout <= 0 || c.LockTTL <= 0 || c.Gap < 0 {
 		return "", errors.New("--max-inflight, --batch, --order-timeout and --lock-ttl must be positive, --gap not negative")
@@ -111,15 +116,58 @@ func splitStore(dsn string) (kind, rest string, err error) {
 	return "", "", fmt.Errorf("--store %q: use sqlite:PATH or postgres://USER@HOST:PORT/DB", dsn)
 }
 
-// OpenStore opens the store a DSN names.
-func OpenStore(ctx context.Context, dsn string) (shop.Store, string, error) {
+// FitPool sizes the PostgreSQL pool of each of c.Procs processes so that
+// together they never hold more connections than the server allows, less
+// what superusers, other clients and operators need (postgres.Budget). A
+// pool set by --pool or the DSN's pool_max_conns is checked, not changed;
+// otherwise each process gets DefaultMaxConns or its share of the budget,
+// whichever is smaller. It fails with one line saying what does not fit.
+// SQLite needs nothing and returns at once.
+func (c *Config) FitPool(ctx context.Context) error {
+	kind, dsn, err := splitStore(c.Store)
+	if err != nil || kind != "postgres" {
+		return err
+	}
+	b, err := postgres.ReadBudget(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	fromDSN, err := postgres.PoolSize(dsn)
+	if err != nil {
+		return err
+	}
+	const least = 2 // a writer and one reader
+	want := c.Pool
+	if want == 0 {
+		want = fromDSN
+	}
+	if want > 0 {
+		if c.Procs*want > b.Free() {
+			return fmt.Errorf("%d process(es) × %d connections = %d, but %s; lower --procs or --pool, or raise max_connections",
+				c.Procs, want, c.Procs*want, b)
+		}
+		c.Pool = want
+		return nil
+	}
+	per := min(postgres.DefaultMaxConns, b.Free()/c.Procs)
+	if per < least {
+		return fmt.Errorf("%d process(es) need at least %d connections each, but %s; lower --procs or raise max_connections",
+			c.Procs, least, b)
+	}
+	c.Pool = per
+	return nil
+}
+
+// OpenStore opens the store a DSN names; pool bounds a PostgreSQL pool (0:
+// the DSN's or the default).
+func OpenStore(ctx context.Context, dsn string, pool int) (shop.Store, string, error) {
 	kind, rest, err := splitStore(dsn)
 	if err != nil {
 		return nil, "", err
 	}
 	open := func(ctx context.Context, dsn string) (shop.Store, error) { return sqlite.Open(ctx, dsn) }
 	if kind == "postgres" {
-		open = func(ctx context.Context, dsn string) (shop.Store, error) { return postgres.Open(ctx, dsn) }
+		open = func(ctx context.Context, dsn string) (shop.Store, error) { return postgres.Open(ctx, dsn, pool) }
 	}
 	s, err := open(ctx, rest)
 	if err != nil {
@@ -148,7 +196,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 		}
 	}()
 	var kind string
-	if s.store, kind, err = OpenStore(ctx, cfg.Store); err != nil {
+	if s.store, kind, err = OpenStore(ctx, cfg.Store, cfg.Pool); err != nil {
 		return nil, err
 	}
 	if cfg.Redis != "" {
@@ -250,9 +298,14 @@ func (s *Server) close() error {
 // cfg.Procs supervised workers that each call Run with Procs 1. ready, if
 // not nil, is called with the address once it is being served.
 func Run(ctx context.Context, cfg Config, args []string, log *slog.Logger, ready func(addr string)) error {
+	if !prefork.IsWorker() {
+		if err := cfg.FitPool(ctx); err != nil {
+			return err
+		}
+	}
 	if cfg.Procs > 1 && !prefork.IsWorker() {
 		// Migrate once here, so workers start against a ready schema.
-		st, _, err := OpenStore(ctx, cfg.Store)
+		st, _, err := OpenStore(ctx, cfg.Store, 1)
 		if err != nil {
 			return err
 		}
@@ -262,7 +315,8 @@ func Run(ctx context.Context, cfg Config, args []string, log *slog.Logger, ready
 			return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 		}
 		ln.Close()
-		return prefork.Supervise(ctx, cfg.Procs, append(args, "--procs", "1", "--strategy", cfg.Strategy), 15*time.Second, log, func() {
+		workerArgs := append(args, "--procs", "1", "--strategy", cfg.Strategy, "--pool", strconv.Itoa(cfg.Pool))
+		return prefork.Supervise(ctx, cfg.Procs, workerArgs, 15*time.Second, log, func() {
 			if ready != nil {
 				ready(cfg.Addr)
 			}

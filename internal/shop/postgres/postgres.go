@@ -19,19 +19,78 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// DefaultMaxConns bounds the pool when the DSN sets no pool_max_conns: more
-// connections than this only queue on the hot product row.
+// DefaultMaxConns bounds the pool when neither the DSN's pool_max_conns
+// nor the caller sets it: more connections than this only queue on the hot
+// product row.
 const DefaultMaxConns = 16
 
+// OperatorRoom is how many of the server's connections a shop leaves free
+// for people: an operator's psql, a backup, a monitoring agent.
+const OperatorRoom = 5
+
+// PoolSize returns the pool_max_conns a DSN sets, or 0.
+func PoolSize(dsn string) (int, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return 0, fmt.Errorf("postgres DSN: %w", err)
+	}
+	if !strings.Contains(dsn, "pool_max_conns=") {
+		return 0, nil
+	}
+	return int(cfg.MaxConns), nil
+}
+
+// Budget is what a PostgreSQL server can give a shop in connections.
+type Budget struct {
+	Max      int // max_connections
+	Reserved int // superuser_reserved_connections (and reserved_connections where it exists)
+	InUse    int // held by other clients when it was read
+}
+
+// Free is what is left for the shop once superusers, the clients already
+// connected and OperatorRoom have theirs; it may be negative.
+func (b Budget) Free() int { return b.Max - b.Reserved - b.InUse - OperatorRoom }
+
+func (b Budget) String() string {
+	return fmt.Sprintf("the server allows %d connections: %d reserved for superusers, %d in use, %d kept for operators, which leaves %d",
+		b.Max, b.Reserved, b.InUse, OperatorRoom, b.Free())
+}
+
+// ReadBudget asks the server at dsn how many connections it allows and
+// how many are taken, over one connection of its own (not counted).
+func ReadBudget(ctx context.Context, dsn string) (Budget, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return Budget{}, fmt.Errorf("postgres DSN: %w", err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return Budget{}, fmt.Errorf("connect to postgres at %s:%d: %w", cfg.Host, cfg.Port, err)
+	}
+	defer conn.Close(ctx)
+	var b Budget
+	err = conn.QueryRow(ctx, `SELECT current_setting('max_connections')::int,
+		current_setting('superuser_reserved_connections')::int + COALESCE(current_setting('reserved_connections', true)::int, 0),
+		(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())::int`).Scan(&b.Max, &b.Reserved, &b.InUse)
+	if err != nil {
+		return Budget{}, fmt.Errorf("read connection limits: %w", err)
+	}
+	return b, nil
+}
+
 // Open connects to dsn (postgres://…; pool_max_conns and search_path may be
-// set in it) and migrates the schema. Processes starting together migrate
-// one at a time under an advisory lock.
-func Open(ctx context.Context, dsn string) (*sqlstore.Store, error) {
+// set in it) and migrates the schema. maxConns, when above zero, bounds the
+// pool whatever the DSN says. Processes starting together migrate one at a
+// time under an advisory lock.
+func Open(ctx context.Context, dsn string, maxConns int) (*sqlstore.Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres DSN: %w", err)
 	}
-	if cfg.MaxConns == 4 || cfg.MaxConns == 0 { // pgxpool's default: max(4, cores)
+	switch {
+	case maxConns > 0:
+		cfg.MaxConns = int32(maxConns)
+	case !strings.Contains(dsn, "pool_max_conns="): // pgxpool's default is max(4, cores)
 		cfg.MaxConns = DefaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

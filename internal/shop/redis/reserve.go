@@ -16,9 +16,10 @@ import (
 )
 
 // reserve takes stock and the user's allowance and appends the order to
-// the durable queue in one atomic step. It answers {status, previous}.
+// the durable queue in one atomic step. It answers {status, previous} or,
+// for sold_out, {status, restock generation}.
 //
-// KEYS: stock, users, limit, idempotency, stream.
+// KEYS: stock, users, limit, idempotency, stream, reserved keys, restocks.
 // ARGV: quantity, user, order id, request hash, product, key, created (ns).
 var reserve = goredis.NewScript(`
 local stock = redis.call('GET', KEYS[1])
@@ -28,7 +29,7 @@ if ARGV[6] ~= '' then
   if prev then return {'dup', prev} end
 end
 local q = tonumber(ARGV[1])
-if tonumber(stock) < q then return {'sold_out'} end
+if tonumber(stock) < q then return {'sold_out', redis.call('GET', KEYS[7]) or '0'} end
 local limit = tonumber(redis.call('GET', KEYS[3]) or '0')
 if limit > 0 and tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0') + q > limit then
   return {'limit'}
@@ -37,21 +38,42 @@ redis.call('DECRBY', KEYS[1], q)
 redis.call('HINCRBY', KEYS[2], ARGV[2], q)
 if ARGV[6] ~= '' then
   redis.call('SET', KEYS[4], ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. ARGV[7], 'EX', 86400)
+  redis.call('SADD', KEYS[6], ARGV[6])
+  redis.call('EXPIRE', KEYS[6], 86400)
 end
 redis.call('XADD', KEYS[5], '*', 'id', ARGV[3], 'p', ARGV[5], 'u', ARGV[2], 'q', ARGV[1], 'k', ARGV[6], 'h', ARGV[4], 't', ARGV[7])
 return {'ok'}`)
 
 // load seeds a product's reservation state from the store, once: the first
-// process to get here wins and later calls change nothing.
+// process to get here wins and later calls change nothing. Seeding counts
+// as a restock: every process forgets that the product was sold out.
 //
-// KEYS: stock, users, limit. ARGV: stock, limit, then user, quantity pairs.
+// KEYS: stock, users, limit, restocks. ARGV: stock, limit, channel,
+// product, then user, quantity pairs.
 var load = goredis.NewScript(`
 if redis.call('SETNX', KEYS[1], ARGV[1]) == 1 then
   redis.call('SET', KEYS[3], ARGV[2])
   redis.call('DEL', KEYS[2])
-  for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+  for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+  local gen = redis.call('INCR', KEYS[4])
+  redis.call('PUBLISH', ARGV[3], 'restock:' .. ARGV[4] .. ':' .. gen)
 end
 return 1`)
+
+// giveBack returns an order's units to stock and its user, and tells every
+// process that the product may sell again.
+//
+// KEYS: stock, users, restocks. ARGV: quantity, user, channel, product.
+var giveBack = goredis.NewScript(`
+redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('HINCRBY', KEYS[2], ARGV[2], -tonumber(ARGV[1]))
+local gen = redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', ARGV[3], 'restock:' .. ARGV[4] .. ':' .. gen)
+return gen`)
+
+// maxKnownKeys bounds the Idempotency-Keys a process keeps of a sold-out
+// product; past it, orders with a key ask Redis even when sold out.
+const maxKnownKeys = 200_000
 
 const group = "writers"
 
@@ -75,9 +97,12 @@ type Reserve struct {
 	maxBatch int64
 	log      *slog.Logger
 
-	mu      sync.Mutex
-	waiters map[string]*waiter
-	loaded  map[int64]bool
+	mu       sync.Mutex
+	waiters  map[string]*waiter
+	loaded   map[int64]bool
+	soldOut  map[int64]*soldOut
+	learning map[int64]bool
+	restocks map[int64]int64 // the newest restock generation heard of, per product
 
 	pubsub *goredis.PubSub
 	cancel context.CancelFunc
@@ -100,6 +125,9 @@ func NewReserve(ctx context.Context, rdb *goredis.Client, store shop.Store, pref
 		maxBatch: int64(maxBatch),
 		waiters:  make(map[string]*waiter),
 		loaded:   make(map[int64]bool),
+		soldOut:  make(map[int64]*soldOut),
+		learning: make(map[int64]bool),
+		restocks: make(map[int64]int64),
 	}
 	err := rdb.XGroupCreateMkStream(ctx, r.stream, group, "0").Err()
 	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
@@ -120,8 +148,113 @@ func NewReserve(ctx context.Context, rdb *goredis.Client, store shop.Store, pref
 
 func (*Reserve) Name() string { return "reserve" }
 
+// IndexesKeys marks Reserve as finding reused Idempotency-Keys itself (in
+// Redis, and in the store when its batch commits), so the Service need not
+// ask the store before every order.
+func (*Reserve) IndexesKeys() {}
+
+// soldOut is what this process knows of a product that Redis refused.
+type soldOut struct {
+	minQ int64 // the smallest quantity refused: stock is below it
+	gen  int64 // the restock generation it was learnt in
+	// keys holds every Idempotency-Key that reserved units of the product
+	// up to the refusal (nil: too many to keep).
+	keys map[string]struct{}
+}
+
+// KnownSoldOut answers from memory, with no round trip, whether o would be
+// refused as sold out: Redis refused a quantity no larger than o's since
+// the product's stock last came back, and o's key (if any) reserved none of
+// it. Stock only falls between restocks, so a refusal stays true until the
+// next one; a retry of an order that did reserve units is never refused
+// here, because its key is among those read when the product sold out (no
+// order of that quantity can reserve after it). The one staleness is a
+// restock that this process has not yet heard of over pub/sub: for that
+// moment, sold out is still said.
+func (r *Reserve) KnownSoldOut(o shop.Order) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	so := r.soldOut[o.ProductID]
+	if so == nil || o.Quantity < so.minQ {
+		return false
+	}
+	if o.IdempotencyKey == "" {
+		return true
+	}
+	if so.keys == nil {
+		return false
+	}
+	_, reserved := so.keys[o.IdempotencyKey]
+	return !reserved
+}
+
+// learnSoldOut records that Redis refused q units of a product in restock
+// generation gen, reading the keys that reserved units of it. One buyer
+// per process does the reading; the rest were answered by Redis already.
+func (r *Reserve) learnSoldOut(ctx context.Context, id, q, gen int64) {
+	r.mu.Lock()
+	if so := r.soldOut[id]; r.learning[id] || (so != nil && so.gen == gen && so.minQ <= q) || r.restocks[id] > gen {
+		r.mu.Unlock()
+		return
+	}
+	r.learning[id] = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.learning, id)
+		r.mu.Unlock()
+	}()
+
+	keysKey := productKey(r.prefix, "reserved", id)
+	n, err := r.rdb.SCard(ctx, keysKey).Result()
+	if err != nil {
+		return
+	}
+	var members *goredis.StringSliceCmd
+	pipe := r.rdb.TxPipeline()
+	now := pipe.Get(ctx, productKey(r.prefix, "restocks", id))
+	if n <= maxKnownKeys {
+		members = pipe.SMembers(ctx, keysKey)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return
+	}
+	if g, _ := strconv.ParseInt(now.Val(), 10, 64); g != gen {
+		return // stock came back since the refusal
+	}
+	so := &soldOut{minQ: q, gen: gen}
+	if members != nil {
+		so.keys = make(map[string]struct{}, len(members.Val()))
+		for _, k := range members.Val() {
+			so.keys[k] = struct{}{}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.restocks[id] > gen {
+		return
+	}
+	if prev := r.soldOut[id]; prev != nil && prev.gen == gen && prev.minQ < q {
+		so.minQ = prev.minQ
+	}
+	r.soldOut[id] = so
+}
+
+// restocked forgets that a product was sold out, on news of generation gen.
+func (r *Reserve) restocked(id, gen int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.restocks[id] = max(r.restocks[id], gen)
+	if so := r.soldOut[id]; so != nil && so.gen < gen {
+		delete(r.soldOut, id)
+	}
+}
+
 // Buy implements shop.Strategy.
 func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
+	if r.KnownSoldOut(o) {
+		return shop.Order{}, shop.ErrSoldOut
+	}
 	if err := r.ensureLoaded(ctx, o.ProductID); err != nil {
 		return shop.Order{}, err
 	}
@@ -133,6 +266,8 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 		productKey(r.prefix, "limit", o.ProductID),
 		r.prefix + "idem:" + o.IdempotencyKey,
 		r.stream,
+		productKey(r.prefix, "reserved", o.ProductID),
+		productKey(r.prefix, "restocks", o.ProductID),
 	}
 	res, err := reserve.Run(ctx, r.rdb, keys, o.Quantity, o.UserID, o.ID, o.RequestHash,
 		o.ProductID, o.IdempotencyKey, o.CreatedAt.UnixNano()).StringSlice()
@@ -142,6 +277,9 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 	switch res[0] {
 	case "ok":
 	case "sold_out":
+		if gen, err := strconv.ParseInt(res[1], 10, 64); err == nil {
+			r.learnSoldOut(ctx, o.ProductID, o.Quantity, gen)
+		}
 		return shop.Order{}, shop.ErrSoldOut
 	case "limit":
 		return shop.Order{}, shop.ErrLimitExceeded
@@ -202,11 +340,12 @@ func (r *Reserve) ensureLoaded(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
-	args := []any{p.Stock, p.PerUserLimit}
+	args := []any{p.Stock, p.PerUserLimit, r.channel, id}
 	for u, q := range users {
 		args = append(args, u, q)
 	}
-	keys := []string{productKey(r.prefix, "stock", id), productKey(r.prefix, "users", id), productKey(r.prefix, "limit", id)}
+	keys := []string{productKey(r.prefix, "stock", id), productKey(r.prefix, "users", id), productKey(r.prefix, "limit", id),
+		productKey(r.prefix, "restocks", id)}
 	if err := load.Run(ctx, r.rdb, keys, args...).Err(); err != nil {
 		return err
 	}
@@ -240,6 +379,15 @@ func (r *Reserve) forget(id string) {
 func (r *Reserve) listen() {
 	defer r.wg.Done()
 	for msg := range r.pubsub.Channel() {
+		if rest, ok := strings.CutPrefix(msg.Payload, "restock:"); ok {
+			id, gen, _ := strings.Cut(rest, ":")
+			p, err1 := strconv.ParseInt(id, 10, 64)
+			g, err2 := strconv.ParseInt(gen, 10, 64)
+			if err1 == nil && err2 == nil {
+				r.restocked(p, g)
+			}
+			continue
+		}
 		r.mu.Lock()
 		for id := range strings.FieldsSeq(msg.Payload) {
 			rejected := strings.HasPrefix(id, "!")
@@ -313,8 +461,8 @@ func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage) {
 		names[i] = o.ID
 		if slices.Contains(rejected, o.ID) {
 			names[i] = "!" + o.ID
-			pipe.IncrBy(ctx, productKey(r.prefix, "stock", o.ProductID), o.Quantity)
-			pipe.HIncrBy(ctx, productKey(r.prefix, "users", o.ProductID), o.UserID, -o.Quantity)
+			giveBack.Eval(ctx, pipe, []string{productKey(r.prefix, "stock", o.ProductID), productKey(r.prefix, "users", o.ProductID),
+				productKey(r.prefix, "restocks", o.ProductID)}, o.Quantity, o.UserID, r.channel, o.ProductID)
 		}
 	}
 	pipe.XAck(ctx, r.stream, group, ids...)
