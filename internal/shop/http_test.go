@@ -18,12 +18,18 @@ import (
 )
 
 func newShop(t *testing.T, strategy func(shop.Store) shop.Strategy, maxInFlight int) (*httptest.Server, shop.Store) {
+	return newShopOn(t, func(s shop.Store) shop.Store { return s }, strategy, maxInFlight)
+}
+
+// newShopOn is newShop with the SQLite store seen through wrap.
+func newShopOn(t *testing.T, wrap func(shop.Store) shop.Store, strategy func(shop.Store) shop.Strategy, maxInFlight int) (*httptest.Server, shop.Store) {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "shop.db"))
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "shop.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() { db.Close() })
+	st := wrap(db)
 	svc := shop.NewService(st, strategy(st), maxInFlight, 5*time.Second)
 	srv := httptest.NewServer(shop.NewHandler(svc, "sqlite", slog.New(slog.NewTextHandler(io.Discard, nil))))
 	t.Cleanup(srv.Close)

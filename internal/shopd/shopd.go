@@ -21,8 +21,6 @@ import (
 	"github.com/stampede-dev/stampede/internal/shop/postgres"
 	"github.com/stampede-dev/stampede/internal/shop/redis"
 	"github.com/stampede-dev/stampede/internal/shop/sqlite"
-
-	goredis "github.com/redis/go-redis/v9"
 )
 
 // Config is everything `stampede shop` can be told.
@@ -180,7 +178,7 @@ func OpenStore(ctx context.Context, dsn string, pool int) (shop.Store, string, e
 type Server struct {
 	cfg      Config
 	store    shop.Store
-	rdb      *goredis.Client
+	rdb      *redis.Client
 	strategy shop.Strategy
 	http     *http.Server
 	ln       net.Listener

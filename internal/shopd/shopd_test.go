@@ -5,9 +5,11 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/stampede-dev/stampede/internal/shop/redis"
 	"github.com/stampede-dev/stampede/internal/shop/shoptest"
 	"github.com/stampede-dev/stampede/internal/shopd"
 	"github.com/stampede-dev/stampede/internal/testenv"
@@ -146,5 +148,78 @@ func TestFencingTokenStopsExpiredLock(t *testing.T) {
 	p := slow.Product(t, id)
 	if p.Stock < 0 || int64(created) != p.Sold || p.Stock+p.Sold != 50 || len(slow.Orders(t, id)) != created {
 		t.Errorf("sold %d, stock %d, acknowledged %d: the books must balance at 50", p.Sold, p.Stock, created)
+	}
+}
+
+// TestRedisSoldOutFromMemory: once Redis has refused a product as sold out,
+// each shop process refuses later buyers from memory, with no round trip,
+// yet still sends a retry of a reserved order to Redis so that its buyer
+// gets the order back; news of a restock ends the memory.
+func TestRedisSoldOutFromMemory(t *testing.T) {
+	cfg := shopd.DefaultConfig()
+	cfg.Store = "sqlite:" + filepath.Join(t.TempDir(), "shop.db")
+	cfg.Strategy = "reserve"
+	cfg.Redis, cfg.RedisPrefix = testenv.Redis(t)
+	c := start(t, cfg)
+	rc, err := redis.Dial(context.Background(), cfg.Redis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	id := c.CreateProduct(t, "phone", 5, 0)
+	ctx := context.Background()
+	order := func(user, key string) shoptest.Answer {
+		t.Helper()
+		a, err := c.Order(ctx, id, user, 1, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	first := map[string]string{}
+	for i := range 5 {
+		k := "k" + strconv.Itoa(i)
+		if a := order("u"+strconv.Itoa(i), k); a.Outcome() != "201" {
+			t.Fatalf("order %d: %s", i, a.Outcome())
+		}
+		first[k] = order("u"+strconv.Itoa(i), k).OrderID // the replay names the stored order
+	}
+	if a := order("late", "late1"); a.Outcome() != "409 sold_out" {
+		t.Fatalf("sixth buyer: %s", a.Outcome())
+	}
+	if a := order("u2", "k2"); a.Outcome() != "200" || a.OrderID != first["k2"] || a.OrderID == "" {
+		t.Errorf("retry of a reserved order after the sell-out: %s %q, want 200 %q", a.Outcome(), a.OrderID, first["k2"])
+	}
+	// Without its stock key Redis would answer "uninit" (503): a 409 now
+	// can only come from the process's memory.
+	if _, err := rc.Do(ctx, "DEL", cfg.RedisPrefix+"stock:"+strconv.FormatInt(id, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if a := order("late", "late2"); a.Outcome() != "409 sold_out" {
+		t.Errorf("buyer after the sell-out, with a key: %s, want 409 sold_out from memory", a.Outcome())
+	}
+	if a := order("late", ""); a.Outcome() != "409 sold_out" {
+		t.Errorf("buyer after the sell-out, without a key: %s, want 409 sold_out from memory", a.Outcome())
+	}
+	// A restock announced by any process ends the memory: the next buyer
+	// goes to Redis, finds the stock key gone (503) and has it reloaded
+	// from the store, which holds none.
+	if _, err := rc.Do(ctx, "PUBLISH", cfg.RedisPrefix+"committed", "restock:"+strconv.FormatInt(id, 10)+":1000"); err != nil {
+		t.Fatal(err)
+	}
+	got := ""
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if got = order("late", "").Outcome(); got != "409 sold_out" {
+			break
+		}
+	}
+	if got != "503 timeout" {
+		t.Errorf("after a restock the buyer got %s, want 503 timeout from Redis's missing key", got)
+	}
+	if a := order("late", "late3"); a.Outcome() != "409 sold_out" {
+		t.Errorf("after the reload from the store: %s, want 409 sold_out", a.Outcome())
+	}
+	if p := c.Product(t, id); p.Sold != 5 || p.Stock != 0 {
+		t.Errorf("sold %d, stock %d; want 5 and 0", p.Sold, p.Stock)
 	}
 }

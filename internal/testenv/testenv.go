@@ -86,7 +86,7 @@ func Redis(t testing.TB) (url, prefix string) {
 		defer c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := redis.DeletePrefix(ctx, c, prefix); err != nil {
+		if err := c.DeletePrefix(ctx, prefix); err != nil {
 			t.Errorf("delete redis keys %s*: %v", prefix, err)
 		}
 	})

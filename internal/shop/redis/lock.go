@@ -52,8 +52,8 @@ type Lock struct {
 // expires after ttl if its holder never releases it. gap pauses between
 // read and write (see shop.ReadThenWrite): a gap longer than ttl lets the
 // lock expire under its holder, which the fencing token then catches.
-func NewLock(rdb *goredis.Client, store shop.Store, prefix string, ttl, gap time.Duration) *Lock {
-	return &Lock{rdb: rdb, store: store, prefix: prefix, ttl: ttl, gap: gap, turns: make(map[int64]chan struct{})}
+func NewLock(c *Client, store shop.Store, prefix string, ttl, gap time.Duration) *Lock {
+	return &Lock{rdb: c.rdb, store: store, prefix: prefix, ttl: ttl, gap: gap, turns: make(map[int64]chan struct{})}
 }
 
 func (*Lock) Name() string { return "redis-lock" }

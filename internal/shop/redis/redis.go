@@ -7,14 +7,19 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 
 	goredis "github.com/redis/go-redis/v9"
 )
 
+// Client is a pool of connections to one Redis server. Its zero value is
+// not usable: get one from Dial.
+type Client struct{ rdb *goredis.Client }
+
 // Dial connects to a Redis URL (redis://host:port/db) and checks it answers.
-func Dial(ctx context.Context, url string) (*goredis.Client, error) {
+func Dial(ctx context.Context, url string) (*Client, error) {
 	opt, err := goredis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("redis URL: %w", err)
@@ -24,7 +29,20 @@ func Dial(ctx context.Context, url string) (*goredis.Client, error) {
 		c.Close()
 		return nil, fmt.Errorf("connect to redis at %s: %w", opt.Addr, err)
 	}
-	return c, nil
+	return &Client{rdb: c}, nil
+}
+
+// Close closes the pool.
+func (c *Client) Close() error { return c.rdb.Close() }
+
+// Do sends one command, as in Do(ctx, "DEL", key), and returns Redis's
+// answer; a missing key's answer is (nil, nil). For tests and tools.
+func (c *Client) Do(ctx context.Context, args ...any) (any, error) {
+	v, err := c.rdb.Do(ctx, args...).Result()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	return v, err
 }
 
 func token() string {
@@ -38,10 +56,10 @@ func productKey(prefix, kind string, id int64) string {
 }
 
 // DeletePrefix deletes every key that starts with prefix.
-func DeletePrefix(ctx context.Context, c *goredis.Client, prefix string) error {
-	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+func (c *Client) DeletePrefix(ctx context.Context, prefix string) error {
+	iter := c.rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
 	for iter.Next(ctx) {
-		if err := c.Del(ctx, iter.Val()).Err(); err != nil {
+		if err := c.rdb.Del(ctx, iter.Val()).Err(); err != nil {
 			return err
 		}
 	}

@@ -115,8 +115,9 @@ const claimIdle = 3 * time.Second
 
 // NewReserve starts this process's writer and its listener for commits.
 // Close stops them.
-func NewReserve(ctx context.Context, rdb *goredis.Client, store shop.Store, prefix string, maxBatch int, log *slog.Logger) (*Reserve, error) {
+func NewReserve(ctx context.Context, c *Client, store shop.Store, prefix string, maxBatch int, log *slog.Logger) (*Reserve, error) {
 	host, _ := os.Hostname()
+	rdb := c.rdb
 	r := &Reserve{
 		rdb: rdb, store: store, prefix: prefix, log: log,
 		stream:   prefix + "orders",
