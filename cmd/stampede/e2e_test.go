@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stampede-dev/stampede/internal/load"
+	"github.com/stampede-dev/stampede/internal/shop/postgres"
 	"github.com/stampede-dev/stampede/internal/shop/shoptest"
 	"github.com/stampede-dev/stampede/internal/testenv"
 )
@@ -450,4 +453,92 @@ func TestLabWarnsOffLoopback(t *testing.T) {
 	if want := "warning: the lab listens on 0.0.0.0:0, so anyone who can reach this machine can run experiments on it\n"; !strings.HasPrefix(stderr.String(), want) {
 		t.Errorf("stderr %q, want the warning first", stderr.String())
 	}
+}
+
+// TestShopRefusesMoreConnectionsThanPostgresAllows: workers whose pools
+// together would pass the server's max_connections are a start-up error of
+// one line, not "too many clients" for buyers in the middle of a sale.
+func TestShopRefusesMoreConnectionsThanPostgresAllows(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := postgres.ReadBudget(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := b.Max/2 + 1 // four processes of this size need twice what the server has
+	out, err := exec.Command(binary, "shop", "--store", dsn, "--procs", "4", "--pool", strconv.Itoa(pool), "--addr", freeAddr(t)).CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	want := fmt.Sprintf("stampede shop: 4 process(es) × %d connections = %d, but the server allows %d connections: ", pool, 4*pool, b.Max)
+	if !ok || ee.ExitCode() != 1 || strings.Count(string(out), "\n") != 1 || !strings.HasPrefix(string(out), want) ||
+		!strings.HasSuffix(string(out), "; lower --procs or --pool, or raise max_connections\n") {
+		t.Errorf("exit %v, output %q; want exit 1 and one line starting %q", err, out, want)
+	}
+}
+
+// TestStampede is the project's question at a size CI can afford: 20,000
+// one-shot buyers, each on a connection of its own from two load
+// processes, rush a shop of two worker processes (reserve with Redis, on
+// PostgreSQL) for 2,000 units, one per buyer. Every buyer must get a
+// definitive answer, with no 5xx and no transport error, and the books
+// must be exact.
+func TestStampede(t *testing.T) {
+	const buyers, stock = 20000, 2000
+	redisURL, prefix := testenv.Redis(t)
+	_, c := startShop(t, "--store", testenv.Postgres(t), "--redis", redisURL, "--redis-prefix", prefix, "--procs", "2")
+	id := c.CreateProduct(t, "phone", stock, 1)
+	stl := filepath.Join(t.TempDir(), "stampede.stl")
+	cmd := exec.Command(binary, "load", "--scenario", "flash-sale", "--product", strconv.FormatInt(id, 10),
+		"--users", strconv.Itoa(buyers), "-c", strconv.Itoa(buyers), "-n", strconv.Itoa(buyers), "--procs", "2",
+		"--source-ips", "127.0.0.2-127.0.0.41", "--timeout", "60s", "--output", "json", "-o", stl, c.Base)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("load: %v\n%s", err, stderr.String())
+	}
+	var rep struct {
+		Requests    int64            `json:"requests"`
+		StatusCodes map[string]int64 `json:"status_codes"`
+		Errors      map[string]int64 `json:"errors"`
+		FlashSale   struct {
+			Acknowledged  int64 `json:"acknowledged"`
+			SoldOut       int64 `json:"sold_out"`
+			LimitExceeded int64 `json:"limit_exceeded"`
+			Unsettled     int64 `json:"unsettled"`
+			Other         int64 `json:"other"`
+			Retries       int64 `json:"retries"`
+		} `json:"flash_sale"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("report %q: %v", out, err)
+	}
+	s := rep.FlashSale
+	if s.Acknowledged != stock || s.SoldOut != buyers-stock || s.LimitExceeded+s.Unsettled+s.Other != 0 {
+		t.Errorf("outcomes %+v; want %d acknowledged and %d sold out, nothing else", s, stock, buyers-stock)
+	}
+	if len(rep.Errors) != 0 || len(rep.StatusCodes) != 2 || rep.StatusCodes["201"] != stock || rep.StatusCodes["409"] != buyers-stock || rep.Requests != buyers {
+		t.Errorf("%d requests, status codes %v, transport errors %v; want exactly %d × 201 and %d × 409",
+			rep.Requests, rep.StatusCodes, rep.Errors, stock, buyers-stock)
+	}
+	p := c.Product(t, id)
+	orders := c.Orders(t, id)
+	if p.Sold != stock || p.Stock != 0 || len(orders) != stock {
+		t.Errorf("shop: sold %d, stock %d, %d orders stored; want %d, 0, %d", p.Sold, p.Stock, len(orders), stock, stock)
+	}
+	res, err := load.ReadFile(stl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := map[string]bool{}
+	for _, o := range orders {
+		if !res.Orders[o.ID] {
+			t.Errorf("order %s is stored but its buyer was not told", o.ID)
+		}
+		if users[o.UserID] {
+			t.Errorf("user %s holds two units; the limit is one", o.UserID)
+		}
+		users[o.UserID] = true
+	}
+	t.Logf("%d buyers: %+v; %d retries", buyers, s, s.Retries)
 }

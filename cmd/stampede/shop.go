@@ -49,12 +49,12 @@ func runShop(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if warning != "" {
 			fmt.Fprintf(stderr, "warning: %s\n", warning)
 		}
-		if w := prefork.BacklogWarning(); w != "" {
-			fmt.Fprintf(stderr, "warning: %s\n", w)
-		}
 	}
 	return shopd.Run(ctx, cfg, append([]string{"shop"}, args...), log, func(addr string) {
 		if !prefork.IsWorker() {
+			if w := prefork.BacklogWarning(); w != "" {
+				fmt.Fprintf(stderr, "warning: %s\n", w)
+			}
 			fmt.Fprintf(stdout, "stampede shop: serving http://%s (strategy %s, store %s, %d process(es)); Ctrl-C stops\n", addr, cfg.Strategy, cfg.Store, cfg.Procs)
 		}
 	})

@@ -25,15 +25,20 @@ import (
 
 // Config is everything `stampede shop` can be told.
 type Config struct {
-	Addr         string        // listen address
-	Store        string        // sqlite:PATH or postgres://…
-	Redis        string        // redis://… or empty
-	RedisPrefix  string        // prefix of every Redis key
-	Strategy     string        // a name from shop.Strategies, or empty for the default
-	Procs        int           // worker processes; 1 serves in this process
-	Pool         int           // PostgreSQL connections per process; 0: fit the server's budget (see FitPool)
-	Buckets      int           // rows per product for the buckets strategy
-	MaxInFlight  int           // orders placed at once before shedding
+	Addr        string // listen address
+	Store       string // sqlite:PATH or postgres://…
+	Redis       string // redis://… or empty
+	RedisPrefix string // prefix of every Redis key
+	Strategy    string // a name from shop.Strategies, or empty for the default
+	Procs       int    // worker processes; 1 serves in this process
+	Pool        int    // PostgreSQL connections per process; 0: fit the server's budget (see FitPool)
+	Buckets     int    // rows per product for the buckets strategy
+	// MaxInFlight bounds the orders placed at once before shedding. An
+	// HTTP/1.1 connection carries one request at a time, so the default,
+	// above the open files one process may hold, sheds nothing a crowd of
+	// connected buyers sends: every buyer who got through the accept queue
+	// is served.
+	MaxInFlight  int
 	OrderTimeout time.Duration // deadline of one order, store included
 	BatchSize    int           // most orders in one group commit
 	LockTTL      time.Duration // redis-lock expiry
@@ -52,7 +57,7 @@ func DefaultConfig() Config {
 		RedisPrefix:  "stampede:",
 		Procs:        1,
 		Buckets:      8,
-		MaxInFlight:  10000,
+		MaxInFlight:  100000,
 		OrderTimeout: 10 * time.Second,
 		BatchSize:    512,
 		LockTTL:      2 * time.Second,

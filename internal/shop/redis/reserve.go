@@ -86,9 +86,11 @@ const group = "writers"
 // its order is announced, so every acknowledged order is in the store.
 //
 // If a shop process dies with entries read but not committed, another
-// process's writer claims them after claimIdle and commits them.
+// process's writer claims them once the dead writer's heartbeat has lapsed
+// (within aliveFor) and commits them.
 type Reserve struct {
 	rdb      *goredis.Client
+	wdb      *goredis.Client // the writer's own connections: see NewReserve
 	store    shop.Store
 	prefix   string
 	stream   string
@@ -110,7 +112,7 @@ type Reserve struct {
 }
 
 // claimIdle is how long a queued order may sit read-but-unacknowledged by
-// a consumer before another takes it over.
+// a dead consumer before another takes it over.
 const claimIdle = 3 * time.Second
 
 // NewReserve starts this process's writer and its listener for commits.
@@ -118,8 +120,13 @@ const claimIdle = 3 * time.Second
 func NewReserve(ctx context.Context, c *Client, store shop.Store, prefix string, maxBatch int, log *slog.Logger) (*Reserve, error) {
 	host, _ := os.Hostname()
 	rdb := c.rdb
+	// The writer reads and acknowledges the queue over connections of its
+	// own: in a crowd, buyers queue by the thousand for the shared pool,
+	// and the commit they all wait for must not queue behind them.
+	wopt := *rdb.Options()
+	wopt.PoolSize, wopt.MinIdleConns = 2, 1
 	r := &Reserve{
-		rdb: rdb, store: store, prefix: prefix, log: log,
+		rdb: rdb, wdb: goredis.NewClient(&wopt), store: store, prefix: prefix, log: log,
 		stream:   prefix + "orders",
 		channel:  prefix + "committed",
 		consumer: host + "-" + strconv.Itoa(os.Getpid()) + "-" + token()[:8],
@@ -132,18 +139,21 @@ func NewReserve(ctx context.Context, c *Client, store shop.Store, prefix string,
 	}
 	err := rdb.XGroupCreateMkStream(ctx, r.stream, group, "0").Err()
 	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+		r.wdb.Close()
 		return nil, err
 	}
 	r.pubsub = rdb.Subscribe(ctx, r.channel)
 	if _, err := r.pubsub.Receive(ctx); err != nil { // wait for the subscription
 		r.pubsub.Close()
+		r.wdb.Close()
 		return nil, err
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.wg.Add(2)
+	r.wg.Add(3)
 	go r.listen()
 	go r.write(bg)
+	go r.heartbeat(bg)
 	return r, nil
 }
 
@@ -260,7 +270,7 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 		return shop.Order{}, err
 	}
 	w := r.expect(o.ID)
-	defer r.forget(o.ID)
+	defer r.forget(o.ID, w)
 	keys := []string{
 		productKey(r.prefix, "stock", o.ProductID),
 		productKey(r.prefix, "users", o.ProductID),
@@ -310,20 +320,39 @@ func (r *Reserve) replay(ctx context.Context, o shop.Order, prev string) (shop.O
 	if len(parts) != 3 {
 		return shop.Order{}, errors.New("malformed idempotency record in redis")
 	}
-	for pause := time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
+	// Wait for the earlier order's commit to be announced rather than
+	// poll the store: a crowd of retries polling would take the store's
+	// connections from the very commit they wait for. The store is asked
+	// once before (the commit may be long done) and once a second after,
+	// in case the announcement came before this process listened.
+	w := r.expect(parts[0])
+	defer r.forget(parts[0], w)
+	for {
 		got, err := r.store.OrderByKey(ctx, o.IdempotencyKey)
 		if err == nil {
 			return got, shop.ErrDuplicateKey
 		}
 		if shop.ErrorCode(err) != shop.CodeNotFound {
-			return shop.Order{}, err
+			return shop.Order{}, timeoutOr(ctx, err)
 		}
+		t := time.NewTimer(time.Second)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return shop.Order{}, shop.ErrTimeout
-		case <-time.After(pause):
+		case <-w.done:
+			t.Stop()
+		case <-t.C:
 		}
 	}
+}
+
+// timeoutOr reports a store error after the buyer's deadline as a timeout.
+func timeoutOr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return shop.ErrTimeout
+	}
+	return err
 }
 
 func (r *Reserve) ensureLoaded(ctx context.Context, id int64) error {
@@ -360,20 +389,30 @@ func (r *Reserve) ensureLoaded(ctx context.Context, id int64) error {
 type waiter struct {
 	done     chan struct{}
 	rejected bool // set before done is closed
+	refs     int  // buyers waiting on it, under Reserve.mu
 }
 
+// expect returns the waiter for order id, shared by the order's buyer and
+// any replay of its key waiting in this process.
 func (r *Reserve) expect(id string) *waiter {
-	w := &waiter{done: make(chan struct{})}
 	r.mu.Lock()
-	r.waiters[id] = w
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	w := r.waiters[id]
+	if w == nil {
+		w = &waiter{done: make(chan struct{})}
+		r.waiters[id] = w
+	}
+	w.refs++
 	return w
 }
 
-func (r *Reserve) forget(id string) {
+// forget drops one interest in w; the last one removes it.
+func (r *Reserve) forget(id string, w *waiter) {
 	r.mu.Lock()
-	delete(r.waiters, id)
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	if w.refs--; w.refs == 0 && r.waiters[id] == w {
+		delete(r.waiters, id)
+	}
 }
 
 // listen wakes the buyers whose orders any process has committed.
@@ -411,15 +450,10 @@ func (r *Reserve) write(ctx context.Context) {
 		var msgs []goredis.XMessage
 		if time.Since(claimAt) > claimIdle {
 			claimAt = time.Now()
-			claimed, _, err := r.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{
-				Stream: r.stream, Group: group, Consumer: r.consumer, MinIdle: claimIdle, Start: "0-0", Count: r.maxBatch,
-			}).Result()
-			if err == nil {
-				msgs = claimed
-			}
+			msgs = r.claimOrphans(ctx)
 		}
 		if len(msgs) == 0 {
-			streams, err := r.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{
+			streams, err := r.wdb.XReadGroup(ctx, &goredis.XReadGroupArgs{
 				Group: group, Consumer: r.consumer, Streams: []string{r.stream, ">"}, Count: r.maxBatch, Block: 200 * time.Millisecond,
 			}).Result()
 			if err != nil {
@@ -433,6 +467,78 @@ func (r *Reserve) write(ctx context.Context) {
 		}
 		r.commit(ctx, msgs)
 	}
+}
+
+// aliveFor is how long a writer's heartbeat lasts; it is renewed every
+// aliveEvery. A writer whose heartbeat has lapsed is taken for dead.
+const (
+	aliveFor   = 10 * time.Second
+	aliveEvery = time.Second
+)
+
+func (r *Reserve) aliveKey(consumer string) string { return r.prefix + "alive:" + consumer }
+
+// heartbeat says this writer is alive until ctx ends.
+func (r *Reserve) heartbeat(ctx context.Context) {
+	defer r.wg.Done()
+	t := time.NewTicker(aliveEvery)
+	defer t.Stop()
+	for {
+		r.wdb.Set(ctx, r.aliveKey(r.consumer), 1, aliveFor)
+		select {
+		case <-ctx.Done():
+			r.wdb.Del(context.WithoutCancel(ctx), r.aliveKey(r.consumer))
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// claimOrphans takes over queued orders that a dead writer read but never
+// committed: entries pending longer than claimIdle whose consumer has no
+// heartbeat. A writer that is merely slow (a crowd can keep one from the
+// CPU for seconds) keeps its entries, so no batch is committed twice for
+// nothing.
+func (r *Reserve) claimOrphans(ctx context.Context) []goredis.XMessage {
+	pending, err := r.wdb.XPendingExt(ctx, &goredis.XPendingExtArgs{
+		Stream: r.stream, Group: group, Idle: claimIdle, Start: "-", End: "+", Count: r.maxBatch,
+	}).Result()
+	if err != nil || len(pending) == 0 {
+		return nil
+	}
+	var consumers []string
+	for _, p := range pending {
+		if p.Consumer != r.consumer && !slices.Contains(consumers, p.Consumer) {
+			consumers = append(consumers, p.Consumer)
+		}
+	}
+	if len(consumers) == 0 {
+		return nil
+	}
+	keys := make([]string, len(consumers))
+	for i, c := range consumers {
+		keys[i] = r.aliveKey(c)
+	}
+	alive, err := r.wdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil
+	}
+	var orphans []string
+	for _, p := range pending {
+		if i := slices.Index(consumers, p.Consumer); i >= 0 && alive[i] == nil {
+			orphans = append(orphans, p.ID)
+		}
+	}
+	if len(orphans) == 0 {
+		return nil
+	}
+	msgs, err := r.wdb.XClaim(ctx, &goredis.XClaimArgs{
+		Stream: r.stream, Group: group, Consumer: r.consumer, MinIdle: claimIdle, Messages: orphans,
+	}).Result()
+	if err != nil {
+		return nil
+	}
+	return msgs
 }
 
 func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage) {
@@ -457,7 +563,7 @@ func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage) {
 	// belongs to an older stored order) is marked with "!" and its units go
 	// back to Redis.
 	names := make([]string, len(orders))
-	pipe := r.rdb.TxPipeline()
+	pipe := r.wdb.TxPipeline()
 	for i, o := range orders {
 		names[i] = o.ID
 		if slices.Contains(rejected, o.ID) {
@@ -495,5 +601,5 @@ func (r *Reserve) Close() error {
 	r.cancel()
 	err := r.pubsub.Close()
 	r.wg.Wait()
-	return err
+	return errors.Join(err, r.wdb.Close())
 }

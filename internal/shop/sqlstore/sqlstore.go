@@ -40,6 +40,13 @@ type Dialect struct {
 	// batch runs one prepared statement per row instead of building a
 	// multi-row statement that must be parsed anew.
 	Embedded bool
+	// CommitBatch, when not empty, is one statement that does all of
+	// CommitBatch's work as its own implicit transaction, in one round trip.
+	// It takes seven arrays, one per order column (id, product_id, user_id,
+	// quantity, idempotency_key with "" for none, request_hash, created_at),
+	// and returns the ids of the orders it rejected because another stored
+	// order holds their key.
+	CommitBatch string
 }
 
 // Store is a shop.Store on two handles: w for writes and r for reads. They
@@ -47,8 +54,10 @@ type Dialect struct {
 // many readers).
 type Store struct {
 	w, r    *sql.DB
+	batch   *sql.DB  // group commits, when they have connections of their own (else w)
 	wStmts  sync.Map // SQL text → *sql.Stmt prepared on w
 	rStmts  sync.Map // … on r
+	bStmts  sync.Map // … on batch
 	d       Dialect
 	q       queries
 	onClose []func()
@@ -59,7 +68,7 @@ var _ shop.Store = (*Store)(nil)
 // Open migrates the database and returns a Store over w and r. Close closes
 // both handles.
 func Open(ctx context.Context, w, r *sql.DB, d Dialect) (*Store, error) {
-	s := &Store{w: w, r: r, d: d}
+	s := &Store{w: w, r: r, batch: w, d: d}
 	s.q = newQueries(s.bind)
 	s.q.lockProduct = s.bind(`SELECT stock, per_user_limit FROM products WHERE id = ?` + d.ForUpdate)
 	if err := s.migrate(ctx); err != nil {
@@ -81,11 +90,20 @@ func (s *Store) Close() error {
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
 	}
+	if s.batch != s.w {
+		err = errors.Join(err, s.batch.Close())
+	}
 	for _, fn := range s.onClose {
 		fn()
 	}
 	return err
 }
+
+// UseForBatches gives CommitBatch a handle of its own, so that a group
+// commit, which every waiting buyer depends on, never queues for a
+// connection behind the readers and buyers it serves. Close closes it.
+// Call it before the Store is used.
+func (s *Store) UseForBatches(db *sql.DB) { s.batch = db }
 
 // OnClose adds fn to what Close runs after closing the handles, such as
 // closing the pool beneath them.
@@ -327,6 +345,9 @@ type runner interface {
 	PrepareContext(ctx context.Context, q string) (*sql.Stmt, error)
 }
 
+// batchTx is a transaction on the batch handle.
+type batchTx struct{ *sql.Tx }
+
 // prepare returns q prepared once per handle and reused: parsing the SQL
 // again for each call costs SQLite more than running it.
 func (s *Store) prepare(ctx context.Context, on runner, q string) (*sql.Stmt, error) {
@@ -334,6 +355,11 @@ func (s *Store) prepare(ctx context.Context, on runner, q string) (*sql.Stmt, er
 	tx, inTx := on.(*sql.Tx)
 	if inTx || on == s.w {
 		db, cache = s.w, &s.wStmts
+	}
+	if b, ok := on.(batchTx); ok && s.batch != s.w {
+		tx, inTx, db, cache = b.Tx, true, s.batch, &s.bStmts
+	} else if ok {
+		tx, inTx = b.Tx, true
 	}
 	var st *sql.Stmt
 	if v, ok := cache.Load(q); ok {
@@ -395,7 +421,11 @@ func (s *Store) queryRow(ctx context.Context, on runner, q string, args []any, d
 
 // inTx runs fn in a write transaction and commits it if fn returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	return s.inTxOn(ctx, s.w, fn)
+}
+
+func (s *Store) inTxOn(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -605,7 +635,11 @@ const batchRows = 200
 // for orders this call inserted, in product and user order so that two
 // concurrent batches cannot deadlock.
 func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) (rejected []string, err error) {
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	if s.d.CommitBatch != "" {
+		return s.commitBatchOnce(ctx, orders)
+	}
+	err = s.inTxOn(ctx, s.batch, func(sqlTx *sql.Tx) error {
+		tx := batchTx{sqlTx}
 		inserted := make(map[string]bool, len(orders))
 		if s.d.Embedded {
 			for _, o := range orders {
@@ -695,7 +729,37 @@ func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) (rejected 
 	return rejected, nil
 }
 
-func (s *Store) insertOrders(ctx context.Context, tx *sql.Tx, orders []shop.Order, inserted map[string]bool) error {
+// commitBatchOnce is CommitBatch in the dialect's one statement. A group
+// commit that every waiting buyer depends on should not make eight round
+// trips, each of which queues again for a CPU in a crowded process.
+func (s *Store) commitBatchOnce(ctx context.Context, orders []shop.Order) ([]string, error) {
+	n := len(orders)
+	ids, users, keys, hashes := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	products, qty, created := make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, o := range orders {
+		ids[i], products[i], users[i], qty[i] = o.ID, o.ProductID, o.UserID, o.Quantity
+		keys[i], hashes[i], created[i] = o.IdempotencyKey, o.RequestHash, o.CreatedAt.UnixNano()
+	}
+	rows, err := s.batch.QueryContext(ctx, s.d.CommitBatch, ids, products, users, qty, keys, hashes, created)
+	if err != nil {
+		return nil, fmt.Errorf("commit orders: %w", err)
+	}
+	defer rows.Close()
+	var rejected []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("commit orders: %w", err)
+		}
+		rejected = append(rejected, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("commit orders: %w", err)
+	}
+	return rejected, nil
+}
+
+func (s *Store) insertOrders(ctx context.Context, tx batchTx, orders []shop.Order, inserted map[string]bool) error {
 	var b strings.Builder
 	args := make([]any, 0, 7*len(orders))
 	b.WriteString(`INSERT INTO orders (id, product_id, user_id, quantity, idempotency_key, request_hash, created_at) VALUES `)

@@ -1,0 +1,91 @@
+package sqlstore_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stampede-dev/stampede/internal/shop"
+	"github.com/stampede-dev/stampede/internal/shop/postgres"
+	"github.com/stampede-dev/stampede/internal/shop/sqlite"
+	"github.com/stampede-dev/stampede/internal/testenv"
+)
+
+// stores opens each store the shop supports, fresh for the test.
+func stores(t *testing.T) map[string]shop.Store {
+	t.Helper()
+	ctx := context.Background()
+	lite, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "shop.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg, err := postgres.Open(ctx, testenv.Postgres(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lite.Close(); pg.Close() })
+	return map[string]shop.Store{"sqlite": lite, "postgres": pg}
+}
+
+// TestCommitBatch pins the group commit's contract on every store: it
+// takes stock and adds to each user only for orders it stores, a batch
+// committed again changes nothing, and an order whose key another stored
+// order holds is rejected by name while the rest of its batch is stored.
+func TestCommitBatch(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			p, err := st.CreateProduct(ctx, shop.NewProduct{Name: "phone", Stock: 10, PerUserLimit: 0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := time.Unix(1700000000, 0).UTC()
+			order := func(id, user string, q int64, key string) shop.Order {
+				return shop.Order{ID: id, ProductID: p.ID, UserID: user, Quantity: q, IdempotencyKey: key, RequestHash: "h-" + id, CreatedAt: at}
+			}
+			check := func(step string, wantRejected []string, gotRejected []string, stock int64, users map[string]int64, orders int) {
+				t.Helper()
+				got, err := st.Product(ctx, p.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				u, err := st.UserPurchases(ctx, p.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n := 0
+				st.Orders(ctx, p.ID, func(shop.Order) error { n++; return nil })
+				slices.Sort(gotRejected)
+				if !slices.Equal(gotRejected, wantRejected) || got.Stock != stock || got.Sold != 10-stock || n != orders || len(u) != len(users) {
+					t.Errorf("%s: rejected %v, stock %d, sold %d, %d orders, users %v; want rejected %v, stock %d, %d orders, users %v",
+						step, gotRejected, got.Stock, got.Sold, n, u, wantRejected, stock, orders, users)
+				}
+				for k, v := range users {
+					if u[k] != v {
+						t.Errorf("%s: user %s holds %d, want %d", step, k, u[k], v)
+					}
+				}
+			}
+			first := []shop.Order{order("o1", "a", 1, "k1"), order("o2", "b", 2, "k2"), order("o3", "a", 3, "")}
+			rej, err := st.CommitBatch(ctx, first)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check("first batch", nil, rej, 4, map[string]int64{"a": 4, "b": 2}, 3)
+
+			rej, err = st.CommitBatch(ctx, first)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check("the same batch again", nil, rej, 4, map[string]int64{"a": 4, "b": 2}, 3)
+
+			rej, err = st.CommitBatch(ctx, []shop.Order{order("o4", "c", 1, "k4"), order("o5", "d", 2, "k1"), order("o6", "b", 1, "")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			check("a batch with a taken key", []string{"o5"}, rej, 2, map[string]int64{"a": 4, "b": 3, "c": 1}, 5)
+		})
+	}
+}
