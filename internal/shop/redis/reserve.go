@@ -106,6 +106,8 @@ type Reserve struct {
 	learning map[int64]bool
 	restocks map[int64]int64 // the newest restock generation heard of, per product
 
+	pending chan *reservation // buyers waiting for a pipeline
+
 	pubsub *goredis.PubSub
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -136,6 +138,7 @@ func NewReserve(ctx context.Context, c *Client, store shop.Store, prefix string,
 		soldOut:  make(map[int64]*soldOut),
 		learning: make(map[int64]bool),
 		restocks: make(map[int64]int64),
+		pending:  make(chan *reservation, pendingLen),
 	}
 	err := rdb.XGroupCreateMkStream(ctx, r.stream, group, "0").Err()
 	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
@@ -150,10 +153,19 @@ func NewReserve(ctx context.Context, c *Client, store shop.Store, prefix string,
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.wg.Add(3)
+	if err := reserve.Load(ctx, rdb).Err(); err != nil {
+		r.pubsub.Close()
+		r.wdb.Close()
+		cancel()
+		return nil, err
+	}
+	r.wg.Add(3 + pipelines)
 	go r.listen()
 	go r.write(bg)
 	go r.heartbeat(bg)
+	for range pipelines {
+		go r.reserveLoop(bg)
+	}
 	return r, nil
 }
 
@@ -271,26 +283,26 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 	}
 	w := r.expect(o.ID)
 	defer r.forget(o.ID, w)
-	keys := []string{
-		productKey(r.prefix, "stock", o.ProductID),
-		productKey(r.prefix, "users", o.ProductID),
-		productKey(r.prefix, "limit", o.ProductID),
-		r.prefix + "idem:" + o.IdempotencyKey,
-		r.stream,
-		productKey(r.prefix, "reserved", o.ProductID),
-		productKey(r.prefix, "restocks", o.ProductID),
+	rv := &reservation{ctx: ctx, o: o, done: make(chan struct{})}
+	select {
+	case r.pending <- rv:
+	default:
+		return shop.Order{}, shop.ErrOverloaded
 	}
-	res, err := reserve.Run(ctx, r.rdb, keys, o.Quantity, o.UserID, o.ID, o.RequestHash,
-		o.ProductID, o.IdempotencyKey, o.CreatedAt.UnixNano()).StringSlice()
-	if err != nil {
-		return shop.Order{}, err
+	select {
+	case <-rv.done:
+	case <-ctx.Done():
+		// The reservation may still be made: the buyer's retry with its
+		// key finds the order.
+		return shop.Order{}, shop.ErrTimeout
 	}
+	if rv.err != nil {
+		return shop.Order{}, rv.err
+	}
+	res := rv.res
 	switch res[0] {
 	case "ok":
 	case "sold_out":
-		if gen, err := strconv.ParseInt(res[1], 10, 64); err == nil {
-			r.learnSoldOut(ctx, o.ProductID, o.Quantity, gen)
-		}
 		return shop.Order{}, shop.ErrSoldOut
 	case "limit":
 		return shop.Order{}, shop.ErrLimitExceeded
@@ -311,6 +323,120 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 	case <-ctx.Done():
 		return shop.Order{}, shop.ErrTimeout
 	}
+}
+
+// reservation is a buyer's call of the reserve script, waiting for a
+// pipeline to carry it.
+type reservation struct {
+	ctx  context.Context
+	o    shop.Order
+	res  []string // the script's answer, or
+	err  error    // why there is none; both set before done is closed
+	done chan struct{}
+}
+
+// Reservations are sent in pipelines: each of pipelines goroutines takes
+// whatever buyers are waiting, up to maxPipeline, and sends their script
+// calls in one write, reading the answers in one go. A crowd then costs
+// Redis and this process two system calls per pipeline instead of two per
+// buyer, and no buyer holds a pooled connection while it waits.
+const (
+	pipelines   = 4
+	maxPipeline = 256
+	pendingLen  = 1 << 16
+)
+
+// reserveLoop is one pipeline sender; it runs until ctx ends.
+func (r *Reserve) reserveLoop(ctx context.Context) {
+	defer r.wg.Done()
+	batch := make([]*reservation, 0, maxPipeline)
+	for {
+		batch = batch[:0]
+		select {
+		case rv := <-r.pending:
+			batch = append(batch, rv)
+		case <-ctx.Done():
+			return
+		}
+	fill:
+		for len(batch) < maxPipeline {
+			select {
+			case rv := <-r.pending:
+				batch = append(batch, rv)
+			default:
+				break fill
+			}
+		}
+		r.reserveBatch(ctx, batch)
+	}
+}
+
+// reserveBatch answers a batch of reservations. Before a buyer's call is
+// sent, memory is asked again: buyers that queued before this process
+// learnt that their product sold out are answered without Redis.
+func (r *Reserve) reserveBatch(ctx context.Context, batch []*reservation) {
+	pipe := r.rdb.Pipeline()
+	sent := make([]*reservation, 0, len(batch))
+	cmds := make([]*goredis.Cmd, 0, len(batch))
+	for _, rv := range batch {
+		switch {
+		case rv.ctx.Err() != nil:
+			rv.err = shop.ErrTimeout
+			close(rv.done)
+		case r.KnownSoldOut(rv.o):
+			rv.res = []string{"sold_out"}
+			close(rv.done)
+		default:
+			sent = append(sent, rv)
+			cmds = append(cmds, reserve.EvalSha(ctx, pipe, r.reserveKeys(rv.o), reserveArgs(rv.o)...))
+		}
+	}
+	if len(sent) == 0 {
+		return
+	}
+	pipe.Exec(ctx) // each command carries its own error
+	for i, rv := range sent {
+		res, err := cmds[i].StringSlice()
+		if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+			// Redis lost its scripts (a restart): Run loads it again.
+			res, err = reserve.Run(ctx, r.rdb, r.reserveKeys(rv.o), reserveArgs(rv.o)...).StringSlice()
+		}
+		if err == nil && len(res) == 0 {
+			err = errors.New("empty answer from the reserve script")
+		}
+		rv.res, rv.err = res, err
+		if err == nil && res[0] == "sold_out" && len(res) > 1 {
+			if gen, err := strconv.ParseInt(res[1], 10, 64); err == nil {
+				r.mu.Lock()
+				learning := r.learning[rv.o.ProductID]
+				r.mu.Unlock()
+				if !learning {
+					r.wg.Add(1)
+					go func(o shop.Order) {
+						defer r.wg.Done()
+						r.learnSoldOut(ctx, o.ProductID, o.Quantity, gen)
+					}(rv.o)
+				}
+			}
+		}
+		close(rv.done)
+	}
+}
+
+func (r *Reserve) reserveKeys(o shop.Order) []string {
+	return []string{
+		productKey(r.prefix, "stock", o.ProductID),
+		productKey(r.prefix, "users", o.ProductID),
+		productKey(r.prefix, "limit", o.ProductID),
+		r.prefix + "idem:" + o.IdempotencyKey,
+		r.stream,
+		productKey(r.prefix, "reserved", o.ProductID),
+		productKey(r.prefix, "restocks", o.ProductID),
+	}
+}
+
+func reserveArgs(o shop.Order) []any {
+	return []any{o.Quantity, o.UserID, o.ID, o.RequestHash, o.ProductID, o.IdempotencyKey, o.CreatedAt.UnixNano()}
 }
 
 // replay answers a reused Idempotency-Key with the earlier order once that
