@@ -25,6 +25,14 @@ const (
 // MaxQuantity. A product_id that is well-formed but cannot exist decodes as
 // ProductID -1, which no store holds.
 func DecodeOrder(body []byte) (OrderRequest, *Error) {
+	if req, ok := decodeOrderFast(body); ok {
+		return req, nil
+	}
+	return decodeOrderJSON(body)
+}
+
+// decodeOrderJSON is DecodeOrder through encoding/json, for every body.
+func decodeOrderJSON(body []byte) (OrderRequest, *Error) {
 	var raw struct {
 		ProductID json.RawMessage `json:"product_id"`
 		UserID    json.RawMessage `json:"user_id"`

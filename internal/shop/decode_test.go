@@ -91,11 +91,18 @@ func FuzzDecodeOrder(f *testing.F) {
 		`{"product_id":"7","user_id":42,"quantity":1e2}`,
 		`{"product_id":-1,"user_id":"","quantity":0}`,
 		`{"quantity":1.0000000001}`, `{}`, `[]`, `null`, `{"user_id":"\u0000"}`,
+		` {"quantity":3 , "user_id" : "u-1", "product_id":12}` + "\n", `{"product_id":1,"user_id":"a","quantity":1,"quantity":2}`,
+		`{"product_id":007,"user_id":"a","quantity":1}`, `{"product_id":1,"user_id":"a","quantity":1}x`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := DecodeOrder(body)
+		if fast, ok := decodeOrderFast(body); ok {
+			if slow, serr := decodeOrderJSON(body); serr != nil || slow != fast {
+				t.Fatalf("fast path %+v, encoding/json %+v, %v", fast, slow, serr)
+			}
+		}
 		if err != nil {
 			if s := err.Status(); s != 400 && s != 422 {
 				t.Fatalf("status %d for a bad body", s)

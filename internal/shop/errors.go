@@ -1,6 +1,7 @@
 package shop
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 )
@@ -43,6 +44,18 @@ var statusOf = map[string]int{
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	json    []byte // {"error":{…}} and a newline, made once
+}
+
+// body is e as the shop answers it.
+func (e *Error) body() []byte {
+	if e.json != nil {
+		return e.json
+	}
+	b, _ := json.Marshal(struct {
+		Error *Error `json:"error"`
+	}{e})
+	return append(b, '\n')
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -55,8 +68,13 @@ func (e *Error) Status() int {
 	return http.StatusInternalServerError
 }
 
-// Errorf-free constructors keep messages constant and cheap.
-func errorOf(code, msg string) *Error { return &Error{Code: code, Message: msg} }
+// errorOf makes an Error with its answer encoded once, so that the shared
+// ones (sold_out above all, in a crowd) cost no encoding per request.
+func errorOf(code, msg string) *Error {
+	e := &Error{Code: code, Message: msg}
+	e.json = e.body()
+	return e
+}
 
 // Shared errors. Compare with ErrorCode, not ==, since stores may wrap them.
 var (

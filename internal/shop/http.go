@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,7 @@ type Handler struct {
 	mux       *http.ServeMux
 
 	requests *prometheus.CounterVec
+	counters sync.Map // routeCode → prometheus.Counter
 	latency  prometheus.Histogram
 	inFlight prometheus.Gauge
 	shed     prometheus.Counter
@@ -71,7 +73,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if route == "" {
 		route = "unmatched"
 	}
-	h.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+	h.counter(route, sw.code).Inc()
+}
+
+// counter returns the request counter of a route and status, looked up by
+// label values once and then kept: WithLabelValues hashes its labels on
+// every call.
+func (h *Handler) counter(route string, code int) prometheus.Counter {
+	k := routeCode{route, code}
+	if c, ok := h.counters.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := h.counters.LoadOrStore(k, h.requests.WithLabelValues(route, strconv.Itoa(code)))
+	return c.(prometheus.Counter)
+}
+
+type routeCode struct {
+	route string
+	code  int
 }
 
 type statusWriter struct {
@@ -177,8 +196,18 @@ func (h *Handler) placeOrder(w http.ResponseWriter, r *http.Request) {
 	if created {
 		status = http.StatusCreated
 	}
+	bp := answerPool.Get().(*[]byte)
+	defer answerPool.Put(bp)
+	if b, ok := appendOrder((*bp)[:0], o); ok {
+		*bp = append(b, '\n')
+		writeBody(w, status, *bp)
+		return
+	}
 	writeJSON(w, status, o)
 }
+
+// answerPool holds the buffers orders are answered from.
+var answerPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -223,22 +252,31 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 
 func writeError(w http.ResponseWriter, e *Error) {
 	if e.Code == CodeOverloaded || e.Code == CodeTimeout || e.Code == CodeLockLost {
-		w.Header().Set("Retry-After", "1")
+		w.Header()["Retry-After"] = retryAfter
 	}
-	writeJSON(w, e.Status(), struct {
-		Error *Error `json:"error"`
-	}{e})
+	writeBody(w, e.Status(), e.body())
 }
+
+var (
+	retryAfter = []string{"1"}
+	jsonType   = []string{"application/json"}
+)
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"could not encode the answer"}}`)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	writeBody(w, status, append(b, '\n'))
+}
+
+// writeBody writes a JSON answer that ends in a newline.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h["Content-Type"] = jsonType
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(b)
 }
 
 // stockCollector reports the stock of the first products at each scrape.

@@ -2,6 +2,7 @@ package shop
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -200,23 +201,29 @@ func (r *Reserve) book(ctx context.Context, id int64) (*stockBook, error) {
 // write is the single writer: it takes whatever is queued, up to maxBatch,
 // and commits it in one transaction. While one commit runs the next batch
 // gathers, so batches grow with load.
+//
+// Before committing it lingers, briefly: a buyer's send wakes the writer
+// into the scheduler's next slot, so without a pause it would run as soon
+// as the first buyer queues, and on one core commit every order alone. It
+// yields the CPU while the queue keeps growing, for at most maxLinger, so
+// the buyers already being served queue too; an idle shop commits at once.
 func (r *Reserve) write() {
 	defer close(r.written)
 	batch := make([]*pending, 0, r.maxBatch)
 	orders := make([]Order, 0, r.maxBatch)
 	for p := range r.queue {
 		batch = append(batch[:0], p)
-	fill:
-		for len(batch) < r.maxBatch {
-			select {
-			case q, ok := <-r.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, q)
-			default:
-				break fill
+		until := time.Now().Add(maxLinger)
+		for open := true; open && len(batch) < r.maxBatch; {
+			n := len(batch)
+			batch, open = r.drain(batch)
+			if len(batch) == n && (n > 1 || time.Now().After(until)) {
+				break // the queue stopped growing
 			}
+			if time.Now().After(until) {
+				break
+			}
+			runtime.Gosched()
 		}
 		orders = orders[:0]
 		for _, p := range batch {
@@ -234,6 +241,26 @@ func (r *Reserve) write() {
 			close(p.done)
 		}
 	}
+}
+
+// maxLinger bounds the writer's wait for a batch to grow.
+const maxLinger = 200 * time.Microsecond
+
+// drain adds what is queued, up to maxBatch, to batch without waiting; open
+// is false once the queue is closed and empty.
+func (r *Reserve) drain(batch []*pending) (_ []*pending, open bool) {
+	for len(batch) < r.maxBatch {
+		select {
+		case q, ok := <-r.queue:
+			if !ok {
+				return batch, false
+			}
+			batch = append(batch, q)
+		default:
+			return batch, true
+		}
+	}
+	return batch, true
 }
 
 // CommitWithRetry commits a batch of reserved orders, retrying a failure a

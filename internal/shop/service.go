@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"strconv"
@@ -169,10 +170,14 @@ func timeoutOr(ctx context.Context, err error) error {
 	return err
 }
 
-// newOrderID returns 128 random bits in hex; IDs are made before the order
-// is stored so that queued orders can be named.
+// newOrderID returns 128 bits in hex: the time in nanoseconds, then 64
+// random bits. IDs are made before the order is stored so that queued
+// orders can be named; leading with the time makes each new id sort after
+// the last, so the store's index on ids grows at its right edge and a group
+// commit touches one or two index pages instead of one per order.
 func newOrderID() string {
 	var b [16]byte
-	rand.Read(b[:])
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixNano()))
+	rand.Read(b[8:])
 	return hex.EncodeToString(b[:])
 }

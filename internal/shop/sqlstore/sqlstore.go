@@ -37,8 +37,8 @@ type Dialect struct {
 	// Migrations holds NNNN_name.sql files, applied once each in name order.
 	Migrations fs.FS
 	// Embedded is true when a statement costs no network round trip, so a
-	// batch runs one prepared statement per row instead of building a
-	// multi-row statement that must be parsed anew.
+	// group commit may run several statements in its transaction. A dialect
+	// that is not embedded must set CommitBatch.
 	Embedded bool
 	// CommitBatch, when not empty, is one statement that does all of
 	// CommitBatch's work as its own implicit transaction, in one round trip.
@@ -68,6 +68,9 @@ var _ shop.Store = (*Store)(nil)
 // Open migrates the database and returns a Store over w and r. Close closes
 // both handles.
 func Open(ctx context.Context, w, r *sql.DB, d Dialect) (*Store, error) {
+	if !d.Embedded && d.CommitBatch == "" {
+		return nil, fmt.Errorf("dialect %s: a database over the network needs its one-statement CommitBatch", d.Name)
+	}
 	s := &Store{w: w, r: r, batch: w, d: d}
 	s.q = newQueries(s.bind)
 	s.q.lockProduct = s.bind(`SELECT stock, per_user_limit FROM products WHERE id = ?` + d.ForUpdate)
@@ -175,6 +178,7 @@ type queries struct {
 	addUser, addUserLimited, insertOrder,
 	countBuckets, insertBucket, emptyProduct, mergeBuckets, dropBuckets, takeBucket,
 	takeReserved, orderExists string
+	insertOrders, addUsers map[int]string // by row count: see multiRow
 }
 
 const orderColumns = `id, product_id, user_id, quantity, COALESCE(idempotency_key, ''), COALESCE(request_hash, ''), created_at`
@@ -218,6 +222,10 @@ func newQueries(bind func(string) string) queries {
 		takeBucket:   bind(`UPDATE stock_buckets SET stock = stock - ?, sold = sold + ? WHERE product_id = ? AND bucket = ? AND stock >= ?`),
 		takeReserved: bind(`UPDATE products SET stock = stock - ?, sold = sold + ? WHERE id = ?`),
 		orderExists:  bind(`SELECT COUNT(*) FROM orders WHERE id = ?`),
+		insertOrders: multiRow(bind, `INSERT INTO orders (id, product_id, user_id, quantity, idempotency_key, request_hash, created_at)`,
+			`(?, ?, ?, ?, ?, ?, ?)`, `ON CONFLICT DO NOTHING`),
+		addUsers: multiRow(bind, `INSERT INTO user_purchases (product_id, user_id, quantity)`, `(?, ?, ?)`,
+			`ON CONFLICT (product_id, user_id) DO UPDATE SET quantity = user_purchases.quantity + excluded.quantity`),
 	}
 }
 
@@ -627,10 +635,6 @@ func (s *Store) BuyFromBucket(ctx context.Context, o shop.Order, b int) (shop.Or
 	return orderOrNothing(o, err)
 }
 
-// batchRows bounds the rows of one multi-row statement, well inside both
-// SQLite's and PostgreSQL's placeholder limits.
-const batchRows = 200
-
 // CommitBatch implements shop.Store. Stock and purchases are updated only
 // for orders this call inserted, in product and user order so that two
 // concurrent batches cannot deadlock.
@@ -638,25 +642,16 @@ func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) (rejected 
 	if s.d.CommitBatch != "" {
 		return s.commitBatchOnce(ctx, orders)
 	}
+	// An embedded database waits for nothing but its own lock, which
+	// busy_timeout bounds, and a cancellable context costs a watcher
+	// goroutine per statement (modernc's interrupt, database/sql's
+	// transaction): a third of a batch's CPU.
+	ctx = context.WithoutCancel(ctx)
 	err = s.inTxOn(ctx, s.batch, func(sqlTx *sql.Tx) error {
 		tx := batchTx{sqlTx}
 		inserted := make(map[string]bool, len(orders))
-		if s.d.Embedded {
-			for _, o := range orders {
-				res, err := s.exec(ctx, tx, s.q.insertOrder, orderArgs(o)...)
-				if err != nil {
-					return fmt.Errorf("insert order: %w", err)
-				}
-				if n, _ := res.RowsAffected(); n == 1 {
-					inserted[o.ID] = true
-				}
-			}
-		} else {
-			for chunk := range slices.Chunk(orders, batchRows) {
-				if err := s.insertOrders(ctx, tx, chunk, inserted); err != nil {
-					return err
-				}
-			}
+		if err := s.insertOrders(ctx, tx, orders, inserted); err != nil {
+			return err
 		}
 		for _, o := range orders {
 			if inserted[o.ID] {
@@ -697,29 +692,17 @@ func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) (rejected 
 			}
 			return strings.Compare(a.user, b.user)
 		})
-		if s.d.Embedded {
-			for _, k := range users {
-				if _, err := s.exec(ctx, tx, s.q.addUser, k.product, k.user, perUser[k]); err != nil {
-					return fmt.Errorf("record purchases: %w", err)
-				}
-			}
-			return nil
-		}
-		for chunk := range slices.Chunk(users, batchRows) {
-			var b strings.Builder
-			args := make([]any, 0, 3*len(chunk))
-			b.WriteString(`INSERT INTO user_purchases (product_id, user_id, quantity) VALUES `)
-			for i, k := range chunk {
-				if i > 0 {
-					b.WriteByte(',')
-				}
-				b.WriteString("(?, ?, ?)")
+		args := make([]any, 0, 3*maxRows)
+		for rest := users; len(rest) > 0; {
+			n := rowsFor(len(rest))
+			args = args[:0]
+			for _, k := range rest[:n] {
 				args = append(args, k.product, k.user, perUser[k])
 			}
-			b.WriteString(` ON CONFLICT (product_id, user_id) DO UPDATE SET quantity = user_purchases.quantity + excluded.quantity`)
-			if _, err := s.exec(ctx, tx, s.bind(b.String()), args...); err != nil {
+			if _, err := s.exec(ctx, tx, s.q.addUsers[n], args...); err != nil {
 				return fmt.Errorf("record purchases: %w", err)
 			}
+			rest = rest[n:]
 		}
 		return nil
 	})
@@ -727,6 +710,78 @@ func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) (rejected 
 		return nil, err
 	}
 	return rejected, nil
+}
+
+// maxRows is the most rows one of the embedded batch's multi-row
+// statements carries: a batch runs a handful of statements, not one or two
+// an order, and each size is prepared once.
+const maxRows = 32
+
+// rowsFor is the size of the next multi-row statement for n rows: the
+// largest power of two not above n or maxRows.
+func rowsFor(n int) int {
+	r := maxRows
+	for r > n {
+		r /= 2
+	}
+	return r
+}
+
+// multiRow returns the statements head VALUES (row), (row), … tail for 1,
+// 2, 4, … maxRows rows, indexed by their row count.
+func multiRow(bind func(string) string, head, row, tail string) map[int]string {
+	m := map[int]string{}
+	for n := 1; n <= maxRows; n *= 2 {
+		m[n] = bind(head + " VALUES " + strings.Repeat(row+", ", n-1) + row + " " + tail)
+	}
+	return m
+}
+
+// insertOrders inserts orders in multi-row statements and marks in
+// inserted each one this call stored. ON CONFLICT DO NOTHING cannot say
+// which rows of a statement it skipped, so a statement that stored fewer
+// rows than it carried (a replayed batch, a key already taken) is rolled
+// back to a savepoint and its rows are inserted one at a time.
+func (s *Store) insertOrders(ctx context.Context, tx batchTx, orders []shop.Order, inserted map[string]bool) error {
+	args := make([]any, 0, 7*maxRows)
+	for rest := orders; len(rest) > 0; {
+		n := rowsFor(len(rest))
+		chunk := rest[:n]
+		rest = rest[n:]
+		args = args[:0]
+		for _, o := range chunk {
+			args = append(args, orderArgs(o)...)
+		}
+		if _, err := s.exec(ctx, tx, "SAVEPOINT chunk"); err != nil {
+			return fmt.Errorf("insert orders: %w", err)
+		}
+		res, err := s.exec(ctx, tx, s.q.insertOrders[n], args...)
+		if err != nil {
+			return fmt.Errorf("insert orders: %w", err)
+		}
+		if got, _ := res.RowsAffected(); got == int64(n) {
+			for _, o := range chunk {
+				inserted[o.ID] = true
+			}
+		} else {
+			if _, err := s.exec(ctx, tx, "ROLLBACK TO chunk"); err != nil {
+				return fmt.Errorf("insert orders: %w", err)
+			}
+			for _, o := range chunk {
+				res, err := s.exec(ctx, tx, s.q.insertOrders[1], orderArgs(o)...)
+				if err != nil {
+					return fmt.Errorf("insert order: %w", err)
+				}
+				if got, _ := res.RowsAffected(); got == 1 {
+					inserted[o.ID] = true
+				}
+			}
+		}
+		if _, err := s.exec(ctx, tx, "RELEASE chunk"); err != nil {
+			return fmt.Errorf("insert orders: %w", err)
+		}
+	}
+	return nil
 }
 
 // commitBatchOnce is CommitBatch in the dialect's one statement. A group
@@ -757,33 +812,6 @@ func (s *Store) commitBatchOnce(ctx context.Context, orders []shop.Order) ([]str
 		return nil, fmt.Errorf("commit orders: %w", err)
 	}
 	return rejected, nil
-}
-
-func (s *Store) insertOrders(ctx context.Context, tx batchTx, orders []shop.Order, inserted map[string]bool) error {
-	var b strings.Builder
-	args := make([]any, 0, 7*len(orders))
-	b.WriteString(`INSERT INTO orders (id, product_id, user_id, quantity, idempotency_key, request_hash, created_at) VALUES `)
-	for i, o := range orders {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
-		args = append(args, orderArgs(o)...)
-	}
-	b.WriteString(` ON CONFLICT DO NOTHING RETURNING id`)
-	rows, err := s.query(ctx, tx, s.bind(b.String()), args...)
-	if err != nil {
-		return fmt.Errorf("insert orders: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return fmt.Errorf("insert orders: %w", err)
-		}
-		inserted[id] = true
-	}
-	return rows.Err()
 }
 
 // orderOrNothing returns o only if its transaction committed, so that a
