@@ -1,0 +1,21 @@
+-- wrk script for bench/shop.sh: every request is a new buyer with an
+-- Idempotency-Key of its own, buying one unit of product $PRODUCT. $RUN
+-- keeps the keys of different runs apart (wrk's math.random is unseeded).
+local product = os.getenv("PRODUCT") or "1"
+local run = os.getenv("RUN") or "0"
+local n = 0
+local id = 0
+function setup(thread)
+  id = id + 1
+  thread:set("id", id)
+end
+function init(args)
+  prefix = "b" .. run .. "t" .. tostring(id) .. "-"
+end
+function request()
+  n = n + 1
+  local user = prefix .. n
+  return wrk.format("POST", "/api/orders",
+    {["Content-Type"] = "application/json", ["Idempotency-Key"] = user},
+    '{"product_id":' .. product .. ',"user_id":"' .. user .. '","quantity":1}')
+end
