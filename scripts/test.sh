@@ -27,5 +27,5 @@ go vet ./...
 say "go test -race"
 go test -race -count=1 -timeout 30m ./...
 say "fuzz the order decoder for 10s"
-go test -run '^$' -fuzz '^FuzzDecodeOrder$' -fuzztime 10s ./internal/shop
+go test -run '^$' -fuzz '^FuzzDecodeOrder$' -fuzztime 10s ./internal/shop/api
 say "all passed"

@@ -1,10 +1,6 @@
 package shop
 
-import (
-	"encoding/json"
-	"errors"
-	"net/http"
-)
+import "errors"
 
 // Error codes a client can see in {"error":{"code":...}}.
 const (
@@ -23,58 +19,19 @@ const (
 	CodeInternal            = "internal"
 )
 
-// statusOf maps each code to its HTTP status; it is the only such table.
-var statusOf = map[string]int{
-	CodeBadRequest:          http.StatusBadRequest,
-	CodeInvalidJSON:         http.StatusBadRequest,
-	CodeMissingField:        http.StatusBadRequest,
-	CodeInvalidValue:        http.StatusUnprocessableEntity,
-	CodeBodyTooLarge:        http.StatusRequestEntityTooLarge,
-	CodeNotFound:            http.StatusNotFound,
-	CodeSoldOut:             http.StatusConflict,
-	CodeLimitExceeded:       http.StatusConflict,
-	CodeIdempotencyConflict: http.StatusConflict,
-	CodeLockLost:            http.StatusServiceUnavailable,
-	CodeOverloaded:          http.StatusServiceUnavailable,
-	CodeTimeout:             http.StatusServiceUnavailable,
-	CodeInternal:            http.StatusInternalServerError,
-}
-
-// Error is the one error type the shop shows its clients.
+// Error is the one error type the shop shows its clients; the API maps
+// each code to its status.
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
-	json    []byte // {"error":{…}} and a newline, made once
-}
-
-// body is e as the shop answers it.
-func (e *Error) body() []byte {
-	if e.json != nil {
-		return e.json
-	}
-	b, _ := json.Marshal(struct {
-		Error *Error `json:"error"`
-	}{e})
-	return append(b, '\n')
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
-// Status is the HTTP status for e's code.
-func (e *Error) Status() int {
-	if s, ok := statusOf[e.Code]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
-}
+// NewError returns an Error with a code and a message for the client.
+func NewError(code, msg string) *Error { return &Error{Code: code, Message: msg} }
 
-// errorOf makes an Error with its answer encoded once, so that the shared
-// ones (sold_out above all, in a crowd) cost no encoding per request.
-func errorOf(code, msg string) *Error {
-	e := &Error{Code: code, Message: msg}
-	e.json = e.body()
-	return e
-}
+func errorOf(code, msg string) *Error { return NewError(code, msg) }
 
 // Shared errors. Compare with ErrorCode, not ==, since stores may wrap them.
 var (

@@ -1,10 +1,10 @@
 // Package shop is the flash-sale order service: its domain types, the
 // Store it persists to, the concurrency strategies that decide how an order
-// takes stock, and the HTTP API in front of them.
+// takes stock, and the Service that places orders with them.
 //
-// The package imports only the standard library, golang.org/x/sync and the
-// Prometheus client; the databases and Redis live in sub-packages that
-// implement the interfaces declared here.
+// The package imports only the standard library: the HTTP API lives in
+// shop/api, and the databases and Redis in sub-packages that implement the
+// interfaces declared here.
 package shop
 
 import (

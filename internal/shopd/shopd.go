@@ -18,6 +18,7 @@ import (
 
 	"github.com/stampede-dev/stampede/internal/prefork"
 	"github.com/stampede-dev/stampede/internal/shop"
+	"github.com/stampede-dev/stampede/internal/shop/api"
 	"github.com/stampede-dev/stampede/internal/shop/postgres"
 	"github.com/stampede-dev/stampede/internal/shop/redis"
 	"github.com/stampede-dev/stampede/internal/shop/sqlite"
@@ -218,7 +219,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	if s.ln, err = prefork.Listen(ctx, cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	var h http.Handler = shop.NewHandler(shop.NewService(s.store, s.strategy, cfg.MaxInFlight, cfg.OrderTimeout), kind, log)
+	var h http.Handler = api.NewHandler(shop.NewService(s.store, s.strategy, cfg.MaxInFlight, cfg.OrderTimeout), kind, log)
 	if cfg.Ceiling {
 		h = ceiling{}
 	}

@@ -1,4 +1,4 @@
-package shop_test
+package api_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stampede-dev/stampede/internal/shop"
+	"github.com/stampede-dev/stampede/internal/shop/api"
 	"github.com/stampede-dev/stampede/internal/shop/sqlite"
 )
 
@@ -31,7 +32,7 @@ func newShopOn(t *testing.T, wrap func(shop.Store) shop.Store, strategy func(sho
 	t.Cleanup(func() { db.Close() })
 	st := wrap(db)
 	svc := shop.NewService(st, strategy(st), maxInFlight, 5*time.Second)
-	srv := httptest.NewServer(shop.NewHandler(svc, "sqlite", slog.New(slog.NewTextHandler(io.Discard, nil))))
+	srv := httptest.NewServer(api.NewHandler(svc, "sqlite", slog.New(slog.NewTextHandler(io.Discard, nil))))
 	t.Cleanup(srv.Close)
 	return srv, st
 }
@@ -77,7 +78,7 @@ func TestAPIErrors(t *testing.T) {
 	if a := call(t, srv, "POST", "/api/products", `{"name":"phone","stock":1,"per_user_limit":1}`); a.status != 201 || a.body["id"] != 1.0 {
 		t.Fatalf("create: %d %v", a.status, a.body)
 	}
-	huge := `{"product_id":1,"user_id":"` + strings.Repeat("x", shop.MaxBodyBytes) + `","quantity":1}`
+	huge := `{"product_id":1,"user_id":"` + strings.Repeat("x", api.MaxBodyBytes) + `","quantity":1}`
 	for _, tc := range []struct {
 		name, method, path, body string
 		status                   int

@@ -1,4 +1,4 @@
-package shop_test
+package api_test
 
 import (
 	"context"

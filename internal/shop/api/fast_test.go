@@ -1,9 +1,11 @@
-package shop
+package api
 
 import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/stampede-dev/stampede/internal/shop"
 )
 
 // TestAppendOrder holds the hand-written answer to encoding/json's bytes,
@@ -11,14 +13,14 @@ import (
 func TestAppendOrder(t *testing.T) {
 	at := time.Date(2026, 11, 27, 8, 30, 1, 123456700, time.UTC)
 	for _, tc := range []struct {
-		o    Order
+		o    shop.Order
 		fast bool
 	}{
-		{Order{ID: "0187a9", ProductID: 7, UserID: "alice", Quantity: 2, IdempotencyKey: "k-1", CreatedAt: at}, true},
-		{Order{ID: "0187a9", ProductID: 1, UserID: "u 42", Quantity: 1, CreatedAt: at.Truncate(time.Second)}, true},
-		{Order{ID: "x", ProductID: 1, UserID: "a<b", Quantity: 1, CreatedAt: at}, false},
-		{Order{ID: "x", ProductID: 1, UserID: "é", Quantity: 1, CreatedAt: at}, false},
-		{Order{ID: "x", ProductID: 1, UserID: "a", Quantity: 1, IdempotencyKey: `k"`, CreatedAt: at}, false},
+		{shop.Order{ID: "0187a9", ProductID: 7, UserID: "alice", Quantity: 2, IdempotencyKey: "k-1", CreatedAt: at}, true},
+		{shop.Order{ID: "0187a9", ProductID: 1, UserID: "u 42", Quantity: 1, CreatedAt: at.Truncate(time.Second)}, true},
+		{shop.Order{ID: "x", ProductID: 1, UserID: "a<b", Quantity: 1, CreatedAt: at}, false},
+		{shop.Order{ID: "x", ProductID: 1, UserID: "é", Quantity: 1, CreatedAt: at}, false},
+		{shop.Order{ID: "x", ProductID: 1, UserID: "a", Quantity: 1, IdempotencyKey: `k"`, CreatedAt: at}, false},
 	} {
 		got, ok := appendOrder(nil, tc.o)
 		want, err := json.Marshal(tc.o)
@@ -35,7 +37,7 @@ func TestAppendOrder(t *testing.T) {
 // clients send never goes through reflection.
 func TestDecodeOrderFastTakesTheUsualBody(t *testing.T) {
 	req, ok := decodeOrderFast([]byte(`{"product_id":12,"user_id":"u123","quantity":1}`))
-	if want := (OrderRequest{ProductID: 12, UserID: "u123", Quantity: 1}); !ok || req != want {
+	if want := (shop.OrderRequest{ProductID: 12, UserID: "u123", Quantity: 1}); !ok || req != want {
 		t.Errorf("got %+v, %v; want %+v, true", req, ok, want)
 	}
 }

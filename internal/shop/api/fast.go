@@ -1,8 +1,10 @@
-package shop
+package api
 
 import (
 	"strconv"
 	"time"
+
+	"github.com/stampede-dev/stampede/internal/shop"
 )
 
 // The order path's common case without reflection: decodeOrderFast reads
@@ -16,7 +18,7 @@ import (
 // any key order, with JSON whitespace between tokens, where N is a plain
 // positive integer and S plain printable ASCII. ok is false for anything
 // else, which DecodeOrder must then decode.
-func decodeOrderFast(b []byte) (req OrderRequest, ok bool) {
+func decodeOrderFast(b []byte) (req shop.OrderRequest, ok bool) {
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return req, false
@@ -119,7 +121,7 @@ func plainUint(b []byte, i int) (n int64, next int, ok bool) {
 
 // appendOrder appends o as encoding/json marshals it, and reports false,
 // having appended nothing, when a string of o needs escaping.
-func appendOrder(b []byte, o Order) ([]byte, bool) {
+func appendOrder(b []byte, o shop.Order) ([]byte, bool) {
 	if !jsonSafe(o.ID) || !jsonSafe(o.UserID) || !jsonSafe(o.IdempotencyKey) {
 		return b, false
 	}

@@ -1,4 +1,4 @@
-package shop
+package api
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/stampede-dev/stampede/internal/shop"
 )
 
 // Bounds on what a client may ask for.
@@ -24,7 +26,7 @@ const (
 // integer, taken as its decimal string; quantity an integer from 1 to
 // MaxQuantity. A product_id that is well-formed but cannot exist decodes as
 // ProductID -1, which no store holds.
-func DecodeOrder(body []byte) (OrderRequest, *Error) {
+func DecodeOrder(body []byte) (shop.OrderRequest, *shop.Error) {
 	if req, ok := decodeOrderFast(body); ok {
 		return req, nil
 	}
@@ -32,104 +34,104 @@ func DecodeOrder(body []byte) (OrderRequest, *Error) {
 }
 
 // decodeOrderJSON is DecodeOrder through encoding/json, for every body.
-func decodeOrderJSON(body []byte) (OrderRequest, *Error) {
+func decodeOrderJSON(body []byte) (shop.OrderRequest, *shop.Error) {
 	var raw struct {
 		ProductID json.RawMessage `json:"product_id"`
 		UserID    json.RawMessage `json:"user_id"`
 		Quantity  json.RawMessage `json:"quantity"`
 	}
 	if err := decodeObject(body, &raw); err != nil {
-		return OrderRequest{}, err
+		return shop.OrderRequest{}, err
 	}
 	for _, f := range []struct {
 		name string
 		v    json.RawMessage
 	}{{"product_id", raw.ProductID}, {"user_id", raw.UserID}, {"quantity", raw.Quantity}} {
 		if len(f.v) == 0 || string(f.v) == "null" {
-			return OrderRequest{}, errorOf(CodeMissingField, "missing field "+f.name)
+			return shop.OrderRequest{}, shop.NewError(shop.CodeMissingField, "missing field "+f.name)
 		}
 	}
-	var req OrderRequest
-	var err *Error
+	var req shop.OrderRequest
+	var err *shop.Error
 	if req.ProductID, err = decodeProductID(raw.ProductID); err != nil {
-		return OrderRequest{}, err
+		return shop.OrderRequest{}, err
 	}
 	if req.UserID, err = decodeUserID(raw.UserID); err != nil {
-		return OrderRequest{}, err
+		return shop.OrderRequest{}, err
 	}
 	q, ok := jsonInt(raw.Quantity)
 	if !ok {
-		return OrderRequest{}, errorOf(CodeInvalidValue, "quantity must be an integer")
+		return shop.OrderRequest{}, shop.NewError(shop.CodeInvalidValue, "quantity must be an integer")
 	}
 	if q < 1 || q > MaxQuantity {
-		return OrderRequest{}, errorOf(CodeInvalidValue, "quantity must be from 1 to "+strconv.Itoa(MaxQuantity))
+		return shop.OrderRequest{}, shop.NewError(shop.CodeInvalidValue, "quantity must be from 1 to "+strconv.Itoa(MaxQuantity))
 	}
 	req.Quantity = q
 	return req, nil
 }
 
 // DecodeProduct parses a POST /api/products body.
-func DecodeProduct(body []byte) (NewProduct, *Error) {
+func DecodeProduct(body []byte) (shop.NewProduct, *shop.Error) {
 	var raw struct {
 		Name         *string         `json:"name"`
 		Stock        json.RawMessage `json:"stock"`
 		PerUserLimit json.RawMessage `json:"per_user_limit"`
 	}
 	if err := decodeObject(body, &raw); err != nil {
-		return NewProduct{}, err
+		return shop.NewProduct{}, err
 	}
 	if raw.Name == nil {
-		return NewProduct{}, errorOf(CodeMissingField, "missing field name")
+		return shop.NewProduct{}, shop.NewError(shop.CodeMissingField, "missing field name")
 	}
 	if len(raw.Stock) == 0 || string(raw.Stock) == "null" {
-		return NewProduct{}, errorOf(CodeMissingField, "missing field stock")
+		return shop.NewProduct{}, shop.NewError(shop.CodeMissingField, "missing field stock")
 	}
 	n := utf8.RuneCountInString(*raw.Name)
 	if n < 1 || n > MaxNameLen {
-		return NewProduct{}, errorOf(CodeInvalidValue, "name must have 1 to "+strconv.Itoa(MaxNameLen)+" characters")
+		return shop.NewProduct{}, shop.NewError(shop.CodeInvalidValue, "name must have 1 to "+strconv.Itoa(MaxNameLen)+" characters")
 	}
 	stock, ok := jsonInt(raw.Stock)
 	if !ok || stock < 0 || stock > MaxStock {
-		return NewProduct{}, errorOf(CodeInvalidValue, "stock must be an integer from 0 to "+strconv.Itoa(MaxStock))
+		return shop.NewProduct{}, shop.NewError(shop.CodeInvalidValue, "stock must be an integer from 0 to "+strconv.Itoa(MaxStock))
 	}
 	var limit int64
 	if len(raw.PerUserLimit) > 0 && string(raw.PerUserLimit) != "null" {
 		if limit, ok = jsonInt(raw.PerUserLimit); !ok || limit < 0 || limit > MaxStock {
-			return NewProduct{}, errorOf(CodeInvalidValue, "per_user_limit must be an integer from 0 (no limit) to "+strconv.Itoa(MaxStock))
+			return shop.NewProduct{}, shop.NewError(shop.CodeInvalidValue, "per_user_limit must be an integer from 0 (no limit) to "+strconv.Itoa(MaxStock))
 		}
 	}
-	return NewProduct{Name: *raw.Name, Stock: stock, PerUserLimit: limit}, nil
+	return shop.NewProduct{Name: *raw.Name, Stock: stock, PerUserLimit: limit}, nil
 }
 
 // ParseProductID reads a product id from a URL path; an id that cannot
 // exist is reported as not found.
-func ParseProductID(s string) (int64, *Error) {
+func ParseProductID(s string) (int64, *shop.Error) {
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id < 1 {
-		return 0, ErrNotFound
+		return 0, shop.ErrNotFound
 	}
 	return id, nil
 }
 
-func decodeObject(body []byte, v any) *Error {
+func decodeObject(body []byte, v any) *shop.Error {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
-		return errorOf(CodeInvalidJSON, "body must be a JSON object")
+		return shop.NewError(shop.CodeInvalidJSON, "body must be a JSON object")
 	}
 	if !json.Valid(body) {
-		return errorOf(CodeInvalidJSON, "body is not valid JSON")
+		return shop.NewError(shop.CodeInvalidJSON, "body is not valid JSON")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return errorOf(CodeInvalidValue, "a field has the wrong type")
+		return shop.NewError(shop.CodeInvalidValue, "a field has the wrong type")
 	}
 	return nil
 }
 
-func decodeProductID(v json.RawMessage) (int64, *Error) {
+func decodeProductID(v json.RawMessage) (int64, *shop.Error) {
 	if v[0] == '"' {
 		var s string
 		if json.Unmarshal(v, &s) != nil {
-			return 0, errorOf(CodeInvalidValue, "product_id must be a number or a string")
+			return 0, shop.NewError(shop.CodeInvalidValue, "product_id must be a number or a string")
 		}
 		id, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || id < 1 {
@@ -139,7 +141,7 @@ func decodeProductID(v json.RawMessage) (int64, *Error) {
 	}
 	id, ok := jsonInt(v)
 	if !ok {
-		return 0, errorOf(CodeInvalidValue, "product_id must be a number or a string")
+		return 0, shop.NewError(shop.CodeInvalidValue, "product_id must be a number or a string")
 	}
 	if id < 1 {
 		return unknownProduct, nil
@@ -147,22 +149,22 @@ func decodeProductID(v json.RawMessage) (int64, *Error) {
 	return id, nil
 }
 
-func decodeUserID(v json.RawMessage) (string, *Error) {
+func decodeUserID(v json.RawMessage) (string, *shop.Error) {
 	var s string
 	switch {
 	case v[0] == '"':
 		if json.Unmarshal(v, &s) != nil {
-			return "", errorOf(CodeInvalidValue, "user_id must be a string")
+			return "", shop.NewError(shop.CodeInvalidValue, "user_id must be a string")
 		}
 	default:
 		n, ok := jsonInt(v)
 		if !ok {
-			return "", errorOf(CodeInvalidValue, "user_id must be a string or an integer")
+			return "", shop.NewError(shop.CodeInvalidValue, "user_id must be a string or an integer")
 		}
 		s = strconv.FormatInt(n, 10)
 	}
 	if n := utf8.RuneCountInString(s); n < 1 || n > MaxUserIDLen {
-		return "", errorOf(CodeInvalidValue, "user_id must have 1 to "+strconv.Itoa(MaxUserIDLen)+" characters")
+		return "", shop.NewError(shop.CodeInvalidValue, "user_id must have 1 to "+strconv.Itoa(MaxUserIDLen)+" characters")
 	}
 	return s, nil
 }

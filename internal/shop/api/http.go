@@ -1,4 +1,7 @@
-package shop
+// Package api is the shop's HTTP API: its routes, the JSON it reads and
+// writes, the status of each error code, and its Prometheus metrics. The
+// domain it serves, shop.Service, knows nothing of HTTP.
+package api
 
 import (
 	"bufio"
@@ -17,11 +20,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/stampede-dev/stampede/internal/shop"
 )
 
 // Handler serves the shop's HTTP API. Create it with NewHandler.
 type Handler struct {
-	svc       *Service
+	svc       *shop.Service
 	storeKind string
 	log       *slog.Logger
 	mux       *http.ServeMux
@@ -36,7 +40,7 @@ type Handler struct {
 // NewHandler returns the API for svc. storeKind names the store in
 // /healthz ("sqlite", "postgres"). Metrics go to a registry of the
 // handler's own, served at /metrics.
-func NewHandler(svc *Service, storeKind string, log *slog.Logger) *Handler {
+func NewHandler(svc *shop.Service, storeKind string, log *slog.Logger) *Handler {
 	h := &Handler{svc: svc, storeKind: storeKind, log: log, mux: http.NewServeMux()}
 	reg := prometheus.NewRegistry()
 	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -52,7 +56,7 @@ func NewHandler(svc *Service, storeKind string, log *slog.Logger) *Handler {
 	h.shed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "stampede_orders_shed_total", Help: "Orders refused with 503 overloaded.",
 	})
-	reg.MustRegister(h.requests, h.latency, h.inFlight, h.shed, stockCollector{svc.store},
+	reg.MustRegister(h.requests, h.latency, h.inFlight, h.shed, stockCollector{svc.Store()},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	h.mux.HandleFunc("POST /api/products", h.createProduct)
@@ -119,7 +123,7 @@ func (h *Handler) createProduct(w http.ResponseWriter, r *http.Request) {
 		writeError(w, derr)
 		return
 	}
-	p, err := h.svc.store.CreateProduct(r.Context(), np)
+	p, err := h.svc.Store().CreateProduct(r.Context(), np)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -133,7 +137,7 @@ func (h *Handler) getProduct(w http.ResponseWriter, r *http.Request) {
 		writeError(w, derr)
 		return
 	}
-	p, err := h.svc.store.Product(r.Context(), id)
+	p, err := h.svc.Store().Product(r.Context(), id)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -150,14 +154,14 @@ func (h *Handler) listOrders(w http.ResponseWriter, r *http.Request) {
 		writeError(w, derr)
 		return
 	}
-	if _, err := h.svc.store.Product(r.Context(), id); err != nil {
+	if _, err := h.svc.Store().Product(r.Context(), id); err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	bw := bufio.NewWriterSize(w, 32<<10)
 	enc := json.NewEncoder(bw)
-	err := h.svc.store.Orders(r.Context(), id, func(o Order) error { return enc.Encode(o) })
+	err := h.svc.Store().Orders(r.Context(), id, func(o shop.Order) error { return enc.Encode(o) })
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -184,7 +188,7 @@ func (h *Handler) placeOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	req.IdempotencyKey = r.Header.Get("Idempotency-Key")
 	if len(req.IdempotencyKey) > MaxIdemKeyLen {
-		writeError(w, errorOf(CodeInvalidValue, "Idempotency-Key must have at most "+strconv.Itoa(MaxIdemKeyLen)+" bytes"))
+		writeError(w, shop.NewError(shop.CodeInvalidValue, "Idempotency-Key must have at most "+strconv.Itoa(MaxIdemKeyLen)+" bytes"))
 		return
 	}
 	o, created, err := h.svc.PlaceOrder(r.Context(), req)
@@ -213,24 +217,24 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"status":     "ok",
 		"goroutines": runtime.NumGoroutine(),
-		"strategy":   h.svc.strategy.Name(),
+		"strategy":   h.svc.Strategy().Name(),
 		"store":      h.storeKind,
 		"pid":        os.Getpid(),
 	})
 }
 
-// fail reports err: an *Error as itself, anything else as an internal
+// fail reports err: an *shop.Error as itself, anything else as an internal
 // error whose detail goes to the log, not to the client.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var e *Error
+	var e *shop.Error
 	if !errors.As(err, &e) {
 		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 			return // the client has gone; nobody reads the answer
 		}
 		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		e = errorOf(CodeInternal, "internal error; see the shop's log")
+		e = shop.NewError(shop.CodeInternal, "internal error; see the shop's log")
 	}
-	if e.Code == CodeOverloaded {
+	if e.Code == shop.CodeOverloaded {
 		h.shed.Inc()
 	}
 	writeError(w, e)
@@ -241,20 +245,20 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeError(w, errorOf(CodeBodyTooLarge, "body is over "+strconv.Itoa(MaxBodyBytes)+" bytes"))
+			writeError(w, shop.NewError(shop.CodeBodyTooLarge, "body is over "+strconv.Itoa(MaxBodyBytes)+" bytes"))
 		} else {
-			writeError(w, errorOf(CodeBadRequest, "could not read the body"))
+			writeError(w, shop.NewError(shop.CodeBadRequest, "could not read the body"))
 		}
 		return nil, false
 	}
 	return body, true
 }
 
-func writeError(w http.ResponseWriter, e *Error) {
-	if e.Code == CodeOverloaded || e.Code == CodeTimeout || e.Code == CodeLockLost {
+func writeError(w http.ResponseWriter, e *shop.Error) {
+	if e.Code == shop.CodeOverloaded || e.Code == shop.CodeTimeout || e.Code == shop.CodeLockLost {
 		w.Header()["Retry-After"] = retryAfter
 	}
-	writeBody(w, e.Status(), e.body())
+	writeBody(w, status(e), errorBody(e))
 }
 
 var (
@@ -280,7 +284,7 @@ func writeBody(w http.ResponseWriter, status int, b []byte) {
 }
 
 // stockCollector reports the stock of the first products at each scrape.
-type stockCollector struct{ store Store }
+type stockCollector struct{ store shop.Store }
 
 var stockDesc = prometheus.NewDesc("stampede_product_stock", "Units left, per product (the first 100 products).", []string{"product"}, nil)
 
