@@ -10,6 +10,7 @@ const (
 	CodeInvalidValue        = "invalid_value"
 	CodeBodyTooLarge        = "body_too_large"
 	CodeNotFound            = "not_found"
+	CodeMethodNotAllowed    = "method_not_allowed"
 	CodeSoldOut             = "sold_out"
 	CodeLimitExceeded       = "limit_exceeded"
 	CodeIdempotencyConflict = "idempotency_conflict"

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/stampede-dev/stampede/internal/shop"
@@ -90,6 +91,9 @@ func DecodeProduct(body []byte) (shop.NewProduct, *shop.Error) {
 	if n < 1 || n > MaxNameLen {
 		return shop.NewProduct{}, shop.NewError(shop.CodeInvalidValue, "name must have 1 to "+strconv.Itoa(MaxNameLen)+" characters")
 	}
+	if !storable(*raw.Name) {
+		return shop.NewProduct{}, shop.NewError(shop.CodeInvalidValue, "name must be valid UTF-8 text without NUL or U+FFFD")
+	}
 	stock, ok := jsonInt(raw.Stock)
 	if !ok || stock < 0 || stock > MaxStock {
 		return shop.NewProduct{}, shop.NewError(shop.CodeInvalidValue, "stock must be an integer from 0 to "+strconv.Itoa(MaxStock))
@@ -166,7 +170,34 @@ func decodeUserID(v json.RawMessage) (string, *shop.Error) {
 	if n := utf8.RuneCountInString(s); n < 1 || n > MaxUserIDLen {
 		return "", shop.NewError(shop.CodeInvalidValue, "user_id must have 1 to "+strconv.Itoa(MaxUserIDLen)+" characters")
 	}
+	if !storable(s) {
+		return "", shop.NewError(shop.CodeInvalidValue, "user_id must be valid UTF-8 text without NUL or U+FFFD")
+	}
 	return s, nil
+}
+
+// storable reports whether every store keeps s as it is: PostgreSQL cannot
+// hold a NUL, and encoding/json turns invalid UTF-8 and lone surrogates
+// into U+FFFD, so two different ids would become one (sharing one per-user
+// limit). A value that fails would otherwise be accepted and then fail a
+// whole group commit.
+func storable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0) && !strings.ContainsRune(s, utf8.RuneError)
+}
+
+// ValidKey reports whether an Idempotency-Key can be stored and compared as
+// it was sent: at most MaxIdemKeyLen bytes of UTF-8 without control
+// characters.
+func ValidKey(k string) bool {
+	if len(k) > MaxIdemKeyLen || !utf8.ValidString(k) {
+		return false
+	}
+	for _, r := range k {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // jsonInt reads a JSON number that is an integer in int64 range; 2.0 and

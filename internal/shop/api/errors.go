@@ -17,6 +17,7 @@ var statusOf = map[string]int{
 	shop.CodeInvalidValue:        http.StatusUnprocessableEntity,
 	shop.CodeBodyTooLarge:        http.StatusRequestEntityTooLarge,
 	shop.CodeNotFound:            http.StatusNotFound,
+	shop.CodeMethodNotAllowed:    http.StatusMethodNotAllowed,
 	shop.CodeSoldOut:             http.StatusConflict,
 	shop.CodeLimitExceeded:       http.StatusConflict,
 	shop.CodeIdempotencyConflict: http.StatusConflict,

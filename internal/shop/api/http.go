@@ -14,6 +14,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,6 +65,7 @@ func NewHandler(svc *shop.Service, storeKind string, log *slog.Logger) *Handler 
 	h.mux.HandleFunc("GET /api/products/{id}/orders", h.listOrders)
 	h.mux.HandleFunc("POST /api/orders", h.placeOrder)
 	h.mux.HandleFunc("GET /healthz", h.health)
+	h.mux.HandleFunc("/", h.noRoute)
 	h.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return h
 }
@@ -74,7 +76,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 	h.mux.ServeHTTP(sw, r)
 	route := r.Pattern
-	if route == "" {
+	if route == "" || route == "/" {
 		route = "unmatched"
 	}
 	h.counter(route, sw.code).Inc()
@@ -187,8 +189,8 @@ func (h *Handler) placeOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.IdempotencyKey = r.Header.Get("Idempotency-Key")
-	if len(req.IdempotencyKey) > MaxIdemKeyLen {
-		writeError(w, shop.NewError(shop.CodeInvalidValue, "Idempotency-Key must have at most "+strconv.Itoa(MaxIdemKeyLen)+" bytes"))
+	if !ValidKey(req.IdempotencyKey) {
+		writeError(w, shop.NewError(shop.CodeInvalidValue, "Idempotency-Key must be UTF-8 text without control characters, at most "+strconv.Itoa(MaxIdemKeyLen)+" bytes"))
 		return
 	}
 	o, created, err := h.svc.PlaceOrder(r.Context(), req)
@@ -212,6 +214,25 @@ func (h *Handler) placeOrder(w http.ResponseWriter, r *http.Request) {
 
 // answerPool holds the buffers orders are answered from.
 var answerPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// noRoute answers what no route serves, in the API's own error shape: 405
+// with Allow when the path exists for other methods, 404 otherwise.
+func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, p := h.mux.Handler(probe); p != "" && p != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		writeError(w, shop.NewError(shop.CodeNotFound, "no such route: "+r.URL.Path))
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeError(w, shop.NewError(shop.CodeMethodNotAllowed, r.Method+" is not served here; use "+strings.Join(allow, " or ")))
+}
 
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{

@@ -97,6 +97,14 @@ func TestAPIErrors(t *testing.T) {
 		{"get unknown product", "GET", "/api/products/42", ``, 404, shop.CodeNotFound},
 		{"get non-numeric product", "GET", "/api/products/x", ``, 404, shop.CodeNotFound},
 		{"orders of unknown product", "GET", "/api/products/42/orders", ``, 404, shop.CodeNotFound},
+		// What a store cannot hold is refused here, not in a group commit
+		// where it would fail every order of its batch.
+		{"NUL in user_id", "POST", "/api/orders", `{"product_id":1,"user_id":"a\u0000b","quantity":1}`, 422, shop.CodeInvalidValue},
+		{"invalid UTF-8 in user_id", "POST", "/api/orders", "{\"product_id\":1,\"user_id\":\"a\xff\",\"quantity\":1}", 422, shop.CodeInvalidValue},
+		{"lone surrogate in user_id", "POST", "/api/orders", `{"product_id":1,"user_id":"a\udc00","quantity":1}`, 422, shop.CodeInvalidValue},
+		{"NUL in a product name", "POST", "/api/products", `{"name":"a\u0000","stock":1}`, 422, shop.CodeInvalidValue},
+		{"unknown route", "GET", "/api/nothing", ``, 404, shop.CodeNotFound},
+		{"wrong method", "DELETE", "/api/orders", ``, 405, shop.CodeMethodNotAllowed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := call(t, srv, tc.method, tc.path, tc.body)
@@ -106,6 +114,12 @@ func TestAPIErrors(t *testing.T) {
 		})
 	}
 
+	if a := call(t, srv, "PUT", "/api/products/1", ``); a.header.Get("Allow") != "GET" {
+		t.Errorf("405 for PUT /api/products/1: Allow %q, want GET", a.header.Get("Allow"))
+	}
+	if a := call(t, srv, "POST", "/api/orders", `{"product_id":1,"user_id":"a","quantity":1}`, "Idempotency-Key", "k\xff"); a.status != 422 || a.code() != shop.CodeInvalidValue {
+		t.Errorf("Idempotency-Key of invalid UTF-8: %d %q, want 422 %s", a.status, a.code(), shop.CodeInvalidValue)
+	}
 	first := call(t, srv, "POST", "/api/orders", `{"product_id":1,"user_id":7,"quantity":1}`, "Idempotency-Key", "k1")
 	if first.status != 201 || first.body["user_id"] != "7" {
 		t.Fatalf("first order: %d %v", first.status, first.body)
