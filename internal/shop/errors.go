@@ -44,6 +44,10 @@ var (
 	ErrTimeout       = errorOf(CodeTimeout, "the order did not finish before its deadline; retry with the same Idempotency-Key")
 	// ErrDuplicateKey is returned by a Store when an idempotency key is taken.
 	ErrDuplicateKey = errors.New("idempotency key already used")
+	// ErrWouldOversell is returned by Store.CommitBatch for a batch that
+	// would take stock below zero or a user past the limit: a reservation
+	// that disagrees with the store (after a fault) loses to the store.
+	ErrWouldOversell = errors.New("the batch would take stock below zero or a user past the limit")
 )
 
 // ErrorCode returns the code of the *Error in err's chain, or "" if none.

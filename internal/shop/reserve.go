@@ -2,6 +2,7 @@ package shop
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"slices"
 	"sync"
@@ -229,8 +230,15 @@ func (r *Reserve) write() {
 		for _, p := range batch {
 			orders = append(orders, p.order)
 		}
-		rejected, err := CommitWithRetry(r.store, orders)
+		rejected, refused, err := CommitGuarded(r.store, orders)
 		for _, p := range batch {
+			if slices.Contains(refused, p.order.ID) {
+				// The store holds less than this book believed: the book
+				// keeps the units it cannot sell, erring towards sold out.
+				b, _ := r.book(context.Background(), p.order.ProductID)
+				r.settle(b, p, ErrSoldOut)
+				continue
+			}
 			if slices.Contains(rejected, p.order.ID) {
 				b, _ := r.book(context.Background(), p.order.ProductID) // loaded: it was reserved
 				r.release(b, p.order)
@@ -274,9 +282,38 @@ func CommitWithRetry(s Store, orders []Order) (rejected []string, err error) {
 		if err == nil {
 			return rejected, nil
 		}
+		if errors.Is(err, ErrWouldOversell) {
+			return nil, err // the same batch would be refused again
+		}
 		time.Sleep(pause)
 	}
 	return nil, err
+}
+
+// CommitGuarded commits a batch of reserved orders like CommitWithRetry,
+// and when the store refuses it because it would oversell (the reservation
+// and the store disagree, after a fault), splits it in halves until the
+// orders that do not fit stand alone: every other order is stored, and
+// those come back as refused, stored nowhere. An error other than the
+// refusal leaves the outcome of the batch unknown, as CommitWithRetry's.
+func CommitGuarded(s Store, orders []Order) (rejected, refused []string, err error) {
+	rejected, err = CommitWithRetry(s, orders)
+	if !errors.Is(err, ErrWouldOversell) {
+		return rejected, nil, err
+	}
+	if len(orders) == 1 {
+		return nil, []string{orders[0].ID}, nil
+	}
+	mid := len(orders) / 2
+	r1, f1, err := CommitGuarded(s, orders[:mid])
+	if err != nil {
+		return nil, nil, err
+	}
+	r2, f2, err := CommitGuarded(s, orders[mid:])
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(r1, r2...), append(f1, f2...), nil
 }
 
 // Close refuses new orders, waits for the writer to commit every queued

@@ -90,7 +90,10 @@ type Store interface {
 	// transaction. It is idempotent: an order whose ID is already stored is
 	// skipped, so a batch may be committed again after a crash. It returns
 	// the IDs of orders it did not store because another stored order holds
-	// their idempotency key; their stock was not taken.
+	// their idempotency key; their stock was not taken. Whatever the
+	// reservation believed, it stores nothing and fails with an error
+	// wrapping ErrWouldOversell if the batch would take a product's stock
+	// below zero or a user past the per-user limit.
 	CommitBatch(ctx context.Context, orders []Order) (rejected []string, err error)
 
 	Close() error

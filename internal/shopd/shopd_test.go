@@ -223,3 +223,48 @@ func TestRedisSoldOutFromMemory(t *testing.T) {
 		t.Errorf("sold %d, stock %d; want 5 and 0", p.Sold, p.Stock)
 	}
 }
+
+// TestReserveNeverOversellsPastTheStore: whatever a reservation believes,
+// the store has the last word. A second shop on the same store (strategy
+// atomic) sells 5 of 10 units behind the back of a reserve shop that has
+// already loaded its book, as a fault would leave a book wrong. The
+// reserve shop's crowd then finds exactly the 4 units left: its group
+// commit is refused, split until the orders that do not fit stand alone,
+// and their buyers hear sold_out.
+func TestReserveNeverOversellsPastTheStore(t *testing.T) {
+	for storeName, dsn := range stores(t) {
+		for _, withRedis := range []bool{false, true} {
+			name := storeName + "/reserve"
+			if withRedis {
+				name += "+redis"
+			}
+			t.Run(name, func(t *testing.T) {
+				cfg := shopd.DefaultConfig()
+				cfg.Store = dsn(t)
+				cfg.Strategy = "reserve"
+				if withRedis {
+					cfg.Redis, cfg.RedisPrefix = testenv.Redis(t)
+				}
+				reserve := start(t, cfg)
+				id := reserve.CreateProduct(t, "phone", 10, 0)
+				ctx := context.Background()
+				if a, err := reserve.Order(ctx, id, "first", 1, "first"); err != nil || a.Outcome() != "201" {
+					t.Fatalf("first order: %v %v", a.Outcome(), err)
+				}
+				other := cfg
+				other.Strategy, other.Redis = "atomic", ""
+				atomic := start(t, other)
+				for i := range 5 {
+					if a, err := atomic.Order(ctx, id, "side"+strconv.Itoa(i), 1, ""); err != nil || a.Outcome() != "201" {
+						t.Fatalf("order behind the book's back: %v %v", a.Outcome(), err)
+					}
+				}
+				r := shoptest.Run(t, reserve, id, shoptest.Sale{Users: 9, Orders: 9})
+				p := reserve.Product(t, id)
+				if len(r.Created) != 4 || r.Outcomes["409 sold_out"] != 5 || p.Stock != 0 || p.Sold != 10 || len(reserve.Orders(t, id)) != 10 {
+					t.Errorf("outcomes %v; stock %d, sold %d; want 4 × 201 and 5 × 409 sold_out, stock 0 and 10 sold", r.Outcomes, p.Stock, p.Sold)
+				}
+			})
+		}
+	}
+}

@@ -5,11 +5,13 @@ package postgres
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -32,7 +34,9 @@ const OperatorRoom = 5
 // runs as one transaction: insert the orders (a replay of a committed batch
 // inserts nothing), then take from stock and add to each user only what
 // this statement inserted, and name the orders refused because another
-// stored order holds their key. Data-modifying CTEs all see the snapshot
+// stored order holds their key. If that leaves a stock below zero or a user
+// past the limit, stampede_would_oversell raises SB001 and the whole
+// statement stores nothing (CASE keeps the call for that case alone). Data-modifying CTEs all see the snapshot
 // from before the statement, so an order that is neither inserted now nor
 // stored before was refused for its key. Rows are locked in product and
 // user order, so two batches cannot deadlock.
@@ -48,14 +52,28 @@ const commitBatch = `WITH input AS (
 	UPDATE products p SET stock = p.stock - t.q, sold = p.sold + t.q
 	FROM (SELECT product_id, SUM(quantity) AS q FROM ins GROUP BY product_id ORDER BY product_id) t
 	WHERE p.id = t.product_id
+	RETURNING p.stock
 ), users AS (
 	INSERT INTO user_purchases (product_id, user_id, quantity)
 	SELECT product_id, user_id, SUM(quantity) FROM ins GROUP BY product_id, user_id ORDER BY product_id, user_id
 	ON CONFLICT (product_id, user_id) DO UPDATE SET quantity = user_purchases.quantity + excluded.quantity
+	RETURNING product_id, quantity
+), over AS (
+	SELECT 1 FROM stock WHERE stock < 0
+	UNION ALL
+	SELECT 1 FROM users u JOIN products p ON p.id = u.product_id WHERE p.per_user_limit > 0 AND u.quantity > p.per_user_limit
 )
 SELECT i.id FROM input i
 WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.id = i.id)
-  AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = i.id)`
+  AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = i.id)
+UNION ALL
+SELECT NULL WHERE (CASE WHEN EXISTS (SELECT 1 FROM over) THEN stampede_would_oversell() ELSE 0 END) = 1`
+
+// wouldOversell recognises stampede_would_oversell's error.
+func wouldOversell(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "SB001"
+}
 
 // PoolSize returns the pool_max_conns a DSN sets, or 0.
 func PoolSize(dsn string) (int, error) {
@@ -148,6 +166,7 @@ func Open(ctx context.Context, dsn string, maxConns int) (*sqlstore.Store, error
 		LockMigrations: "SELECT pg_advisory_xact_lock(7355608)",
 		Migrations:     sub,
 		CommitBatch:    commitBatch,
+		WouldOversell:  wouldOversell,
 	})
 	if err != nil {
 		db.Close()

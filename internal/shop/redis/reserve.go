@@ -319,6 +319,9 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 		if w.rejected {
 			return shop.Order{}, shop.ErrDuplicateKey // the Service finds the stored order
 		}
+		if w.refused {
+			return shop.Order{}, shop.ErrSoldOut
+		}
 		return o, nil
 	case <-ctx.Done():
 		return shop.Order{}, shop.ErrTimeout
@@ -515,6 +518,7 @@ func (r *Reserve) ensureLoaded(ctx context.Context, id int64) error {
 type waiter struct {
 	done     chan struct{}
 	rejected bool // set before done is closed
+	refused  bool // likewise: the store had no stock for it
 	refs     int  // buyers waiting on it, under Reserve.mu
 }
 
@@ -556,10 +560,12 @@ func (r *Reserve) listen() {
 		}
 		r.mu.Lock()
 		for id := range strings.FieldsSeq(msg.Payload) {
-			rejected := strings.HasPrefix(id, "!")
-			id = strings.TrimPrefix(id, "!")
+			var mark byte
+			if id[0] == '!' || id[0] == '~' {
+				mark, id = id[0], id[1:]
+			}
 			if w, ok := r.waiters[id]; ok {
-				w.rejected = rejected
+				w.rejected, w.refused = mark == '!', mark == '~'
 				close(w.done)
 				delete(r.waiters, id)
 			}
@@ -679,7 +685,7 @@ func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage) {
 		}
 		ids = append(ids, m.ID)
 	}
-	rejected, err := shop.CommitWithRetry(r.store, orders)
+	rejected, refused, err := shop.CommitGuarded(r.store, orders)
 	if err != nil {
 		// Left unacknowledged: a writer claims it again after claimIdle.
 		r.log.Error("commit orders", "orders", len(orders), "err", err)
@@ -687,15 +693,22 @@ func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage) {
 	}
 	// The announcement names each committed order; a rejected one (its key
 	// belongs to an older stored order) is marked with "!" and its units go
-	// back to Redis.
+	// back to Redis; one the store refused because Redis had more stock
+	// than the store (after a fault) is marked with "~": its buyer hears
+	// sold_out, its user gets the allowance back, and the stock Redis
+	// believed in stays taken.
 	names := make([]string, len(orders))
 	pipe := r.wdb.TxPipeline()
 	for i, o := range orders {
 		names[i] = o.ID
-		if slices.Contains(rejected, o.ID) {
+		switch {
+		case slices.Contains(rejected, o.ID):
 			names[i] = "!" + o.ID
 			giveBack.Eval(ctx, pipe, []string{productKey(r.prefix, "stock", o.ProductID), productKey(r.prefix, "users", o.ProductID),
 				productKey(r.prefix, "restocks", o.ProductID)}, o.Quantity, o.UserID, r.channel, o.ProductID)
+		case slices.Contains(refused, o.ID):
+			names[i] = "~" + o.ID
+			pipe.HIncrBy(ctx, productKey(r.prefix, "users", o.ProductID), o.UserID, -o.Quantity)
 		}
 	}
 	pipe.XAck(ctx, r.stream, group, ids...)

@@ -45,8 +45,12 @@ type Dialect struct {
 	// It takes seven arrays, one per order column (id, product_id, user_id,
 	// quantity, idempotency_key with "" for none, request_hash, created_at),
 	// and returns the ids of the orders it rejected because another stored
-	// order holds their key.
+	// order holds their key. It fails, storing nothing, where the batch
+	// would oversell, with an error that WouldOversell recognises.
 	CommitBatch string
+	// WouldOversell recognises CommitBatch's failure for a batch that
+	// would take stock below zero or a user past the limit.
+	WouldOversell func(error) bool
 }
 
 // Store is a shop.Store on two handles: w for writes and r for reads. They
@@ -177,7 +181,7 @@ type queries struct {
 	takeBlind, takeFenced, takeIfStock, lockProduct, userBought, productLimit,
 	addUser, addUserLimited, insertOrder,
 	countBuckets, insertBucket, emptyProduct, mergeBuckets, dropBuckets, takeBucket,
-	takeReserved, orderExists string
+	takeReserved, overLimit, orderExists string
 	insertOrders, addUsers map[int]string // by row count: see multiRow
 }
 
@@ -220,8 +224,10 @@ func newQueries(bind func(string) string) queries {
 			WHERE id IN (SELECT product_id FROM stock_buckets)`,
 		dropBuckets:  `DELETE FROM stock_buckets`,
 		takeBucket:   bind(`UPDATE stock_buckets SET stock = stock - ?, sold = sold + ? WHERE product_id = ? AND bucket = ? AND stock >= ?`),
-		takeReserved: bind(`UPDATE products SET stock = stock - ?, sold = sold + ? WHERE id = ?`),
-		orderExists:  bind(`SELECT COUNT(*) FROM orders WHERE id = ?`),
+		takeReserved: bind(`UPDATE products SET stock = stock - ?, sold = sold + ? WHERE id = ? AND stock >= ?`),
+		overLimit: bind(`SELECT COUNT(*) FROM user_purchases u JOIN products p ON p.id = u.product_id
+			WHERE u.product_id = ? AND p.per_user_limit > 0 AND u.quantity > p.per_user_limit`),
+		orderExists: bind(`SELECT COUNT(*) FROM orders WHERE id = ?`),
 		insertOrders: multiRow(bind, `INSERT INTO orders (id, product_id, user_id, quantity, idempotency_key, request_hash, created_at)`,
 			`(?, ?, ?, ?, ?, ?, ?)`, `ON CONFLICT DO NOTHING`),
 		addUsers: multiRow(bind, `INSERT INTO user_purchases (product_id, user_id, quantity)`, `(?, ?, ?)`,
@@ -677,9 +683,14 @@ func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) (rejected 
 				perUser[pu{o.ProductID, o.UserID}] += o.Quantity
 			}
 		}
-		for _, id := range slices.Sorted(maps.Keys(perProduct)) {
-			if _, err := s.exec(ctx, tx, s.q.takeReserved, perProduct[id], perProduct[id], id); err != nil {
+		products := slices.Sorted(maps.Keys(perProduct))
+		for _, id := range products {
+			res, err := s.exec(ctx, tx, s.q.takeReserved, perProduct[id], perProduct[id], id, perProduct[id])
+			if err != nil {
 				return fmt.Errorf("take stock: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return fmt.Errorf("product %d: %w", id, shop.ErrWouldOversell)
 			}
 		}
 		users := make([]pu, 0, len(perUser))
@@ -703,6 +714,15 @@ func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) (rejected 
 				return fmt.Errorf("record purchases: %w", err)
 			}
 			rest = rest[n:]
+		}
+		for _, id := range products {
+			var over int
+			if err := s.queryRow(ctx, tx, s.q.overLimit, []any{id}, &over); err != nil {
+				return fmt.Errorf("check limits: %w", err)
+			}
+			if over > 0 {
+				return fmt.Errorf("product %d: %w", id, shop.ErrWouldOversell)
+			}
 		}
 		return nil
 	})
@@ -797,6 +817,9 @@ func (s *Store) commitBatchOnce(ctx context.Context, orders []shop.Order) ([]str
 	}
 	rows, err := s.batch.QueryContext(ctx, s.d.CommitBatch, ids, products, users, qty, keys, hashes, created)
 	if err != nil {
+		if s.d.WouldOversell != nil && s.d.WouldOversell(err) {
+			return nil, shop.ErrWouldOversell
+		}
 		return nil, fmt.Errorf("commit orders: %w", err)
 	}
 	defer rows.Close()
@@ -809,6 +832,9 @@ func (s *Store) commitBatchOnce(ctx context.Context, orders []shop.Order) ([]str
 		rejected = append(rejected, id)
 	}
 	if err := rows.Err(); err != nil {
+		if s.d.WouldOversell != nil && s.d.WouldOversell(err) {
+			return nil, shop.ErrWouldOversell
+		}
 		return nil, fmt.Errorf("commit orders: %w", err)
 	}
 	return rejected, nil

@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -86,6 +87,27 @@ func TestCommitBatch(t *testing.T) {
 				t.Fatal(err)
 			}
 			check("a batch with a taken key", []string{"o5"}, rej, 2, map[string]int64{"a": 4, "b": 3, "c": 1}, 5)
+
+			// Whatever a reservation believed, the store does not oversell.
+			_, err = st.CommitBatch(ctx, []shop.Order{order("o7", "e", 1, ""), order("o8", "f", 2, "")})
+			if !errors.Is(err, shop.ErrWouldOversell) {
+				t.Errorf("three units of two: %v, want ErrWouldOversell", err)
+			}
+			check("a batch past the stock", nil, nil, 2, map[string]int64{"a": 4, "b": 3, "c": 1}, 5)
+
+			lim, err := st.CreateProduct(ctx, shop.NewProduct{Name: "limited", Stock: 10, PerUserLimit: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := order("o9", "g", 1, "")
+			o2 := order("o10", "g", 1, "")
+			o.ProductID, o2.ProductID = lim.ID, lim.ID
+			if _, err := st.CommitBatch(ctx, []shop.Order{o, o2}); !errors.Is(err, shop.ErrWouldOversell) {
+				t.Errorf("two units to a user limited to one: %v, want ErrWouldOversell", err)
+			}
+			if got, _ := st.Product(ctx, lim.ID); got.Stock != 10 || got.Sold != 0 {
+				t.Errorf("limited product after the refused batch: stock %d sold %d, want 10 and 0", got.Stock, got.Sold)
+			}
 		})
 	}
 }
