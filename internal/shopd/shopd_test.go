@@ -268,3 +268,52 @@ func TestReserveNeverOversellsPastTheStore(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisReserveHealsAfterRedisForgets: Redis comes back empty (here: the
+// shop's keys, stream and consumer group deleted, as a restart without
+// persistence leaves them). The shop takes orders again by itself, stock
+// reloaded from the store, and the books still balance.
+func TestRedisReserveHealsAfterRedisForgets(t *testing.T) {
+	cfg := shopd.DefaultConfig()
+	cfg.Store = "sqlite:" + filepath.Join(t.TempDir(), "shop.db")
+	cfg.Strategy = "reserve"
+	cfg.Redis, cfg.RedisPrefix = testenv.Redis(t)
+	c := start(t, cfg)
+	rc, err := redis.Dial(context.Background(), cfg.Redis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	ctx := context.Background()
+	id := c.CreateProduct(t, "phone", 20, 0)
+	for i := range 5 {
+		if a, err := c.Order(ctx, id, "before"+strconv.Itoa(i), 1, "before"+strconv.Itoa(i)); err != nil || a.Outcome() != "201" {
+			t.Fatalf("order before the loss: %v %v", a.Outcome(), err)
+		}
+	}
+	if err := rc.DeletePrefix(ctx, cfg.RedisPrefix); err != nil {
+		t.Fatal(err)
+	}
+	healed := time.Time{}
+	lost := time.Now()
+	for i := 0; time.Since(lost) < 5*time.Second; i++ {
+		a, err := c.Order(ctx, id, "after"+strconv.Itoa(i), 1, "after"+strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Outcome() == "201" {
+			healed = time.Now()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if healed.IsZero() {
+		t.Fatal("no order was taken within 5 s of Redis forgetting everything")
+	}
+	r := shoptest.Run(t, c, id, shoptest.Sale{Users: 40, Orders: 40, KeyPrefix: "rest"})
+	p := c.Product(t, id)
+	if len(r.Created) != 14 || p.Stock != 0 || p.Sold != 20 || len(c.Orders(t, id)) != 20 {
+		t.Errorf("after healing in %v: %d more sold (%v), stock %d, sold %d; want 14 more, stock 0, 20 sold",
+			healed.Sub(lost), len(r.Created), r.Outcomes, p.Stock, p.Sold)
+	}
+}

@@ -589,7 +589,20 @@ func (r *Reserve) write(ctx context.Context) {
 				Group: group, Consumer: r.consumer, Streams: []string{r.stream, ">"}, Count: r.maxBatch, Block: 200 * time.Millisecond,
 			}).Result()
 			if err != nil {
-				if !errors.Is(err, goredis.Nil) && ctx.Err() == nil {
+				switch {
+				case errors.Is(err, goredis.Nil) || ctx.Err() != nil:
+				case goredis.HasErrorPrefix(err, "NOGROUP"):
+					// Redis lost the stream and its group (a restart
+					// without persistence): make them again and go on.
+					// What was queued is gone; its buyers time out and
+					// their retries reserve anew against stock reloaded
+					// from the store.
+					r.log.Warn("order queue lost; recreating it", "stream", r.stream)
+					if err := r.wdb.XGroupCreateMkStream(ctx, r.stream, group, "0").Err(); err != nil && !goredis.HasErrorPrefix(err, "BUSYGROUP") {
+						r.log.Error("recreate order queue", "err", err)
+						time.Sleep(100 * time.Millisecond)
+					}
+				default:
 					r.log.Error("read order queue", "err", err)
 					time.Sleep(100 * time.Millisecond)
 				}
