@@ -501,14 +501,7 @@ func TestStampede(t *testing.T) {
 		Requests    int64            `json:"requests"`
 		StatusCodes map[string]int64 `json:"status_codes"`
 		Errors      map[string]int64 `json:"errors"`
-		FlashSale   struct {
-			Acknowledged  int64 `json:"acknowledged"`
-			SoldOut       int64 `json:"sold_out"`
-			LimitExceeded int64 `json:"limit_exceeded"`
-			Unsettled     int64 `json:"unsettled"`
-			Other         int64 `json:"other"`
-			Retries       int64 `json:"retries"`
-		} `json:"flash_sale"`
+		FlashSale   load.SaleCounts  `json:"flash_sale"`
 	}
 	if err := json.Unmarshal(out, &rep); err != nil {
 		t.Fatalf("report %q: %v", out, err)

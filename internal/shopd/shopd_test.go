@@ -151,11 +151,11 @@ func TestFencingTokenStopsExpiredLock(t *testing.T) {
 	}
 }
 
-// TestRedisSoldOutFromMemory: once Redis has refused a product as sold out,
-// each shop process refuses later buyers from memory, with no round trip,
-// yet still sends a retry of a reserved order to Redis so that its buyer
-// gets the order back; news of a restock ends the memory.
-func TestRedisSoldOutFromMemory(t *testing.T) {
+// startRedisReserve serves reserve with Redis on SQLite, and returns a
+// client of the shop, one of its Redis and its configuration (for the
+// key prefix).
+func startRedisReserve(t *testing.T) (*shoptest.Client, *redis.Client, shopd.Config) {
+	t.Helper()
 	cfg := shopd.DefaultConfig()
 	cfg.Store = "sqlite:" + filepath.Join(t.TempDir(), "shop.db")
 	cfg.Strategy = "reserve"
@@ -165,7 +165,16 @@ func TestRedisSoldOutFromMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
+	t.Cleanup(func() { rc.Close() })
+	return c, rc, cfg
+}
+
+// TestRedisSoldOutFromMemory: once Redis has refused a product as sold out,
+// each shop process refuses later buyers from memory, with no round trip,
+// yet still sends a retry of a reserved order to Redis so that its buyer
+// gets the order back; news of a restock ends the memory.
+func TestRedisSoldOutFromMemory(t *testing.T) {
+	c, rc, cfg := startRedisReserve(t)
 	id := c.CreateProduct(t, "phone", 5, 0)
 	ctx := context.Background()
 	order := func(user, key string) shoptest.Answer {
@@ -274,16 +283,7 @@ func TestReserveNeverOversellsPastTheStore(t *testing.T) {
 // persistence leaves them). The shop takes orders again by itself, stock
 // reloaded from the store, and the books still balance.
 func TestRedisReserveHealsAfterRedisForgets(t *testing.T) {
-	cfg := shopd.DefaultConfig()
-	cfg.Store = "sqlite:" + filepath.Join(t.TempDir(), "shop.db")
-	cfg.Strategy = "reserve"
-	cfg.Redis, cfg.RedisPrefix = testenv.Redis(t)
-	c := start(t, cfg)
-	rc, err := redis.Dial(context.Background(), cfg.Redis)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
+	c, rc, cfg := startRedisReserve(t)
 	ctx := context.Background()
 	id := c.CreateProduct(t, "phone", 20, 0)
 	for i := range 5 {
