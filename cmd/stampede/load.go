@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -62,6 +63,35 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	bad := func(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, c := range []struct {
+		name   string
+		v      float64
+		lo, hi float64
+	}{
+		{"c", float64(*users), 1, load.MaxUsers},
+		{"rate", *rate, 0.001, load.MaxRate},
+		{"max-inflight", float64(*maxInFlight), 1, load.MaxUsers},
+		{"n", float64(*count), 1, 1e12},
+		{"connections", float64(*conns), 1, load.MaxUsers},
+		{"users", float64(*saleUsers), 1, 1e12},
+		{"quantity", float64(*quantity), 1, 1e6},
+	} {
+		if set[c.name] && !(c.v >= c.lo && c.v <= c.hi) { // NaN fails both
+			f := func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
+			return bad("-%s must be from %s to %s, not %s", c.name, f(c.lo), f(c.hi), f(c.v))
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+		zero bool // may be 0
+	}{{"d", *dur, false}, {"think", *think, true}, {"timeout", *timeout, false}} {
+		if set[d.name] && (d.v < 0 || (d.v == 0 && !d.zero)) {
+			return bad("-%s must be a positive duration, not %v", d.name, d.v)
+		}
+	}
 	if fs.NArg() != 1 && *targetsFile == "" {
 		return bad("give one URL, or --targets FILE (run 'stampede load -h')")
 	}
@@ -115,10 +145,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if *product == "" {
 			return bad("--scenario flash-sale needs --product ID")
 		}
-		if *saleUsers < 1 || *quantity < 1 {
-			return bad("--users and --quantity must be at least 1")
-		}
-		pid := *product
+			pid := *product
 		if _, err := strconv.ParseInt(pid, 10, 64); err != nil {
 			pid = strconv.Quote(pid)
 		}
@@ -207,13 +234,20 @@ func makeTarget(method, raw string, hdrs headers, body []byte) (load.Target, err
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return load.Target{}, fmt.Errorf("%q is not an http:// or https:// URL", raw)
 	}
+	if !load.ValidToken(method) {
+		return load.Target{}, fmt.Errorf("method %q is not an HTTP token", method)
+	}
 	h := http.Header{}
 	for _, kv := range hdrs {
 		k, v, ok := strings.Cut(kv, ":")
-		if !ok || strings.TrimSpace(k) == "" {
-			return load.Target{}, fmt.Errorf("header %q: want 'Name: value'", kv)
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || !load.ValidToken(k) {
+			return load.Target{}, fmt.Errorf("header %q: want 'Name: value' with a name of letters, digits and !#$%%&'*+-.^_`|~", kv)
 		}
-		h.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+		if !load.ValidHeaderValue(v) {
+			return load.Target{}, fmt.Errorf("header %q: a value may not hold CR, LF or other control characters", kv)
+		}
+		h.Add(k, v)
 	}
 	return load.Target{Method: strings.ToUpper(method), URL: u, Header: h, Body: body}, nil
 }
@@ -225,7 +259,7 @@ func requestBody(body, file string) ([]byte, error) {
 	if body != "" {
 		return nil, errors.New("give -b or --body-file, not both")
 	}
-	b, err := os.ReadFile(file)
+	b, err := load.ReadBody(file)
 	if err != nil {
 		return nil, fmt.Errorf("--body-file: %w", err)
 	}
@@ -252,7 +286,7 @@ func readTargets(path string, hdrs headers) ([]load.Target, error) {
 			if !strings.HasPrefix(f[2], "@") {
 				return nil, fmt.Errorf("%s:%d: a body file is written @path", path, i+1)
 			}
-			if body, err = os.ReadFile(filepath.Join(filepath.Dir(path), f[2][1:])); err != nil {
+			if body, err = load.ReadBody(filepath.Join(filepath.Dir(path), f[2][1:])); err != nil {
 				return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
 			}
 		}

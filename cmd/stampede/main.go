@@ -19,14 +19,12 @@ import (
 )
 
 // command is one subcommand. run returns an error to print as one line;
-// errUsage means the flags were wrong and usage was already printed.
+// a usageError means the command line was wrong (exit code 2).
 type command struct {
 	name    string
 	summary string
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
-
-var errUsage = errors.New("usage")
 
 func commands() []command {
 	return []command{
@@ -70,8 +68,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		switch {
 		case err == nil, errors.Is(err, flag.ErrHelp):
 			return 0
-		case errors.Is(err, errUsage):
-			return 2
 		}
 		// One line, whatever the error's own layout (drivers like newlines).
 		fmt.Fprintf(stderr, "stampede %s: %s\n", name, strings.Join(strings.Fields(err.Error()), " "))
@@ -109,13 +105,21 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parse parses args, mapping a flag error to errUsage (already printed).
+// parse parses args. A wrong flag is one line, a usageError naming the
+// help to read; -h prints the flags.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	usage, out := fs.Usage, fs.Output()
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.Usage = usage
+	fs.SetOutput(out)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		usage()
+		return err
+	case err != nil:
+		return usageError{fmt.Errorf("%v (see stampede %s -h)", err, fs.Name())}
 	}
 	return nil
 }

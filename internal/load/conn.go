@@ -20,6 +20,7 @@ type conn struct {
 	// body collects the response body when the caller wants it (the
 	// flash-sale scenario reads order ids); otherwise it is skipped.
 	body []byte
+	buf  []byte // https: what net/http's body is read through
 }
 
 var (

@@ -87,8 +87,15 @@ func (c *Config) check() error {
 		return ErrNoStop
 	case c.Rate < 0 || c.Users < 0 || c.Requests < 0 || c.Duration < 0:
 		return errors.New("rates, users, counts and durations must not be negative")
+	case !(c.Rate <= MaxRate) || c.Users > MaxUsers || c.MaxInFlight > MaxUsers: // NaN fails <=
+		return fmt.Errorf("at most %d requests/s and %d users or requests in flight", MaxRate, MaxUsers)
 	case c.Rate == 0 && c.Users == 0 && c.Stages == nil:
 		return errors.New("set -c users (closed model) or --rate (open model)")
+	}
+	for _, st := range c.Stages {
+		if !(st.Target >= 0 && st.Target <= MaxRate) || (c.Rate == 0 && st.Target > MaxUsers) {
+			return fmt.Errorf("stage target %g: at most %d users, or %d requests/s with --rate", st.Target, MaxUsers, MaxRate)
+		}
 	}
 	for _, t := range c.Targets {
 		if t.URL.Scheme != "http" && t.URL.Scheme != "https" {
@@ -361,16 +368,17 @@ func (e *engine) runOpen(io context.Context, stop context.CancelFunc, end time.D
 				close(ch)
 			}
 		}()
+		// A slot due just before the end is still sent when the
+		// dispatcher wakes late (a loaded machine), its lateness counted in
+		// its latency; but nothing is sent lateGrace past the end, so no
+		// rate, however absurd, keeps the run going past -d.
+		hardEnd := e.start.Add(end + lateGrace)
 		for {
 			off, ok := p.next()
-			if !ok || !e.take() {
+			if !ok || !e.take() || io.Err() != nil || (end > 0 && time.Now().After(hardEnd)) {
 				stop()
 				return
 			}
-			// The pacer ends the schedule at the run's end; a slot due
-			// just before it is still sent when the dispatcher wakes late
-			// (a loaded machine), so only the user's context stops it
-			// here, and its lateness counts in its latency.
 			due := e.start.Add(off)
 			if d := time.Until(due); d > 0 && !sleep(io, d) {
 				return
@@ -398,6 +406,10 @@ func (e *engine) runOpen(io context.Context, stop context.CancelFunc, end time.D
 		}
 	}()
 }
+
+// lateGrace is how late past the run's end the open model still sends the
+// slots that were due before it.
+const lateGrace = time.Second
 
 // sleep waits d or until ctx ends; it reports whether d passed.
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -506,12 +518,26 @@ func (w *worker) sendStd(ctx context.Context, t Target) (int, int64, error) {
 	if w.c == nil {
 		w.c = &conn{}
 	}
+	// Through a fixed buffer: what the server sends, however long, costs
+	// no memory, and the client's timeout ends a body that never ends.
 	w.c.body = w.c.body[:0]
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
-	if w.sale {
-		w.c.body = append(w.c.body, b[:min(len(b), maxKeptBody)]...)
+	if w.c.buf == nil {
+		w.c.buf = make([]byte, 16<<10)
 	}
-	return resp.StatusCode, int64(len(b)), err
+	var n int64
+	for {
+		m, err := resp.Body.Read(w.c.buf)
+		if w.sale && len(w.c.body) < maxKeptBody {
+			w.c.body = append(w.c.body, w.c.buf[:min(m, maxKeptBody-len(w.c.body))]...)
+		}
+		n += int64(m)
+		if err == io.EOF {
+			return resp.StatusCode, n, nil
+		}
+		if err != nil {
+			return resp.StatusCode, n, err
+		}
+	}
 }
 
 func (w *worker) record(intended time.Time, status int, in, out int64, err error) {

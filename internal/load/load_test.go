@@ -71,7 +71,7 @@ func TestPacerStages(t *testing.T) {
 }
 
 func TestParseStagesErrors(t *testing.T) {
-	for _, s := range []string{"", "10s", "x:5", "10s:-1", "0s:5", "10s:abc"} {
+	for _, s := range []string{"", "10s", "x:5", "10s:-1", "0s:5", "10s:abc", "1s:NaN", "1s:Inf", "1s:1e8"} {
 		if _, err := ParseStages(s); err == nil {
 			t.Errorf("ParseStages(%q) accepted", s)
 		}

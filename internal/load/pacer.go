@@ -26,8 +26,8 @@ func ParseStages(s string) ([]Stage, error) {
 			return nil, fmt.Errorf("stage %q: want DURATION:TARGET, as in 10s:1000", part)
 		}
 		target, err := strconv.ParseFloat(t, 64)
-		if err != nil || target < 0 {
-			return nil, fmt.Errorf("stage %q: target must be a number ≥ 0", part)
+		if err != nil || !(target >= 0 && target <= MaxRate) { // NaN fails both
+			return nil, fmt.Errorf("stage %q: target must be a number from 0 to %d", part, MaxRate)
 		}
 		out = append(out, Stage{Duration: dur, Target: target})
 	}
