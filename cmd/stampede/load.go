@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"flag"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -145,7 +145,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if *product == "" {
 			return bad("--scenario flash-sale needs --product ID")
 		}
-			pid := *product
+		pid := *product
 		if _, err := strconv.ParseInt(pid, 10, 64); err != nil {
 			pid = strconv.Quote(pid)
 		}
