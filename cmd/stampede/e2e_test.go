@@ -340,6 +340,7 @@ func TestLoadFlashSale(t *testing.T) {
 			SoldOut       int64 `json:"sold_out"`
 			LimitExceeded int64 `json:"limit_exceeded"`
 		} `json:"flash_sale"`
+		Verdict load.Verdict `json:"sale_verdict"`
 	}
 	if err := json.Unmarshal(out, &rep); err != nil {
 		t.Fatalf("report %q: %v", out, err)
@@ -347,6 +348,9 @@ func TestLoadFlashSale(t *testing.T) {
 	if rep.Requests != 2000 || rep.FlashSale.Acknowledged != 100 || rep.StatusCodes["201"] != 100 ||
 		rep.FlashSale.SoldOut+rep.FlashSale.LimitExceeded != 1900 {
 		t.Errorf("load saw %+v", rep)
+	}
+	if v := rep.Verdict; v.Line != "sold 100 of 100, 0 left: the books balance" || v.Oversold != 0 || v.Lost != 0 {
+		t.Errorf("verdict %+v", v)
 	}
 	if p := c.Product(t, id); p.Sold != 100 || p.Stock != 0 {
 		t.Errorf("shop: sold %d stock %d", p.Sold, p.Stock)
@@ -358,6 +362,31 @@ func TestLoadFlashSale(t *testing.T) {
 	}
 	if page, err := os.ReadFile(html); err != nil || !strings.Contains(string(page), "<svg") {
 		t.Errorf("html report: %v", err)
+	}
+}
+
+// TestLoadSaysOversold: the load generator reads the books before and
+// after, and a shop that sold more than it had fails the run (exit 1) with
+// one line saying by how much.
+func TestLoadSaysOversold(t *testing.T) {
+	_, c := startShop(t, "--store", "sqlite:"+filepath.Join(t.TempDir(), "shop.db"), "--strategy", "naive", "--gap", "2ms")
+	id := c.CreateProduct(t, "phone", 100, 0)
+	cmd := exec.Command(binary, "load", "--scenario", "flash-sale", "--product", strconv.FormatInt(id, 10),
+		"--users", "500", "-c", "200", "-n", "2000", "--quiet", c.Base)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	p := c.Product(t, id)
+	want := fmt.Sprintf("sold %d of 100: OVERSOLD by %d", p.Sold, p.Sold-100)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || p.Sold <= 100 ||
+		stderr.String() != "stampede load: "+want+"\n" || !strings.Contains(string(out), "verdict       "+want+"\n") {
+		t.Errorf("exit %v, sold %d; stderr %q; stdout:\n%s\nwant exit 1 and %q", err, p.Sold, stderr.String(), out, want)
+	}
+	// A product the shop does not have is a mistake of the command line.
+	out, err = exec.Command(binary, "load", "--scenario", "flash-sale", "--product", "999", "-n", "10", c.Base).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 ||
+		string(out) != "stampede load: product 999: the shop at "+c.Base+" has none; is the product id right?\n" {
+		t.Errorf("missing product: exit %v, output %q", err, out)
 	}
 }
 

@@ -53,6 +53,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	saleUsers := fs.Int("users", 100000, "flash-sale: distinct user ids")
 	quantity := fs.Int("quantity", 1, "flash-sale: units per purchase")
 	rid := fs.String("run-id", "", "flash-sale: prefix of the Idempotency-Keys (default: random per run)")
+	check := fs.Bool("check", true, "flash-sale: read the product before and after, and say whether the shop oversold or lost orders (exit 1 if so)")
 	slice := fs.String("user-slice", "", "flash-sale: buy only for users i, i+n, i+2n, … (given as i/n; --procs sets it for each process)")
 	sourceIPs := fs.String("source-ips", "", "spread connections over local addresses, as 127.0.0.2-127.0.0.60")
 	procs := fs.Int("procs", 1, "load worker processes, results merged (one process may hold only so many open files)")
@@ -139,6 +140,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return usageError{err}
 	}
+	var saleBase string // the shop's URL, for reading the product
 	switch *scenario {
 	case "":
 	case "flash-sale":
@@ -150,6 +152,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			pid = strconv.Quote(pid)
 		}
 		t := cfg.Targets[0]
+		saleBase = t.URL.String()
 		t.URL = t.URL.JoinPath("api", "orders")
 		if !strings.HasPrefix(t.URL.Path, "/") {
 			t.URL.Path = "/" + t.URL.Path
@@ -174,6 +177,16 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := load.Reachable(ctx, cfg.Targets[0].URL, *timeout); err != nil {
 		return usageError{err}
 	}
+	var before load.Stock
+	if cfg.Sale != nil && *check {
+		base := saleBase
+		if before, err = load.ReadStock(ctx, base, cfg.Sale.ProductID, *insecure, *timeout); err != nil {
+			if errors.Is(err, load.ErrNoProduct) {
+				return bad("product %s: the shop at %s has none; is the product id right?", *product, base)
+			}
+			return usageError{err}
+		}
+	}
 
 	var res *load.Result
 	if *procs > 1 {
@@ -192,7 +205,22 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("write %s: %w", *resultFile, err)
 		}
 	}
-	return writeReport(stdout, res.Report(), *output)
+	rep := res.Report()
+	if cfg.Sale != nil && *check {
+		after, err := load.ReadStock(context.WithoutCancel(ctx), saleBase, cfg.Sale.ProductID, *insecure, *timeout)
+		if err != nil {
+			return err
+		}
+		v := load.Judge(before, after, int64(len(res.Orders)))
+		rep.Verdict = &v
+	}
+	if err := writeReport(stdout, rep, *output); err != nil {
+		return err
+	}
+	if rep.Verdict != nil && rep.Verdict.Failed() {
+		return errors.New(rep.Verdict.Line)
+	}
+	return nil
 }
 
 func writeReport(w io.Writer, rep load.Report, format string) error {
@@ -217,10 +245,20 @@ func progress(w io.Writer) func(time.Duration, load.Second) {
 		}
 	}
 	var total int64
+	var last time.Duration
 	return func(elapsed time.Duration, s load.Second) {
 		total += s.Requests
-		line := fmt.Sprintf("%6.1fs  requests %d  rps %d  p50 %.2fms  p99 %.2fms  errors %d",
-			elapsed.Seconds(), total, s.Requests, float64(s.Latency.ValueAtQuantile(50))/1e3, float64(s.Latency.ValueAtQuantile(99))/1e3, s.Errors)
+		// The rate of the window just ended; the last window of a run is
+		// only what was left of a second, too short to say a rate, so
+		// the run's mean is shown instead.
+		window := elapsed - last
+		last = elapsed
+		rps := float64(total) / elapsed.Seconds()
+		if window >= 500*time.Millisecond {
+			rps = float64(s.Requests) / window.Seconds()
+		}
+		line := fmt.Sprintf("%6.1fs  requests %d  rps %.0f  p50 %.2fms  p99 %.2fms  errors %d",
+			elapsed.Seconds(), total, rps, float64(s.Latency.ValueAtQuantile(50))/1e3, float64(s.Latency.ValueAtQuantile(99))/1e3, s.Errors)
 		if tty {
 			fmt.Fprintf(w, "\r\033[K%s", line)
 			return
@@ -369,7 +407,7 @@ func runLoadProcs(ctx context.Context, n int, flags, positional []string, cfg lo
 			a = append(a, "-n", strconv.FormatInt(share(cfg.Requests, i), 10))
 		}
 		if cfg.Sale != nil { // keep keys and users apart between processes
-			a = append(a, "--run-id", cfg.Sale.RunID+"p"+strconv.Itoa(i), "--user-slice", strconv.Itoa(i)+"/"+strconv.Itoa(n))
+			a = append(a, "--run-id", cfg.Sale.RunID+"p"+strconv.Itoa(i), "--user-slice", strconv.Itoa(i)+"/"+strconv.Itoa(n), "--check=false")
 		}
 		a = append(a, positional...)
 		cmd := exec.CommandContext(context.WithoutCancel(ctx), exe, a...)

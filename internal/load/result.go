@@ -109,6 +109,9 @@ type Report struct {
 	Mode            string           `json:"mode"`
 	TargetRPS       float64          `json:"target_rps,omitempty"`
 	FlashSale       *SaleCounts      `json:"flash_sale,omitempty"`
+	// Verdict, when the shop's books were read before and after, says
+	// what the sale did to them.
+	Verdict *Verdict `json:"sale_verdict,omitempty"`
 }
 
 // Percentiles of latency, in seconds.
@@ -177,6 +180,9 @@ func (rep Report) WriteText(w io.Writer) {
 	if s := rep.FlashSale; s != nil {
 		fmt.Fprintf(w, "flash sale    acknowledged %d, sold_out %d, limit_exceeded %d, unsettled %d, other %d; %d retries\n",
 			s.Acknowledged, s.SoldOut, s.LimitExceeded, s.Unsettled, s.Other, s.Retries)
+	}
+	if v := rep.Verdict; v != nil {
+		fmt.Fprintf(w, "verdict       %s\n", v.Line)
 	}
 }
 
