@@ -275,7 +275,11 @@ func (r *Reserve) drain(batch []*pending) (_ []*pending, open bool) {
 // few times; CommitBatch is idempotent, so a batch that did commit before
 // the error is not doubled.
 func CommitWithRetry(s Store, orders []Order) (rejected []string, err error) {
-	for attempt, pause := 0, 10*time.Millisecond; attempt < 5; attempt, pause = attempt+1, pause*2 {
+	return commitAttempts(s, orders, 5)
+}
+
+func commitAttempts(s Store, orders []Order, attempts int) (rejected []string, err error) {
+	for attempt, pause := 0, 10*time.Millisecond; attempt < attempts; attempt, pause = attempt+1, pause*2 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		rejected, err = s.CommitBatch(ctx, orders)
 		cancel()
@@ -285,9 +289,17 @@ func CommitWithRetry(s Store, orders []Order) (rejected []string, err error) {
 		if errors.Is(err, ErrWouldOversell) {
 			return nil, err // the same batch would be refused again
 		}
-		time.Sleep(pause)
+		if attempt+1 < attempts {
+			time.Sleep(pause)
+		}
 	}
 	return nil, err
+}
+
+// CommitGuardedOnce is CommitGuarded with one attempt per commit: for a
+// batch that failed before, split on any error by the caller.
+func CommitGuardedOnce(s Store, orders []Order) (rejected, refused []string, err error) {
+	return commitGuarded(s, orders, 1)
 }
 
 // CommitGuarded commits a batch of reserved orders like CommitWithRetry,
@@ -297,7 +309,11 @@ func CommitWithRetry(s Store, orders []Order) (rejected []string, err error) {
 // those come back as refused, stored nowhere. An error other than the
 // refusal leaves the outcome of the batch unknown, as CommitWithRetry's.
 func CommitGuarded(s Store, orders []Order) (rejected, refused []string, err error) {
-	rejected, err = CommitWithRetry(s, orders)
+	return commitGuarded(s, orders, 5)
+}
+
+func commitGuarded(s Store, orders []Order, attempts int) (rejected, refused []string, err error) {
+	rejected, err = commitAttempts(s, orders, attempts)
 	if !errors.Is(err, ErrWouldOversell) {
 		return rejected, nil, err
 	}
@@ -305,11 +321,11 @@ func CommitGuarded(s Store, orders []Order) (rejected, refused []string, err err
 		return nil, []string{orders[0].ID}, nil
 	}
 	mid := len(orders) / 2
-	r1, f1, err := CommitGuarded(s, orders[:mid])
+	r1, f1, err := commitGuarded(s, orders[:mid], attempts)
 	if err != nil {
 		return nil, nil, err
 	}
-	r2, f2, err := CommitGuarded(s, orders[mid:])
+	r2, f2, err := commitGuarded(s, orders[mid:], attempts)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -317,3 +317,42 @@ func TestRedisReserveHealsAfterRedisForgets(t *testing.T) {
 			healed.Sub(lost), len(r.Created), r.Outcomes, p.Stock, p.Sold)
 	}
 }
+
+// TestPoisonOrderIsIsolated: an order every store refuses (here one for a
+// product that does not exist, put straight into the queue) fails the
+// group commit it lands in. The batch is split until it stands alone, the
+// honest orders around it are stored, and after maxDeliveries tries it is
+// moved to the dead-letter stream instead of being retried forever.
+func TestPoisonOrderIsIsolated(t *testing.T) {
+	c, rc, cfg := startRedisReserve(t)
+	ctx := context.Background()
+	id := c.CreateProduct(t, "phone", 10, 0)
+	if a, err := c.Order(ctx, id, "first", 1, "first"); err != nil || a.Outcome() != "201" { // the queue exists
+		t.Fatalf("first order: %v %v", a.Outcome(), err)
+	}
+	if _, err := rc.Do(ctx, "XADD", cfg.RedisPrefix+"orders", "*", "id", "poison", "p", "999999", "u", "p", "q", "1",
+		"k", "", "h", "", "t", strconv.FormatInt(time.Now().UnixNano(), 10)); err != nil {
+		t.Fatal(err)
+	}
+	r := shoptest.Run(t, c, id, shoptest.Sale{Users: 5, Orders: 5, KeyPrefix: "honest"})
+	if len(r.Created) != 5 {
+		t.Errorf("honest orders next to the poison one: %v, want 5 × 201", r.Outcomes)
+	}
+	var dead int64
+	for deadline := time.Now().Add(40 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		n, err := rc.Do(ctx, "XLEN", cfg.RedisPrefix+"dead")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dead = n.(int64); dead > 0 {
+			break
+		}
+	}
+	pending, err := rc.Do(ctx, "XLEN", cfg.RedisPrefix+"orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Product(t, id); dead != 1 || pending.(int64) != 0 || p.Sold != 6 || p.Stock != 4 {
+		t.Errorf("dead letters %d, queue %v, sold %d, stock %d; want 1, 0, 6 and 4", dead, pending, p.Sold, p.Stock)
+	}
+}

@@ -322,6 +322,9 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 		if w.refused {
 			return shop.Order{}, shop.ErrSoldOut
 		}
+		if w.failed {
+			return shop.Order{}, errors.New("the order failed every commit and was moved to the dead-letter stream")
+		}
 		return o, nil
 	case <-ctx.Done():
 		return shop.Order{}, shop.ErrTimeout
@@ -519,6 +522,7 @@ type waiter struct {
 	done     chan struct{}
 	rejected bool // set before done is closed
 	refused  bool // likewise: the store had no stock for it
+	failed   bool // likewise: it failed every commit (dead-lettered)
 	refs     int  // buyers waiting on it, under Reserve.mu
 }
 
@@ -561,11 +565,11 @@ func (r *Reserve) listen() {
 		r.mu.Lock()
 		for id := range strings.FieldsSeq(msg.Payload) {
 			var mark byte
-			if id[0] == '!' || id[0] == '~' {
+			if id[0] == '!' || id[0] == '~' || id[0] == 'x' {
 				mark, id = id[0], id[1:]
 			}
 			if w, ok := r.waiters[id]; ok {
-				w.rejected, w.refused = mark == '!', mark == '~'
+				w.rejected, w.refused, w.failed = mark == '!', mark == '~', mark == 'x'
 				close(w.done)
 				delete(r.waiters, id)
 			}
@@ -579,12 +583,19 @@ func (r *Reserve) write(ctx context.Context) {
 	defer r.wg.Done()
 	claimAt := time.Now()
 	for ctx.Err() == nil {
-		var msgs []goredis.XMessage
 		if time.Since(claimAt) > claimIdle {
 			claimAt = time.Now()
-			msgs = r.claimOrphans(ctx)
+			retry, dead := r.claimStale(ctx)
+			if len(dead) > 0 {
+				r.deadLetter(ctx, dead)
+			}
+			if len(retry) > 0 {
+				r.commitSplit(ctx, retry)
+				continue
+			}
 		}
-		if len(msgs) == 0 {
+		var msgs []goredis.XMessage
+		{
 			streams, err := r.wdb.XReadGroup(ctx, &goredis.XReadGroupArgs{
 				Group: group, Consumer: r.consumer, Streams: []string{r.stream, ">"}, Count: r.maxBatch, Block: 200 * time.Millisecond,
 			}).Result()
@@ -610,7 +621,7 @@ func (r *Reserve) write(ctx context.Context) {
 			}
 			msgs = streams[0].Messages
 		}
-		r.commit(ctx, msgs)
+		r.commit(ctx, msgs, shop.CommitGuarded)
 	}
 }
 
@@ -639,54 +650,117 @@ func (r *Reserve) heartbeat(ctx context.Context) {
 	}
 }
 
-// claimOrphans takes over queued orders that a dead writer read but never
-// committed: entries pending longer than claimIdle whose consumer has no
-// heartbeat. A writer that is merely slow (a crowd can keep one from the
-// CPU for seconds) keeps its entries, so no batch is committed twice for
-// nothing.
-func (r *Reserve) claimOrphans(ctx context.Context) []goredis.XMessage {
+// claimStale takes the queued orders that were read but never committed:
+// entries pending longer than claimIdle whose consumer is this process (its
+// one writer is here, not committing, so its commit failed) or has no
+// heartbeat (dead). A writer that is merely slow (a crowd can keep one from
+// the CPU for seconds) keeps its entries, so no batch is committed twice
+// for nothing. Entries delivered maxDeliveries times already go to the
+// dead-letter stream instead of coming back.
+func (r *Reserve) claimStale(ctx context.Context) (retry, dead []goredis.XMessage) {
 	pending, err := r.wdb.XPendingExt(ctx, &goredis.XPendingExtArgs{
 		Stream: r.stream, Group: group, Idle: claimIdle, Start: "-", End: "+", Count: r.maxBatch,
 	}).Result()
 	if err != nil || len(pending) == 0 {
-		return nil
+		return nil, nil
 	}
-	var consumers []string
+	var others []string
 	for _, p := range pending {
-		if p.Consumer != r.consumer && !slices.Contains(consumers, p.Consumer) {
-			consumers = append(consumers, p.Consumer)
+		if p.Consumer != r.consumer && !slices.Contains(others, p.Consumer) {
+			others = append(others, p.Consumer)
 		}
 	}
-	if len(consumers) == 0 {
-		return nil
-	}
-	keys := make([]string, len(consumers))
-	for i, c := range consumers {
-		keys[i] = r.aliveKey(c)
-	}
-	alive, err := r.wdb.MGet(ctx, keys...).Result()
-	if err != nil {
-		return nil
-	}
-	var orphans []string
-	for _, p := range pending {
-		if i := slices.Index(consumers, p.Consumer); i >= 0 && alive[i] == nil {
-			orphans = append(orphans, p.ID)
+	var alive []any
+	if len(others) > 0 {
+		keys := make([]string, len(others))
+		for i, c := range others {
+			keys[i] = r.aliveKey(c)
+		}
+		if alive, err = r.wdb.MGet(ctx, keys...).Result(); err != nil {
+			return nil, nil
 		}
 	}
-	if len(orphans) == 0 {
-		return nil
+	var stale []string
+	deliveries := map[string]int64{}
+	for _, p := range pending {
+		if i := slices.Index(others, p.Consumer); i < 0 || alive[i] == nil {
+			stale = append(stale, p.ID)
+			deliveries[p.ID] = p.RetryCount
+		}
+	}
+	if len(stale) == 0 {
+		return nil, nil
 	}
 	msgs, err := r.wdb.XClaim(ctx, &goredis.XClaimArgs{
-		Stream: r.stream, Group: group, Consumer: r.consumer, MinIdle: claimIdle, Messages: orphans,
+		Stream: r.stream, Group: group, Consumer: r.consumer, MinIdle: claimIdle, Messages: stale,
 	}).Result()
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	return msgs
+	for _, m := range msgs {
+		if deliveries[m.ID] >= maxDeliveries {
+			dead = append(dead, m)
+		} else {
+			retry = append(retry, m)
+		}
+	}
+	return retry, dead
 }
 
-func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage) {
+// maxDeliveries is how many times a queued order is tried before it goes
+// to the dead-letter stream: an order the store refuses every time (data
+// it cannot hold) must not be retried forever, nor hold up others.
+const maxDeliveries = 5
+
+// commitSplit commits entries that failed before, one attempt at a time,
+// splitting the batch on any failure, so that the one order that fails
+// stays behind alone and every other is committed.
+func (r *Reserve) commitSplit(ctx context.Context, msgs []goredis.XMessage) {
+	if err := r.commit(ctx, msgs, shop.CommitGuardedOnce); err == nil || len(msgs) == 1 {
+		return
+	}
+	r.commitSplit(ctx, msgs[:len(msgs)/2])
+	r.commitSplit(ctx, msgs[len(msgs)/2:])
+}
+
+// deadLetter moves entries that failed maxDeliveries times to the stream
+// prefix+"dead", for an operator to read, gives their units back, and
+// tells their buyers (if any still wait) that the order failed.
+func (r *Reserve) deadLetter(ctx context.Context, msgs []goredis.XMessage) {
+	pipe := r.wdb.TxPipeline()
+	names := make([]string, 0, len(msgs))
+	ids := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		ids = append(ids, m.ID)
+		pipe.XAdd(ctx, &goredis.XAddArgs{Stream: r.prefix + "dead", Values: m.Values})
+		o, err := decodeEntry(m.Values)
+		if err != nil {
+			continue
+		}
+		names = append(names, "x"+o.ID)
+		giveBack.Eval(ctx, pipe, []string{productKey(r.prefix, "stock", o.ProductID), productKey(r.prefix, "users", o.ProductID),
+			productKey(r.prefix, "restocks", o.ProductID)}, o.Quantity, o.UserID, r.channel, o.ProductID)
+		if o.IdempotencyKey != "" {
+			pipe.Del(ctx, r.prefix+"idem:"+o.IdempotencyKey)
+		}
+	}
+	pipe.XAck(ctx, r.stream, group, ids...)
+	pipe.XDel(ctx, r.stream, ids...)
+	if len(names) > 0 {
+		pipe.Publish(ctx, r.channel, strings.Join(names, " "))
+	}
+	if _, err := pipe.Exec(context.WithoutCancel(ctx)); err != nil {
+		r.log.Error("move orders to the dead-letter stream", "err", err)
+		return
+	}
+	r.log.Error("orders failed every commit; moved to the dead-letter stream, units given back", "orders", len(msgs), "stream", r.prefix+"dead")
+}
+
+// commit commits a batch read from the stream with commitFn and, once it is
+// stored, acknowledges it and announces the outcome of each order. On an
+// error the entries stay pending, to be claimed again.
+func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage,
+	commitFn func(shop.Store, []shop.Order) (rejected, refused []string, err error)) error {
 	orders := make([]shop.Order, 0, len(msgs))
 	ids := make([]string, 0, len(msgs))
 	for _, m := range msgs {
@@ -698,11 +772,11 @@ func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage) {
 		}
 		ids = append(ids, m.ID)
 	}
-	rejected, refused, err := shop.CommitGuarded(r.store, orders)
+	rejected, refused, err := commitFn(r.store, orders)
 	if err != nil {
-		// Left unacknowledged: a writer claims it again after claimIdle.
+		// Left unacknowledged: claimed again after claimIdle.
 		r.log.Error("commit orders", "orders", len(orders), "err", err)
-		return
+		return err
 	}
 	// The announcement names each committed order; a rejected one (its key
 	// belongs to an older stored order) is marked with "!" and its units go
@@ -730,6 +804,7 @@ func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage) {
 	if _, err := pipe.Exec(context.WithoutCancel(ctx)); err != nil {
 		r.log.Error("acknowledge orders", "err", err)
 	}
+	return nil
 }
 
 func decodeEntry(v map[string]any) (shop.Order, error) {
