@@ -390,6 +390,44 @@ func TestLoadSaysOversold(t *testing.T) {
 	}
 }
 
+// TestLoadStopsOnSIGTERM: a run of two load processes told to last a minute
+// ends promptly on SIGTERM, each child stopped and waited for, and still
+// prints the report of what it did.
+func TestLoadStopsOnSIGTERM(t *testing.T) {
+	_, c := startShop(t, "--store", "sqlite:"+filepath.Join(t.TempDir(), "shop.db"))
+	cmd := exec.Command(binary, "load", "--procs", "2", "-c", "4", "-d", "60s", "--output", "json", c.Base+"/healthz")
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	children := testenv.ChildPIDs(t, cmd.Process.Pid)
+	if len(children) != 2 {
+		t.Errorf("%d load processes running, want 2", len(children))
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var rep struct {
+			Requests int64 `json:"requests"`
+		}
+		if err != nil || json.Unmarshal([]byte(stdout.String()), &rep) != nil || rep.Requests == 0 {
+			t.Errorf("after SIGTERM: exit %v, report %q", err, stdout.String())
+		}
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("stampede load --procs 2 ran on 15 s after SIGTERM")
+	}
+	for _, pid := range children {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			t.Errorf("load process %d outlived its parent", pid)
+		}
+	}
+}
+
 // TestLoadProcsMerge splits a flash sale over two load processes, each
 // spreading its connections over local source addresses, and checks the
 // merged books.

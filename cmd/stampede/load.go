@@ -9,15 +9,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/stampede-dev/stampede/internal/load"
@@ -120,7 +114,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg.Duration = 10 * time.Second
 	}
 	if *sourceIPs != "" {
-		ips, err := parseIPRange(*sourceIPs)
+		ips, err := load.ParseIPRange(*sourceIPs)
 		if err != nil {
 			return bad("--source-ips: %v", err)
 		}
@@ -128,12 +122,12 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var err error
 	if *targetsFile != "" {
-		cfg.Targets, err = readTargets(*targetsFile, hdrs)
+		cfg.Targets, err = load.ReadTargets(*targetsFile, hdrs)
 	} else {
 		var b []byte
 		if b, err = requestBody(*body, *bodyFile); err == nil {
 			var t load.Target
-			t, err = makeTarget(*method, fs.Arg(0), hdrs, b)
+			t, err = load.NewTarget(*method, fs.Arg(0), hdrs, b)
 			cfg.Targets = []load.Target{t}
 		}
 	}
@@ -147,21 +141,12 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if *product == "" {
 			return bad("--scenario flash-sale needs --product ID")
 		}
-		pid := *product
-		if _, err := strconv.ParseInt(pid, 10, 64); err != nil {
-			pid = strconv.Quote(pid)
-		}
-		t := cfg.Targets[0]
-		saleBase = t.URL.String()
-		t.URL = t.URL.JoinPath("api", "orders")
-		if !strings.HasPrefix(t.URL.Path, "/") {
-			t.URL.Path = "/" + t.URL.Path
-		}
-		cfg.Targets = []load.Target{t}
+		saleBase = cfg.Targets[0].URL.String()
+		cfg.Targets = []load.Target{load.SaleTarget(cfg.Targets[0])}
 		if *rid == "" {
 			*rid = runID()
 		}
-		cfg.Sale = &load.FlashSale{ProductID: pid, Users: *saleUsers, Quantity: *quantity, RunID: *rid}
+		cfg.Sale = &load.FlashSale{ProductID: load.ProductLiteral(*product), Users: *saleUsers, Quantity: *quantity, RunID: *rid}
 		if *slice != "" {
 			i, n, ok := strings.Cut(*slice, "/")
 			si, err1 := strconv.Atoi(i)
@@ -190,7 +175,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	var res *load.Result
 	if *procs > 1 {
-		res, err = runLoadProcs(ctx, *procs, args[:len(args)-fs.NArg()], fs.Args(), cfg, stderr)
+		fmt.Fprintf(stderr, "running %d load processes…\n", *procs)
+		res, err = load.RunProcesses(ctx, *procs, shareArgs(*procs, args[:len(args)-fs.NArg()], fs.Args(), cfg))
 	} else {
 		if !*quiet {
 			cfg.Tick = progress(stderr)
@@ -267,29 +253,6 @@ func progress(w io.Writer) func(time.Duration, load.Second) {
 	}
 }
 
-func makeTarget(method, raw string, hdrs headers, body []byte) (load.Target, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return load.Target{}, fmt.Errorf("%q is not an http:// or https:// URL", raw)
-	}
-	if !load.ValidToken(method) {
-		return load.Target{}, fmt.Errorf("method %q is not an HTTP token", method)
-	}
-	h := http.Header{}
-	for _, kv := range hdrs {
-		k, v, ok := strings.Cut(kv, ":")
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		if !ok || !load.ValidToken(k) {
-			return load.Target{}, fmt.Errorf("header %q: want 'Name: value' with a name of letters, digits and !#$%%&'*+-.^_`|~", kv)
-		}
-		if !load.ValidHeaderValue(v) {
-			return load.Target{}, fmt.Errorf("header %q: a value may not hold CR, LF or other control characters", kv)
-		}
-		h.Add(k, v)
-	}
-	return load.Target{Method: strings.ToUpper(method), URL: u, Header: h, Body: body}, nil
-}
-
 func requestBody(body, file string) ([]byte, error) {
 	if file == "" {
 		return []byte(body), nil
@@ -304,99 +267,26 @@ func requestBody(body, file string) ([]byte, error) {
 	return b, nil
 }
 
-// readTargets reads 'METHOD URL [@bodyfile]' lines; # starts a comment.
-func readTargets(path string, hdrs headers) ([]load.Target, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("--targets: %w", err)
-	}
-	var out []load.Target
-	for i, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
-			continue
-		}
-		if len(f) < 2 || len(f) > 3 {
-			return nil, fmt.Errorf("%s:%d: want 'METHOD URL [@bodyfile]'", path, i+1)
-		}
-		var body []byte
-		if len(f) == 3 {
-			if !strings.HasPrefix(f[2], "@") {
-				return nil, fmt.Errorf("%s:%d: a body file is written @path", path, i+1)
-			}
-			if body, err = load.ReadBody(filepath.Join(filepath.Dir(path), f[2][1:])); err != nil {
-				return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
-			}
-		}
-		t, err := makeTarget(f[0], f[1], hdrs, body)
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
-		}
-		out = append(out, t)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s has no targets", path)
-	}
-	return out, nil
-}
-
-// parseIPRange reads A.B.C.D-A.B.C.E (the last octet ranges) or a list.
-func parseIPRange(s string) ([]net.IP, error) {
-	var out []net.IP
-	for part := range strings.SplitSeq(s, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a := net.ParseIP(strings.TrimSpace(lo)).To4()
-		if a == nil {
-			return nil, fmt.Errorf("%q is not an IPv4 address", lo)
-		}
-		if !isRange {
-			out = append(out, a)
-			continue
-		}
-		b := net.ParseIP(strings.TrimSpace(hi)).To4()
-		if b == nil || !a[:3].Equal(b[:3]) || b[3] < a[3] {
-			return nil, fmt.Errorf("%q: a range differs only in its last number, low to high", part)
-		}
-		for x := int(a[3]); x <= int(b[3]); x++ {
-			out = append(out, net.IPv4(a[0], a[1], a[2], byte(x)).To4())
-		}
-	}
-	return out, nil
-}
-
 func runID() string {
 	var b [4]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
 
-// runLoadProcs runs n copies of this command, each with a share of the
-// users (or rate, or requests), and merges their result files.
-func runLoadProcs(ctx context.Context, n int, flags, positional []string, cfg load.Config, stderr io.Writer) (*load.Result, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "stampede-load")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	share := func(total int64, i int) int64 { // split total as evenly as whole numbers allow
+// shareArgs maps the run onto n load processes: process i gets the user's
+// flags, then its share of the users (or rate, or requests) and its own
+// keys and users in a flash sale, then the URL. The share's flags come
+// after the user's, so they win, and before the URL, where parsing stops.
+func shareArgs(n int, flags, positional []string, cfg load.Config) func(i int, file string) []string {
+	share := func(total int64, i int) int64 { // as evenly as whole numbers allow
 		s := total / int64(n)
 		if int64(i) < total%int64(n) {
 			s++
 		}
 		return max(1, s)
 	}
-	fmt.Fprintf(stderr, "running %d load processes…\n", n)
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		out := filepath.Join(dir, strconv.Itoa(i)+".stl")
-		// The share's flags come after the user's, so they win, and before
-		// the URL, where flag parsing stops.
-		a := append(append([]string{"load"}, flags...), "--procs", "1", "-o", out, "--output", "none", "--quiet")
+	return func(i int, file string) []string {
+		a := append(append([]string{"load"}, flags...), "--procs", "1", "-o", file, "--output", "none", "--quiet")
 		switch {
 		case cfg.Rate > 0:
 			a = append(a, "--rate", strconv.FormatFloat(cfg.Rate/float64(n), 'f', -1, 64))
@@ -406,26 +296,9 @@ func runLoadProcs(ctx context.Context, n int, flags, positional []string, cfg lo
 		if cfg.Requests > 0 {
 			a = append(a, "-n", strconv.FormatInt(share(cfg.Requests, i), 10))
 		}
-		if cfg.Sale != nil { // keep keys and users apart between processes
+		if cfg.Sale != nil {
 			a = append(a, "--run-id", cfg.Sale.RunID+"p"+strconv.Itoa(i), "--user-slice", strconv.Itoa(i)+"/"+strconv.Itoa(n), "--check=false")
 		}
-		a = append(a, positional...)
-		cmd := exec.CommandContext(context.WithoutCancel(ctx), exe, a...)
-		cmd.Stderr = stderr
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = cmd.Run()
-		}()
+		return append(a, positional...)
 	}
-	wg.Wait()
-	total := load.NewResult()
-	for i := range n {
-		r, err := load.ReadFile(filepath.Join(dir, strconv.Itoa(i)+".stl"))
-		if err != nil {
-			return nil, fmt.Errorf("load process %d: %v", i, errors.Join(errs[i], err))
-		}
-		total.Merge(r)
-	}
-	return total, nil
 }

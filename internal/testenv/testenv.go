@@ -115,12 +115,18 @@ func Chromium(t testing.TB) string {
 // pid, from /proc: a test's check that nothing was left behind.
 func ChildProcesses(t testing.TB, pid int) int {
 	t.Helper()
+	return len(ChildPIDs(t, pid))
+}
+
+// ChildPIDs lists the processes, running or zombie, whose parent is pid.
+func ChildPIDs(t testing.TB, pid int) []int {
+	t.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	parent := strconv.Itoa(pid)
-	n := 0
+	var out []int
 	for _, e := range entries {
 		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
 		if err != nil {
@@ -129,8 +135,10 @@ func ChildProcesses(t testing.TB, pid int) int {
 		// pid (comm) state ppid …; comm may hold spaces, so cut at the last ')'.
 		rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
 		if f := strings.Fields(rest); len(f) > 1 && f[1] == parent {
-			n++
+			if n, err := strconv.Atoi(e.Name()); err == nil {
+				out = append(out, n)
+			}
 		}
 	}
-	return n
+	return out
 }
