@@ -5,18 +5,32 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 )
 
 // WriteHTML writes a self-contained page (inline SVG, no scripts, no
 // network) with requests/s and latency over time and the percentile curve.
+// Axes have round ticks and units; the last second of a run, usually only
+// part of one, is drawn at its own rate, or left out when too short to
+// have one.
 func WriteHTML(w io.Writer, r *Result, sources []string) error {
 	rep := r.Report()
-	var rps, p50, p99 []float64
-	for _, s := range r.Seconds {
-		rps = append(rps, float64(s.Requests))
-		p50 = append(p50, float64(s.Latency.ValueAtQuantile(50))/1e3)
-		p99 = append(p99, float64(s.Latency.ValueAtQuantile(99))/1e3)
+	var at, rps, p50, p99 []float64 // at: when each window ended
+	for i, s := range r.Seconds {
+		width := 1.0
+		if i == len(r.Seconds)-1 {
+			if width = r.Duration.Seconds() - float64(i); width < 0.1 || width > 1 {
+				if width < 0.1 {
+					break
+				}
+				width = 1
+			}
+		}
+		at = append(at, float64(i)+width)
+		rps = append(rps, float64(s.Requests)/width)
+		p50 = append(p50, float64(s.Latency.ValueAtQuantile(50)))
+		p99 = append(p99, float64(s.Latency.ValueAtQuantile(99)))
 	}
 	// The percentile curve on a log scale of 1/(1-q): 0, 90, 99, 99.9 …
 	var qx, qy []float64
@@ -24,16 +38,98 @@ func WriteHTML(w io.Writer, r *Result, sources []string) error {
 		x := float64(i) / 10 // 0 … 5 nines
 		q := 100 * (1 - math.Pow(10, -x))
 		qx = append(qx, x)
-		qy = append(qy, float64(r.Latency.ValueAtQuantile(q))/1e3)
+		qy = append(qy, float64(r.Latency.ValueAtQuantile(q)))
 	}
+	l := rep.Latency
 	data := map[string]any{
 		"Report":  rep,
 		"Sources": strings.Join(sources, ", "),
-		"RPS":     template.HTML(chart("requests per second", "s", "req/s", [][]float64{rps}, nil, []string{"requests"})),
-		"Lat":     template.HTML(chart("latency over time", "s", "ms", [][]float64{p50, p99}, nil, []string{"p50", "p99"})),
-		"Curve":   template.HTML(chart("latency by percentile", "percentile (nines)", "ms", [][]float64{qy}, qx, []string{"latency"})),
+		"Lat": []string{duration(l.Min), duration(l.Mean), duration(l.P50), duration(l.P90), duration(l.P99),
+			duration(l.P999), duration(l.Max)},
+		"RPS":   template.HTML(chart("requests per second", "seconds", countAxis("req/s"), [][]float64{rps}, at, []string{"requests"})),
+		"Time":  template.HTML(chart("latency over time", "seconds", latencyAxis(p99), [][]float64{p50, p99}, at, []string{"p50", "p99"})),
+		"Curve": template.HTML(chart("latency by percentile", "percentile (nines: 1 = 90, 2 = 99, 3 = 99.9)", latencyAxis(qy), [][]float64{qy}, qx, []string{"latency"})),
 	}
 	return page.Execute(w, data)
+}
+
+// axis says how a chart's y values are shown: divided by div, labelled
+// with unit, ticks written by format.
+type axis struct {
+	label  string
+	div    float64
+	format func(float64) string
+}
+
+// countAxis shows counts as 950, 12k, 1.5M.
+func countAxis(label string) axis {
+	return axis{label: label, div: 1, format: func(v float64) string {
+		switch {
+		case v >= 1e6:
+			return trim(v/1e6) + "M"
+		case v >= 1e3:
+			return trim(v/1e3) + "k"
+		}
+		return trim(v)
+	}}
+}
+
+// latencyAxis shows microseconds in µs, ms or s, whichever suits the
+// largest of values.
+func latencyAxis(values []float64) axis {
+	top := 0.0
+	for _, v := range values {
+		top = max(top, v)
+	}
+	switch {
+	case top >= 1e6:
+		return axis{label: "latency (s)", div: 1e6, format: trim}
+	case top >= 1e3:
+		return axis{label: "latency (ms)", div: 1e3, format: trim}
+	}
+	return axis{label: "latency (µs)", div: 1, format: trim}
+}
+
+// trim writes v with up to three significant digits and no exponent.
+func trim(v float64) string {
+	s := strconv.FormatFloat(v, 'f', 2, 64)
+	if v >= 100 || v == math.Trunc(v) {
+		s = strconv.FormatFloat(v, 'f', 0, 64)
+	} else if v >= 10 {
+		s = strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
+}
+
+// duration writes seconds as µs, ms or s with a few significant digits.
+func duration(sec float64) string {
+	switch us := sec * 1e6; {
+	case us >= 1e6:
+		return trim(us/1e6) + " s"
+	case us >= 1e3:
+		return trim(us/1e3) + " ms"
+	default:
+		return trim(us) + " µs"
+	}
+}
+
+// niceStep is a step of 1, 2 or 5 times a power of ten that cuts [0, top]
+// into about n parts.
+func niceStep(top float64, n int) float64 {
+	if top <= 0 {
+		return 1
+	}
+	raw := top / float64(n)
+	pow := math.Pow(10, math.Floor(math.Log10(raw)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*pow >= raw {
+			return m * pow
+		}
+	}
+	return 10 * pow
 }
 
 var page = template.Must(template.New("report").Parse(`<!doctype html>
@@ -49,57 +145,52 @@ svg { width: 100%; height: auto; } svg text { fill: var(--fg); font-size: 12px; 
 <h1>stampede load report</h1>
 <p>{{.Sources}} · {{.Report.Mode}} model · {{.Report.Requests}} requests in {{printf "%.2f" .Report.DurationSeconds}} s · {{printf "%.1f" .Report.RPS}} req/s</p>
 <table><tr><th>min</th><th>mean</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>
-{{with .Report.Latency}}<tr><td>{{printf "%.3f" .Min}}</td><td>{{printf "%.3f" .Mean}}</td><td>{{printf "%.3f" .P50}}</td><td>{{printf "%.3f" .P90}}</td><td>{{printf "%.3f" .P99}}</td><td>{{printf "%.3f" .P999}}</td><td>{{printf "%.3f" .Max}}</td></tr>{{end}}
-</table><p>latency in seconds, measured from each request's intended send time</p>
-{{.RPS}}{{.Lat}}{{.Curve}}
+<tr>{{range .Lat}}<td>{{.}}</td>{{end}}</tr>
+</table><p>latency measured from each request's intended send time</p>
+{{.RPS}}{{.Time}}{{.Curve}}
 </body></html>
 `))
 
-// chart draws line series as SVG with labelled axes and a legend. xs, if
-// nil, is 0, 1, 2 … (seconds).
-func chart(title, xLabel, yLabel string, series [][]float64, xs []float64, names []string) string {
+// chart draws line series as SVG with round ticks on both axes, units and
+// a legend. xs are the x values of every series' points.
+func chart(title, xLabel string, y axis, series [][]float64, xs []float64, names []string) string {
 	const W, H, L, R, T, B = 900.0, 300.0, 70.0, 20.0, 30.0, 45.0
 	n := 0
 	ymax := 0.0
 	for _, s := range series {
 		n = max(n, len(s))
 		for _, v := range s {
-			ymax = max(ymax, v)
+			ymax = max(ymax, v/y.div)
 		}
 	}
-	if xs == nil {
-		for i := range n {
-			xs = append(xs, float64(i+1))
-		}
-	}
-	if n == 0 || ymax == 0 {
-		ymax = 1
-	}
+	ystep := niceStep(ymax, 4)
+	ytop := math.Max(ystep, math.Ceil(ymax/ystep)*ystep)
 	xmin, xmax := 0.0, 1.0
 	if len(xs) > 0 {
-		xmin, xmax = xs[0], xs[len(xs)-1]
+		xmin, xmax = math.Min(0, xs[0]), xs[len(xs)-1]
 		if xmax == xmin {
 			xmax = xmin + 1
 		}
 	}
+	xstep := niceStep(xmax-xmin, 8)
+	xmax = math.Max(xmax, xmin+xstep)
 	px := func(x float64) float64 { return L + (x-xmin)/(xmax-xmin)*(W-L-R) }
-	py := func(y float64) float64 { return H - B - y/ymax*(H-T-B) }
+	py := func(v float64) float64 { return H - B - v/ytop*(H-T-B) }
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg viewBox="0 0 %.0f %.0f" role="img" aria-label="%s"><text x="%.0f" y="18">%s</text>`, W, H, title, L, title)
-	for i := 0; i <= 4; i++ {
-		y := ymax * float64(i) / 4
-		fmt.Fprintf(&b, `<line class="grid" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/><text x="%.1f" y="%.1f" text-anchor="end">%.4g</text>`,
-			L, W-R, py(y), py(y), L-6, py(y)+4, y)
+	for v := 0.0; v <= ytop+ystep/2; v += ystep {
+		fmt.Fprintf(&b, `<line class="grid" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/><text x="%.1f" y="%.1f" text-anchor="end">%s</text>`,
+			L, W-R, py(v), py(v), L-6, py(v)+4, y.format(v))
 	}
 	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, (L+W-R)/2, H-8, xLabel)
-	fmt.Fprintf(&b, `<text transform="translate(14 %.1f) rotate(-90)" text-anchor="middle">%s</text>`, (H-B+T)/2, yLabel)
-	for _, x := range []float64{xmin, (xmin + xmax) / 2, xmax} {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%.4g</text>`, px(x), H-B+16, x)
+	fmt.Fprintf(&b, `<text transform="translate(14 %.1f) rotate(-90)" text-anchor="middle">%s</text>`, (H-B+T)/2, y.label)
+	for x := math.Ceil(xmin/xstep) * xstep; x <= xmax+xstep/1000; x += xstep {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, px(x), H-B+16, trim(x))
 	}
 	for si, s := range series {
 		var pts []string
 		for i, v := range s {
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(xs[i]), py(v)))
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(xs[i]), py(v/y.div)))
 		}
 		fmt.Fprintf(&b, `<polyline class="s%d" points="%s"><title>%s</title></polyline>`, si%2, strings.Join(pts, " "), names[si])
 		fmt.Fprintf(&b, `<line class="s%d" x1="%.0f" x2="%.0f" y1="%.0f" y2="%.0f"/><text x="%.0f" y="%.0f">%s</text>`,
