@@ -155,10 +155,8 @@ svg { width: 100%; height: auto; } svg text { fill: var(--fg); font-size: 12px; 
 // a legend. xs are the x values of every series' points.
 func chart(title, xLabel string, y axis, series [][]float64, xs []float64, names []string) string {
 	const W, H, L, R, T, B = 900.0, 300.0, 70.0, 20.0, 30.0, 45.0
-	n := 0
 	ymax := 0.0
 	for _, s := range series {
-		n = max(n, len(s))
 		for _, v := range s {
 			ymax = max(ymax, v/y.div)
 		}
