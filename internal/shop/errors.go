@@ -17,6 +17,7 @@ const (
 	CodeLockLost            = "lock_lost"
 	CodeOverloaded          = "overloaded"
 	CodeTimeout             = "timeout"
+	CodeUnavailable         = "unavailable"
 	CodeInternal            = "internal"
 )
 
@@ -42,6 +43,7 @@ var (
 	ErrLockLost      = errorOf(CodeLockLost, "the lock expired before the write; retry")
 	ErrOverloaded    = errorOf(CodeOverloaded, "the shop is shedding load; retry later")
 	ErrTimeout       = errorOf(CodeTimeout, "the order did not finish before its deadline; retry with the same Idempotency-Key")
+	ErrUnavailable   = errorOf(CodeUnavailable, "the shop cannot take orders now (see /readyz); retry later")
 	// ErrDuplicateKey is returned by a Store when an idempotency key is taken.
 	ErrDuplicateKey = errors.New("idempotency key already used")
 	// ErrWouldOversell is returned by Store.CommitBatch for a batch that

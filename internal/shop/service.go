@@ -49,6 +49,20 @@ type Service struct {
 	soldOut map[int64]int64 // product → smallest quantity refused as sold out
 }
 
+// A Readier is a Strategy that can be unable to take orders (a backend it
+// needs is unreachable). Ready returns nil, or why not, at once.
+type Readier interface {
+	Ready() error
+}
+
+// Ready reports whether the shop can take orders: nil, or the reason.
+func (s *Service) Ready() error {
+	if r, ok := s.strategy.(Readier); ok {
+		return r.Ready()
+	}
+	return nil
+}
+
 // A SoldOutKnower is a Strategy that can tell from memory that an order
 // would be refused as sold out, with the order's key taken into account.
 type SoldOutKnower interface {

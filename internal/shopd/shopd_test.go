@@ -356,3 +356,73 @@ func TestPoisonOrderIsIsolated(t *testing.T) {
 		t.Errorf("dead letters %d, queue %v, sold %d, stock %d; want 1, 0, 6 and 4", dead, pending, p.Sold, p.Stock)
 	}
 }
+
+// TestRedisCrashAndEmptyRestart: the shop's Redis (a private one) is killed
+// mid-sale and comes back empty. While it is down the shop says so at
+// /readyz and sheds orders with 503 unavailable and Retry-After, not 500;
+// when it is back the shop takes orders again by itself, within 5 s, and
+// the books balance.
+func TestRedisCrashAndEmptyRestart(t *testing.T) {
+	rs := testenv.PrivateRedis(t)
+	cfg := shopd.DefaultConfig()
+	cfg.Store = "sqlite:" + filepath.Join(t.TempDir(), "shop.db")
+	cfg.Strategy, cfg.Redis = "reserve", rs.URL
+	c := start(t, cfg)
+	ctx := context.Background()
+	id := c.CreateProduct(t, "phone", 20, 0)
+	ready := func() (int, string) {
+		var body struct{ Status, Reason string }
+		code, err := c.Do(ctx, "GET", "/readyz", nil, nil, &body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code, body.Status
+	}
+	if code, status := ready(); code != 200 || status != "ready" {
+		t.Fatalf("/readyz before: %d %q", code, status)
+	}
+	for i := range 5 {
+		if a, err := c.Order(ctx, id, "before"+strconv.Itoa(i), 1, "before"+strconv.Itoa(i)); err != nil || a.Outcome() != "201" {
+			t.Fatalf("order before the crash: %v %v", a.Outcome(), err)
+		}
+	}
+	rs.Kill(t)
+	var code int
+	var status string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if code, status = ready(); code == 503 {
+			break
+		}
+	}
+	if code != 503 || status != "not ready" {
+		t.Errorf("/readyz with Redis down: %d %q, want 503 not ready", code, status)
+	}
+	if a, err := c.Order(ctx, id, "down", 1, "down"); err != nil || a.Outcome() != "503 unavailable" {
+		t.Errorf("order with Redis down: %v %v, want 503 unavailable", a.Outcome(), err)
+	}
+	if code, err := c.Do(ctx, "GET", "/healthz", nil, nil, nil); err != nil || code != 200 {
+		t.Errorf("/healthz with Redis down: %d %v; the process lives", code, err)
+	}
+	rs.Start(t)
+	back := time.Now()
+	healed := false
+	for i := 0; time.Since(back) < 5*time.Second && !healed; i++ {
+		a, err := c.Order(ctx, id, "after"+strconv.Itoa(i), 1, "after"+strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		healed = a.Outcome() == "201"
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !healed {
+		t.Fatal("no order taken within 5 s of Redis coming back")
+	}
+	r := shoptest.Run(t, c, id, shoptest.Sale{Users: 40, Orders: 40, KeyPrefix: "rest"})
+	p := c.Product(t, id)
+	if len(r.Created) != 14 || p.Stock != 0 || p.Sold != 20 || len(c.Orders(t, id)) != 20 {
+		t.Errorf("after the restart: %d more sold (%v), stock %d, sold %d; want 14 more, stock 0, 20 sold", len(r.Created), r.Outcomes, p.Stock, p.Sold)
+	}
+	if code, _ := ready(); code != 200 {
+		t.Errorf("/readyz after the restart: %d", code)
+	}
+}

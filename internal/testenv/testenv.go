@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -141,4 +142,62 @@ func ChildPIDs(t testing.TB, pid int) []int {
 		}
 	}
 	return out
+}
+
+// RedisServer is a private redis-server a test may kill and restart: never
+// the machine's shared one. It keeps nothing on disk, so a restart comes
+// back empty, as a crashed Redis without persistence does.
+type RedisServer struct {
+	URL  string
+	port string
+	cmd  *exec.Cmd
+}
+
+// PrivateRedis starts a redis-server on a free loopback port and stops it
+// when the test ends.
+func PrivateRedis(t testing.TB) *RedisServer {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		unavailable(t, "redis-server (to start a private Redis)", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	s := &RedisServer{URL: "redis://127.0.0.1:" + port + "/0", port: port}
+	s.Start(t)
+	t.Cleanup(func() { s.Kill(t) })
+	return s
+}
+
+// Start starts the server (again) and waits until it answers.
+func (s *RedisServer) Start(t testing.TB) {
+	t.Helper()
+	s.cmd = exec.Command("redis-server", "--port", s.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		c, err := redis.Dial(ctx, s.URL)
+		cancel()
+		if err == nil {
+			c.Close()
+			return
+		}
+	}
+	t.Fatalf("private redis-server on port %s did not answer", s.port)
+}
+
+// Kill stops the server with SIGKILL, as a crash would.
+func (s *RedisServer) Kill(t testing.TB) {
+	t.Helper()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+	s.cmd = nil
 }

@@ -65,6 +65,7 @@ func NewHandler(svc *shop.Service, storeKind string, log *slog.Logger) *Handler 
 	h.mux.HandleFunc("GET /api/products/{id}/orders", h.listOrders)
 	h.mux.HandleFunc("POST /api/orders", h.placeOrder)
 	h.mux.HandleFunc("GET /healthz", h.health)
+	h.mux.HandleFunc("GET /readyz", h.ready)
 	h.mux.HandleFunc("/", h.noRoute)
 	h.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return h
@@ -234,6 +235,17 @@ func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
 	writeError(w, shop.NewError(shop.CodeMethodNotAllowed, r.Method+" is not served here; use "+strings.Join(allow, " or ")))
 }
 
+// ready answers whether the shop can take orders: /healthz says the
+// process lives, /readyz that its backends answer.
+func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
+	if err := h.svc.Ready(); err != nil {
+		w.Header()["Retry-After"] = retryAfter
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"status":     "ok",
@@ -276,7 +288,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 }
 
 func writeError(w http.ResponseWriter, e *shop.Error) {
-	if e.Code == shop.CodeOverloaded || e.Code == shop.CodeTimeout || e.Code == shop.CodeLockLost {
+	if status(e) == http.StatusServiceUnavailable {
 		w.Header()["Retry-After"] = retryAfter
 	}
 	writeBody(w, status(e), errorBody(e))

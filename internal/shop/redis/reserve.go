@@ -3,12 +3,17 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -107,6 +112,7 @@ type Reserve struct {
 	restocks map[int64]int64 // the newest restock generation heard of, per product
 
 	pending chan *reservation // buyers waiting for a pipeline
+	down    atomic.Pointer[error] // why Redis cannot be used now, or nil
 
 	pubsub *goredis.PubSub
 	cancel context.CancelFunc
@@ -159,7 +165,8 @@ func NewReserve(ctx context.Context, c *Client, store shop.Store, prefix string,
 		cancel()
 		return nil, err
 	}
-	r.wg.Add(3 + pipelines)
+	r.wg.Add(4 + pipelines)
+	go r.probe(bg)
 	go r.listen()
 	go r.write(bg)
 	go r.heartbeat(bg)
@@ -170,6 +177,43 @@ func NewReserve(ctx context.Context, c *Client, store shop.Store, prefix string,
 }
 
 func (*Reserve) Name() string { return "reserve" }
+
+// probeEvery is how often Redis is pinged to tell readiness.
+const probeEvery = 250 * time.Millisecond
+
+// probe pings Redis until ctx ends and keeps the answer for Ready.
+func (r *Reserve) probe(ctx context.Context) {
+	defer r.wg.Done()
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, probeEvery)
+		err := r.wdb.Ping(pctx).Err()
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			err = fmt.Errorf("redis does not answer: %w", err)
+			r.down.Store(&err)
+		} else {
+			r.down.Store(nil)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Ready implements shop.Readier: nil while Redis answers.
+func (r *Reserve) Ready() error {
+	if e := r.down.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
 
 // IndexesKeys marks Reserve as finding reused Idempotency-Keys itself (in
 // Redis, and in the store when its batch commits), so the Service need not
@@ -278,8 +322,11 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 	if r.KnownSoldOut(o) {
 		return shop.Order{}, shop.ErrSoldOut
 	}
+	if r.Ready() != nil {
+		return shop.Order{}, shop.ErrUnavailable
+	}
 	if err := r.ensureLoaded(ctx, o.ProductID); err != nil {
-		return shop.Order{}, err
+		return shop.Order{}, unavailableOr(err)
 	}
 	w := r.expect(o.ID)
 	defer r.forget(o.ID, w)
@@ -297,7 +344,7 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 		return shop.Order{}, shop.ErrTimeout
 	}
 	if rv.err != nil {
-		return shop.Order{}, rv.err
+		return shop.Order{}, unavailableOr(rv.err)
 	}
 	res := rv.res
 	switch res[0] {
@@ -477,6 +524,17 @@ func (r *Reserve) replay(ctx context.Context, o shop.Order, prev string) (shop.O
 		case <-t.C:
 		}
 	}
+}
+
+// unavailableOr reports Redis being unreachable as shop.ErrUnavailable (a
+// 503 the buyer may retry), and any other error as it is.
+func unavailableOr(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, io.EOF) || errors.Is(err, goredis.ErrClosed) ||
+		errors.Is(err, goredis.ErrPoolTimeout) {
+		return shop.ErrUnavailable
+	}
+	return err
 }
 
 // timeoutOr reports a store error after the buyer's deadline as a timeout.
