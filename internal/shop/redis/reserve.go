@@ -111,7 +111,7 @@ type Reserve struct {
 	learning map[int64]bool
 	restocks map[int64]int64 // the newest restock generation heard of, per product
 
-	pending chan *reservation // buyers waiting for a pipeline
+	pending chan *reservation     // buyers waiting for a pipeline
 	down    atomic.Pointer[error] // why Redis cannot be used now, or nil
 
 	pubsub *goredis.PubSub
