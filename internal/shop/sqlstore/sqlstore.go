@@ -181,8 +181,8 @@ type queries struct {
 	takeBlind, takeFenced, takeIfStock, lockProduct, userBought, productLimit,
 	addUser, addUserLimited, insertOrder,
 	countBuckets, insertBucket, emptyProduct, mergeBuckets, dropBuckets, takeBucket,
-	takeReserved, overLimit, orderExists string
-	insertOrders, addUsers map[int]string // by row count: see multiRow
+	takeReserved, orderExists string
+	insertOrders, addUsers, addUsersLimited map[int]string // by row count: see multiRow
 }
 
 const orderColumns = `id, product_id, user_id, quantity, COALESCE(idempotency_key, ''), COALESCE(request_hash, ''), created_at`
@@ -225,13 +225,14 @@ func newQueries(bind func(string) string) queries {
 		dropBuckets:  `DELETE FROM stock_buckets`,
 		takeBucket:   bind(`UPDATE stock_buckets SET stock = stock - ?, sold = sold + ? WHERE product_id = ? AND bucket = ? AND stock >= ?`),
 		takeReserved: bind(`UPDATE products SET stock = stock - ?, sold = sold + ? WHERE id = ? AND stock >= ?`),
-		overLimit: bind(`SELECT COUNT(*) FROM user_purchases u JOIN products p ON p.id = u.product_id
-			WHERE u.product_id = ? AND p.per_user_limit > 0 AND u.quantity > p.per_user_limit`),
-		orderExists: bind(`SELECT COUNT(*) FROM orders WHERE id = ?`),
+		orderExists:  bind(`SELECT COUNT(*) FROM orders WHERE id = ?`),
 		insertOrders: multiRow(bind, `INSERT INTO orders (id, product_id, user_id, quantity, idempotency_key, request_hash, created_at)`,
 			`(?, ?, ?, ?, ?, ?, ?)`, `ON CONFLICT DO NOTHING`),
 		addUsers: multiRow(bind, `INSERT INTO user_purchases (product_id, user_id, quantity)`, `(?, ?, ?)`,
 			`ON CONFLICT (product_id, user_id) DO UPDATE SET quantity = user_purchases.quantity + excluded.quantity`),
+		addUsersLimited: multiRow(bind, `INSERT INTO user_purchases (product_id, user_id, quantity)`, `(?, ?, ?)`,
+			`ON CONFLICT (product_id, user_id) DO UPDATE SET quantity = user_purchases.quantity + excluded.quantity
+			WHERE user_purchases.quantity + excluded.quantity <= ?`),
 	}
 }
 
@@ -703,26 +704,44 @@ func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) (rejected 
 			}
 			return strings.Compare(a.user, b.user)
 		})
-		args := make([]any, 0, 3*maxRows)
+		// Users go in by product, each product's limit checked on the rows
+		// this batch touches only: an upsert that would pass the limit
+		// updates nothing, so fewer rows are affected than were sent.
+		limits := map[int64]int64{}
+		for _, id := range products {
+			var limit int64
+			if err := s.queryRow(ctx, tx, s.q.productLimit, []any{id}, &limit); err != nil {
+				return fmt.Errorf("read limit: %w", err)
+			}
+			limits[id] = limit
+		}
+		args := make([]any, 0, 3*maxRows+1)
 		for rest := users; len(rest) > 0; {
-			n := rowsFor(len(rest))
+			limit := limits[rest[0].product]
+			same := 1
+			for same < len(rest) && rest[same].product == rest[0].product {
+				same++
+			}
+			n := rowsFor(same)
 			args = args[:0]
 			for _, k := range rest[:n] {
+				if limit > 0 && perUser[k] > limit {
+					return fmt.Errorf("product %d: %w", k.product, shop.ErrWouldOversell)
+				}
 				args = append(args, k.product, k.user, perUser[k])
 			}
-			if _, err := s.exec(ctx, tx, s.q.addUsers[n], args...); err != nil {
+			q := s.q.addUsers[n]
+			if limit > 0 {
+				q, args = s.q.addUsersLimited[n], append(args, limit)
+			}
+			res, err := s.exec(ctx, tx, q, args...)
+			if err != nil {
 				return fmt.Errorf("record purchases: %w", err)
 			}
+			if got, _ := res.RowsAffected(); limit > 0 && got != int64(n) {
+				return fmt.Errorf("product %d: %w", rest[0].product, shop.ErrWouldOversell)
+			}
 			rest = rest[n:]
-		}
-		for _, id := range products {
-			var over int
-			if err := s.queryRow(ctx, tx, s.q.overLimit, []any{id}, &over); err != nil {
-				return fmt.Errorf("check limits: %w", err)
-			}
-			if over > 0 {
-				return fmt.Errorf("product %d: %w", id, shop.ErrWouldOversell)
-			}
 		}
 		return nil
 	})

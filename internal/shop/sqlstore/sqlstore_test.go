@@ -108,6 +108,19 @@ func TestCommitBatch(t *testing.T) {
 			if got, _ := st.Product(ctx, lim.ID); got.Stock != 10 || got.Sold != 0 {
 				t.Errorf("limited product after the refused batch: stock %d sold %d, want 10 and 0", got.Stock, got.Sold)
 			}
+			// A user who already holds the limit gets nothing more, one
+			// unit at a time.
+			o3, o4 := order("o11", "h", 1, ""), order("o12", "h", 1, "")
+			o3.ProductID, o4.ProductID = lim.ID, lim.ID
+			if _, err := st.CommitBatch(ctx, []shop.Order{o3}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.CommitBatch(ctx, []shop.Order{o4}); !errors.Is(err, shop.ErrWouldOversell) {
+				t.Errorf("a second unit to a user limited to one: %v, want ErrWouldOversell", err)
+			}
+			if got, _ := st.Product(ctx, lim.ID); got.Stock != 9 || got.Sold != 1 {
+				t.Errorf("limited product: stock %d sold %d, want 9 and 1", got.Stock, got.Sold)
+			}
 		})
 	}
 }
