@@ -178,26 +178,36 @@ func NewReserve(ctx context.Context, c *Client, store shop.Store, prefix string,
 
 func (*Reserve) Name() string { return "reserve" }
 
-// probeEvery is how often Redis is pinged to tell readiness.
-const probeEvery = 250 * time.Millisecond
+// Redis is pinged every probeEvery, each ping given pingTimeout, and taken
+// for down only once pings have failed for downAfter: in a crowd a process
+// can be kept from the CPU for a second, and a healthy Redis must not be
+// declared dead for it.
+const (
+	probeEvery  = 250 * time.Millisecond
+	pingTimeout = time.Second
+	downAfter   = 1500 * time.Millisecond
+)
 
 // probe pings Redis until ctx ends and keeps the answer for Ready.
 func (r *Reserve) probe(ctx context.Context) {
 	defer r.wg.Done()
 	t := time.NewTicker(probeEvery)
 	defer t.Stop()
+	lastOK := time.Now()
 	for {
-		pctx, cancel := context.WithTimeout(ctx, probeEvery)
+		pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 		err := r.wdb.Ping(pctx).Err()
 		cancel()
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
+		switch {
+		case err == nil:
+			lastOK = time.Now()
+			r.down.Store(nil)
+		case time.Since(lastOK) >= downAfter:
 			err = fmt.Errorf("redis does not answer: %w", err)
 			r.down.Store(&err)
-		} else {
-			r.down.Store(nil)
 		}
 		select {
 		case <-ctx.Done():
