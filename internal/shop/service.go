@@ -157,9 +157,10 @@ func (s *Service) PlaceOrder(ctx context.Context, req OrderRequest) (o Order, cr
 			s.learnSoldOut(req.ProductID, req.Quantity)
 		}
 		// A concurrent twin of this request may have taken the last unit
-		// first; a retry then deserves that order, not sold_out. (A
-		// strategy that indexes keys has answered the twin already.)
-		if req.IdempotencyKey != "" && !s.indexes && (c == CodeSoldOut || c == CodeLimitExceeded) {
+		// first, or (for a strategy that indexes keys) an order stored
+		// before this process started holds the key: a retry then
+		// deserves that order, not sold_out.
+		if req.IdempotencyKey != "" && (c == CodeSoldOut || c == CodeLimitExceeded) {
 			if prev, perr := s.store.OrderByKey(ctx, req.IdempotencyKey); perr == nil {
 				return replay(prev, h)
 			}

@@ -426,3 +426,24 @@ func TestRedisCrashAndEmptyRestart(t *testing.T) {
 		t.Errorf("/readyz after the restart: %d", code)
 	}
 }
+
+// TestRetryAfterRestartGetsItsOrder: a buyer whose order was stored, and
+// who retries with its key after the shop restarted and the product sold
+// out, gets its order back, not sold_out: the new process's memory of keys
+// starts empty, the store's does not.
+func TestRetryAfterRestartGetsItsOrder(t *testing.T) {
+	cfg := shopd.DefaultConfig()
+	cfg.Store = "sqlite:" + filepath.Join(t.TempDir(), "shop.db")
+	ctx := context.Background()
+	first := startB(t, cfg)
+	id := first.CreateProduct(t, "phone", 1, 0)
+	a, err := first.Order(ctx, id, "alice", 1, "alice-1")
+	if err != nil || a.Outcome() != "201" {
+		t.Fatalf("first order: %v %v", a.Outcome(), err)
+	}
+	second := startB(t, cfg) // a new process on the same store: empty memory
+	again, err := second.Order(ctx, id, "alice", 1, "alice-1")
+	if err != nil || again.Outcome() != "200" || again.OrderID != a.OrderID {
+		t.Errorf("retry after the restart: %v %q %v, want 200 %q", again.Outcome(), again.OrderID, err, a.OrderID)
+	}
+}
