@@ -41,6 +41,7 @@ type Service struct {
 	store        Store
 	strategy     Strategy
 	indexes      bool // the strategy finds reused keys itself
+	complete     bool // … and knows every key, stored ones included
 	known        SoldOutKnower
 	orderTimeout time.Duration
 	slots        chan struct{}
@@ -73,8 +74,9 @@ type SoldOutKnower interface {
 // once (the rest get ErrOverloaded) and gives each at most orderTimeout.
 func NewService(store Store, strategy Strategy, maxInFlight int, orderTimeout time.Duration) *Service {
 	_, indexes := strategy.(interface{ IndexesKeys() })
+	_, complete := strategy.(interface{ KeysComplete() })
 	known, _ := strategy.(SoldOutKnower)
-	return &Service{store: store, strategy: strategy, indexes: indexes, known: known, orderTimeout: orderTimeout,
+	return &Service{store: store, strategy: strategy, indexes: indexes, complete: complete, known: known, orderTimeout: orderTimeout,
 		slots: make(chan struct{}, maxInFlight), soldOut: make(map[int64]int64)}
 }
 
@@ -159,8 +161,9 @@ func (s *Service) PlaceOrder(ctx context.Context, req OrderRequest) (o Order, cr
 		// A concurrent twin of this request may have taken the last unit
 		// first, or (for a strategy that indexes keys) an order stored
 		// before this process started holds the key: a retry then
-		// deserves that order, not sold_out.
-		if req.IdempotencyKey != "" && (c == CodeSoldOut || c == CodeLimitExceeded) {
+		// deserves that order, not sold_out. A strategy whose keys are
+		// complete has already answered that.
+		if req.IdempotencyKey != "" && !s.complete && (c == CodeSoldOut || c == CodeLimitExceeded) {
 			if prev, perr := s.store.OrderByKey(ctx, req.IdempotencyKey); perr == nil {
 				return replay(prev, h)
 			}

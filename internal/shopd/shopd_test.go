@@ -291,6 +291,10 @@ func TestRedisReserveHealsAfterRedisForgets(t *testing.T) {
 			t.Fatalf("order before the loss: %v %v", a.Outcome(), err)
 		}
 	}
+	first, err := c.Order(ctx, id, "before0", 1, "before0") // a replay: 200 and the order
+	if err != nil || first.Outcome() != "200" {
+		t.Fatalf("replay before the loss: %v %v", first.Outcome(), err)
+	}
 	if err := rc.DeletePrefix(ctx, cfg.RedisPrefix); err != nil {
 		t.Fatal(err)
 	}
@@ -315,6 +319,12 @@ func TestRedisReserveHealsAfterRedisForgets(t *testing.T) {
 	if len(r.Created) != 14 || p.Stock != 0 || p.Sold != 20 || len(c.Orders(t, id)) != 20 {
 		t.Errorf("after healing in %v: %d more sold (%v), stock %d, sold %d; want 14 more, stock 0, 20 sold",
 			healed.Sub(lost), len(r.Created), r.Outcomes, p.Stock, p.Sold)
+	}
+	// Redis was seeded again from the store, keys included: the product
+	// is sold out, yet a retry of an order stored before the loss gets
+	// that order.
+	if a, err := c.Order(ctx, id, "before0", 1, "before0"); err != nil || a.Outcome() != "200" || a.OrderID != first.OrderID {
+		t.Errorf("retry of an order stored before Redis forgot: %v %q %v, want 200 %q", a.Outcome(), a.OrderID, err, first.OrderID)
 	}
 }
 

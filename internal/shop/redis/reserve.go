@@ -18,6 +18,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stampede-dev/stampede/internal/shop"
+	"golang.org/x/sync/singleflight"
 )
 
 // reserve takes stock and the user's allowance and appends the order to
@@ -51,15 +52,26 @@ return {'ok'}`)
 
 // load seeds a product's reservation state from the store, once: the first
 // process to get here wins and later calls change nothing. Seeding counts
-// as a restock: every process forgets that the product was sold out.
+// as a restock: every process forgets that the product was sold out. The
+// Idempotency-Keys of the product's stored orders are seeded too, so that
+// Redis knows every key that bought the product and a retry of a stored
+// order is answered with it (see KeysComplete).
 //
-// KEYS: stock, users, limit, restocks. ARGV: stock, limit, channel,
-// product, then user, quantity pairs.
+// KEYS: stock, users, limit, restocks, reserved keys.
+// ARGV: stock, limit, channel, product, key prefix, n users, then n user,
+// quantity pairs, then key, record pairs (record as the reserve script
+// writes it).
 var load = goredis.NewScript(`
 if redis.call('SETNX', KEYS[1], ARGV[1]) == 1 then
   redis.call('SET', KEYS[3], ARGV[2])
   redis.call('DEL', KEYS[2])
-  for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+  local users = tonumber(ARGV[6])
+  for i = 7, 6 + 2 * users, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+  for i = 7 + 2 * users, #ARGV, 2 do
+    redis.call('SET', ARGV[5] .. ARGV[i], ARGV[i + 1], 'EX', 86400)
+    redis.call('SADD', KEYS[5], ARGV[i])
+  end
+  redis.call('EXPIRE', KEYS[5], 86400)
   local gen = redis.call('INCR', KEYS[4])
   redis.call('PUBLISH', ARGV[3], 'restock:' .. ARGV[4] .. ':' .. gen)
 end
@@ -107,6 +119,7 @@ type Reserve struct {
 	mu       sync.Mutex
 	waiters  map[string]*waiter
 	loaded   map[int64]bool
+	seeding  singleflight.Group
 	soldOut  map[int64]*soldOut
 	learning map[int64]bool
 	restocks map[int64]int64 // the newest restock generation heard of, per product
@@ -562,6 +575,16 @@ func (r *Reserve) ensureLoaded(ctx context.Context, id int64) error {
 	if ok {
 		return nil
 	}
+	// The first buyers of a product arrive together; one of them reads the
+	// store for all.
+	_, err, _ := r.seeding.Do(strconv.FormatInt(id, 10), func() (any, error) {
+		return nil, r.seed(ctx, id)
+	})
+	return err
+}
+
+// seed loads a product from the store into Redis (if no process has yet).
+func (r *Reserve) seed(ctx context.Context, id int64) error {
 	p, err := r.store.Product(ctx, id)
 	if err != nil {
 		return err
@@ -570,12 +593,21 @@ func (r *Reserve) ensureLoaded(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
-	args := []any{p.Stock, p.PerUserLimit, r.channel, id}
+	args := []any{p.Stock, p.PerUserLimit, r.channel, id, r.prefix + "idem:", len(users)}
 	for u, q := range users {
 		args = append(args, u, q)
 	}
+	err = r.store.Orders(ctx, id, func(o shop.Order) error {
+		if o.IdempotencyKey != "" {
+			args = append(args, o.IdempotencyKey, o.ID+"\n"+o.RequestHash+"\n"+strconv.FormatInt(o.CreatedAt.UnixNano(), 10))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	keys := []string{productKey(r.prefix, "stock", id), productKey(r.prefix, "users", id), productKey(r.prefix, "limit", id),
-		productKey(r.prefix, "restocks", id)}
+		productKey(r.prefix, "restocks", id), productKey(r.prefix, "reserved", id)}
 	if err := load.Run(ctx, r.rdb, keys, args...).Err(); err != nil {
 		return err
 	}
@@ -584,6 +616,12 @@ func (r *Reserve) ensureLoaded(ctx context.Context, id int64) error {
 	r.mu.Unlock()
 	return nil
 }
+
+// KeysComplete marks Reserve as knowing every Idempotency-Key that bought
+// a product (Redis holds the keys of orders reserved since the product was
+// seeded, and seeding copies those stored before): a sold_out from Redis
+// needs no look-up of the key in the store.
+func (*Reserve) KeysComplete() {}
 
 // waiter is a buyer waiting for its order's batch.
 type waiter struct {
