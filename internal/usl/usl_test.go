@@ -1,0 +1,77 @@
+package usl
+
+import (
+	"errors"
+	"math"
+	"testing"
+)
+
+// sig rounds v to three significant figures, as the R package usl prints.
+func sig(v float64) float64 {
+	if v == 0 {
+		return 0
+	}
+	p := math.Pow(10, 2-math.Floor(math.Log10(math.Abs(v))))
+	return math.Round(v*p) / p
+}
+
+// TestReferenceFit: the R package usl's own coefficient test (tests/coef.R)
+// fits this data to σ = 0.02, κ = 0.02 and γ (λ) = 1.00 at three
+// significant figures.
+func TestReferenceFit(t *testing.T) {
+	data := []Point{{1, 1}, {2, 1.8868}, {4, 3.0769}, {6, 3.5294}, {8, 3.5398}, {10, 3.3557}}
+	m, err := Fit(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sig(m.Sigma) != 0.02 || sig(m.Kappa) != 0.02 || sig(m.Lambda) != 1 || m.R2 < 0.9999 {
+		t.Errorf("fit %+v; want σ 0.0200, κ 0.0200, λ 1.00", m)
+	}
+	// N* = √((1−0.02)/0.02) = 7.0
+	if sig(m.Peak()) != 7 {
+		t.Errorf("peak %v, want 7.00", m.Peak())
+	}
+}
+
+// TestRecoversKnownLaw: noisy measurements of a known law (±3 %, fixed
+// pattern) give back σ and κ within 35 % and the peak within 20 %, even
+// when the linearised start is far off: with no measurement below N = 8,
+// the start takes λ as X(8)/8, a quarter too low, and the least-squares
+// search must correct it.
+func TestRecoversKnownLaw(t *testing.T) {
+	want := Model{Sigma: 0.05, Kappa: 0.0004, Lambda: 1000}
+	noise := []float64{0.03, -0.02, 0.01, -0.03, 0.02, 0, -0.01, 0.03, -0.02, 0.01}
+	var data []Point
+	for i, n := range []float64{8, 12, 16, 24, 32, 48, 64, 96, 128, 160} {
+		data = append(data, Point{n, want.X(n) * (1 + noise[i%len(noise)])})
+	}
+	m, err := Fit(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	within := func(got, want, tol float64) bool { return math.Abs(got-want) <= tol*want }
+	if s := start(data); within(s[1], want.Sigma, 0.35) && within(s[2], want.Kappa, 0.35) {
+		t.Fatalf("the start %v is already close; the test proves nothing of the search", s)
+	}
+	if !within(m.Sigma, want.Sigma, 0.35) || !within(m.Kappa, want.Kappa, 0.35) || !within(m.Peak(), want.Peak(), 0.2) ||
+		!within(m.Lambda, want.Lambda, 0.1) {
+		t.Errorf("fit %+v (peak %.1f); want σ %g, κ %g, peak %.1f", m, m.Peak(), want.Sigma, want.Kappa, want.Peak())
+	}
+}
+
+func TestFitRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		data []Point
+		want error
+	}{
+		{[]Point{{1, 1}, {2, 2}}, ErrTooFew},
+		{[]Point{{1, 1}, {2, 2}, {2, 2.1}}, ErrTooFew},
+		{[]Point{{0, 1}, {2, 2}, {3, 3}}, ErrBad},
+		{[]Point{{1, 1}, {2, -2}, {3, 3}}, ErrBad},
+		{[]Point{{1, 1}, {2, math.NaN()}, {3, 3}}, ErrBad},
+	} {
+		if _, err := Fit(tc.data); !errors.Is(err, tc.want) {
+			t.Errorf("Fit(%v) = %v, want %v", tc.data, err, tc.want)
+		}
+	}
+}
