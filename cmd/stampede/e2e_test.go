@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -451,6 +452,55 @@ func TestLoadProcsMerge(t *testing.T) {
 	}
 	if rep.Requests != 1000 || rep.FlashSale.Acknowledged != 100 || rep.FlashSale.SoldOut != 900 {
 		t.Errorf("merged report %+v; want 1000 requests, 100 acknowledged, 900 sold out", rep)
+	}
+}
+
+// TestUSL fits the R package usl's reference data from a file and from
+// standard input, and refuses what is not measurements with one line.
+func TestUSL(t *testing.T) {
+	data := "concurrency,throughput\n1,1\n2,1.8868\n4,3.0769\n6,3.5294\n8,3.5398\n10,3.3557\n"
+	file := filepath.Join(t.TempDir(), "m.csv")
+	if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary, "usl", file).Output()
+	if err != nil || !strings.Contains(string(out), "peak    7 users, 3.57/s\n") ||
+		!strings.Contains(string(out), "Throughput peaks at about 7 concurrent users, at 3.57 requests/s.") {
+		t.Errorf("usl FILE: %v\n%s", err, out)
+	}
+	cmd := exec.Command(binary, "usl", "--json", "--predict", "20", "-")
+	cmd.Stdin = strings.NewReader(data)
+	out, err = cmd.Output()
+	var got struct {
+		USL struct {
+			Sigma, Kappa, Lambda float64
+			Peak                 float64 `json:"peak_concurrency"`
+			Predicted            struct {
+				Concurrency, RPS float64
+			}
+		}
+	}
+	if err != nil || json.Unmarshal(out, &got) != nil {
+		t.Fatalf("usl --json: %v\n%s", err, out)
+	}
+	u := got.USL
+	if math.Abs(u.Sigma-0.02) > 0.0005 || math.Abs(u.Kappa-0.02) > 0.0005 || math.Abs(u.Lambda-1) > 0.005 ||
+		math.Abs(u.Peak-7) > 0.05 || u.Predicted.Concurrency != 20 || math.Abs(u.Predicted.RPS-2.227) > 0.01 {
+		t.Errorf("usl --json: %+v", u)
+	}
+	for _, tc := range []struct {
+		stdin, want string
+	}{
+		{"n,x\n1,1\n", `stampede usl: -: header "n,x": want concurrency,throughput` + "\n"},
+		{"concurrency,throughput\n1,1\n2,two\n", `stampede usl: -: line 3: "2,two" is not two numbers` + "\n"},
+		{"concurrency,throughput\n1,1\n2,2\n", "stampede usl: -: need at least 3 measurements at 3 different concurrencies\n"},
+	} {
+		cmd := exec.Command(binary, "usl", "-")
+		cmd.Stdin = strings.NewReader(tc.stdin)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || string(out) != tc.want {
+			t.Errorf("usl of %q: exit %v, %q; want exit 2 and %q", tc.stdin, err, out, tc.want)
+		}
 	}
 }
 

@@ -33,6 +33,7 @@ func commands() []command {
 		{"shop", "run the flash-sale order service", runShop},
 		{"load", "bring the crowd: load-test an HTTP service or the shop", runLoad},
 		{"report", "merge .stl results from stampede load -o; print or write HTML", runReport},
+		{"usl", "fit the Universal Scalability Law to measurements: where throughput peaks", runUSL},
 	}
 }
 
