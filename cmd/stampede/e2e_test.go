@@ -288,6 +288,9 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"load", "-H", "X-A: 1\r\nX-Injected: 1", "http://127.0.0.1:1/"}, `stampede load: header "X-A: 1\r\nX-Injected: 1": a value may not hold CR, LF or other control characters`},
 		{[]string{"load", "-H", "Bad Name: 1", "http://127.0.0.1:1/"}, "stampede load: header \"Bad Name: 1\": want 'Name: value' with a name of letters, digits and !#$%&'*+-.^_`|~"},
 		{[]string{"load", "--body-file", "/dev/zero", "http://127.0.0.1:1/"}, `stampede load: --body-file: /dev/zero is not a regular file`},
+		{[]string{"load", "--sweep", "1,2,4", "--rate", "10", "http://127.0.0.1:1/"}, `stampede load: --sweep runs the closed model by itself: not with --rate, --stages, -n, --scenario or --procs`},
+		{[]string{"load", "--sweep", "1,x,4", "http://127.0.0.1:1/"}, `stampede load: --sweep "1,x,4": want concurrencies from 1 to 1000000, as 1,2,4,8`},
+		{[]string{"load", "--sweep", "1,2", "http://127.0.0.1:1/"}, `stampede load: --sweep "1,2": want at least 3 concurrencies`},
 		{[]string{"report"}, "stampede report: give one or more .stl files written by stampede load -o"},
 		{[]string{"bench", "nope"}, "stampede bench: no experiment \"nope\" (have: costs, sched, schedstat, sync, lostupdate)"},
 		{[]string{"bench", "costs", "-p", "goroutines=2000000"}, "stampede bench: goroutines: 2000000 is out of range: allowed 1 to 1000000"},
@@ -501,6 +504,30 @@ func TestUSL(t *testing.T) {
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || string(out) != tc.want {
 			t.Errorf("usl of %q: exit %v, %q; want exit 2 and %q", tc.stdin, err, out, tc.want)
 		}
+	}
+}
+
+// TestLoadSweep runs a short sweep against the shop's /healthz and reads
+// the points and the fitted law from the JSON report.
+func TestLoadSweep(t *testing.T) {
+	_, c := startShop(t, "--store", "sqlite:"+filepath.Join(t.TempDir(), "shop.db"))
+	out, err := exec.Command(binary, "load", "--sweep", "1,2,4,8", "-d", "400ms", "--quiet", "--output", "json", c.Base+"/healthz").Output()
+	if err != nil {
+		t.Fatalf("sweep: %v\n%s", err, out)
+	}
+	var rep struct {
+		Sweep []load.SweepPoint
+		USL   struct {
+			Lambda, R2 float64
+			Verdict    []string
+		}
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(rep.Sweep) != 4 || rep.Sweep[0].Concurrency != 1 || rep.Sweep[3].Concurrency != 8 || rep.Sweep[0].RPS <= 0 ||
+		rep.USL.Lambda <= 0 || len(rep.USL.Verdict) == 0 {
+		t.Errorf("sweep report %s", out)
 	}
 }
 

@@ -9,12 +9,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/stampede-dev/stampede/internal/load"
+	"github.com/stampede-dev/stampede/internal/usl"
 )
 
 // headers is a repeatable -H flag.
@@ -54,6 +56,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	output := fs.String("output", "text", "report format: text or json")
 	resultFile := fs.String("o", "", "write the result (series, histogram, order ids) to this .stl file")
 	quiet := fs.Bool("quiet", false, "no live progress")
+	sweep := fs.String("sweep", "", "closed-model runs at each concurrency in turn, as 1,2,4,8,16 (each -d long, default 5s), then the Universal Scalability Law fitted to them")
+	warmup := fs.Duration("warmup", 0, "--sweep: run each concurrency this long before measuring it")
+	predictN := fs.Float64("predict", 100000, "--sweep: the concurrency to predict throughput and latency at")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -85,6 +90,31 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}{{"d", *dur, false}, {"think", *think, true}, {"timeout", *timeout, false}} {
 		if set[d.name] && (d.v < 0 || (d.v == 0 && !d.zero)) {
 			return bad("-%s must be a positive duration, not %v", d.name, d.v)
+		}
+	}
+	var levels []int
+	sweepStep := 5 * time.Second
+	if *sweep != "" {
+		switch {
+		case *rate > 0 || *stages != "" || *count > 0 || *scenario != "" || *procs > 1:
+			return bad("--sweep runs the closed model by itself: not with --rate, --stages, -n, --scenario or --procs")
+		case !(*predictN >= 1) || math.IsInf(*predictN, 0):
+			return bad("--predict must be a concurrency of at least 1, not %g", *predictN)
+		case *warmup < 0:
+			return bad("--warmup must not be negative")
+		}
+		for part := range strings.SplitSeq(*sweep, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(part))
+			if err != nil || n < 1 || n > load.MaxUsers {
+				return bad("--sweep %q: want concurrencies from 1 to %d, as 1,2,4,8", *sweep, load.MaxUsers)
+			}
+			levels = append(levels, n)
+		}
+		if len(levels) < 3 {
+			return bad("--sweep %q: want at least 3 concurrencies", *sweep)
+		}
+		if set["d"] {
+			sweepStep = *dur
 		}
 	}
 	if fs.NArg() != 1 && *targetsFile == "" {
@@ -171,6 +201,10 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 			return usageError{err}
 		}
+	}
+
+	if levels != nil {
+		return runSweep(ctx, cfg, levels, sweepStep, *warmup, *predictN, *output, !*quiet, stdout, stderr)
 	}
 
 	var res *load.Result
@@ -301,4 +335,39 @@ func shareArgs(n int, flags, positional []string, cfg load.Config) func(i int, f
 		}
 		return append(a, positional...)
 	}
+}
+
+// runSweep runs a sweep and prints its points and the fitted law.
+func runSweep(ctx context.Context, cfg load.Config, levels []int, step, warmup time.Duration, predict float64,
+	output string, live bool, stdout, stderr io.Writer) error {
+	var progress func(load.SweepPoint)
+	if live {
+		progress = func(p load.SweepPoint) {
+			fmt.Fprintf(stderr, "concurrency %d: %.1f req/s, p50 %.2fms, p99 %.2fms, errors %d\n",
+				p.Concurrency, p.RPS, p.Latency.P50*1e3, p.Latency.P99*1e3, p.Errors)
+		}
+	}
+	points, m, err := load.Sweep(ctx, cfg, levels, step, warmup, progress)
+	if err != nil {
+		return err
+	}
+	data := make([]usl.Point, len(points))
+	for i, p := range points {
+		data[i] = usl.Point{N: float64(p.Concurrency), X: p.RPS}
+	}
+	rep := usl.Judge(*m, data, predict)
+	switch output {
+	case "json":
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"sweep": points, "usl": rep})
+	case "text":
+		fmt.Fprintf(stdout, "%12s %12s %10s %10s %8s\n", "concurrency", "req/s", "p50 ms", "p99 ms", "errors")
+		for _, p := range points {
+			fmt.Fprintf(stdout, "%12d %12.1f %10.2f %10.2f %8d\n", p.Concurrency, p.RPS, p.Latency.P50*1e3, p.Latency.P99*1e3, p.Errors)
+		}
+		fmt.Fprintln(stdout)
+		rep.WriteText(stdout)
+	}
+	return nil
 }

@@ -140,6 +140,8 @@ func wait(sec float64) string {
 	switch {
 	case d >= time.Hour:
 		return d.Round(time.Minute).String()
+	case d >= time.Minute:
+		return d.Round(time.Second).String()
 	case d >= time.Second:
 		return d.Round(10 * time.Millisecond).String()
 	}
