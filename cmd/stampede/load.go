@@ -59,6 +59,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	sweep := fs.String("sweep", "", "closed-model runs at each concurrency in turn, as 1,2,4,8,16 (each -d long, default 5s), then the Universal Scalability Law fitted to them")
 	warmup := fs.Duration("warmup", 0, "--sweep: run each concurrency this long before measuring it")
 	predictN := fs.Float64("predict", 100000, "--sweep: the concurrency to predict throughput and latency at")
+	sweepHTML := fs.String("html", "", "--sweep: write a page of the sweep (points, fitted curve, peak) to this file")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -94,6 +95,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var levels []int
 	sweepStep := 5 * time.Second
+	if *sweepHTML != "" && *sweep == "" {
+		return bad("--html draws a sweep: give --sweep too (a run's page is stampede report --html)")
+	}
 	if *sweep != "" {
 		switch {
 		case *rate > 0 || *stages != "" || *count > 0 || *scenario != "" || *procs > 1:
@@ -204,7 +208,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	if levels != nil {
-		return runSweep(ctx, cfg, levels, sweepStep, *warmup, *predictN, *output, !*quiet, stdout, stderr)
+		return runSweep(ctx, cfg, levels, sweepStep, *warmup, *predictN, *output, *sweepHTML, !*quiet, stdout, stderr)
 	}
 
 	var res *load.Result
@@ -339,7 +343,7 @@ func shareArgs(n int, flags, positional []string, cfg load.Config) func(i int, f
 
 // runSweep runs a sweep and prints its points and the fitted law.
 func runSweep(ctx context.Context, cfg load.Config, levels []int, step, warmup time.Duration, predict float64,
-	output string, live bool, stdout, stderr io.Writer) error {
+	output, htmlPath string, live bool, stdout, stderr io.Writer) error {
 	var progress func(load.SweepPoint)
 	if live {
 		progress = func(p load.SweepPoint) {
@@ -356,6 +360,19 @@ func runSweep(ctx context.Context, cfg load.Config, levels []int, step, warmup t
 		data[i] = usl.Point{N: float64(p.Concurrency), X: p.RPS}
 	}
 	rep := usl.Judge(*m, data, predict)
+	if htmlPath != "" {
+		f, err := os.Create(htmlPath)
+		if err != nil {
+			return err
+		}
+		err = load.WriteSweepHTML(f, points, rep)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", htmlPath, err)
+		}
+	}
 	switch output {
 	case "json":
 		enc := json.NewEncoder(stdout)

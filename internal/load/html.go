@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/stampede-dev/stampede/internal/usl"
 )
 
 // WriteHTML writes a self-contained page (inline SVG, no scripts, no
@@ -197,3 +199,96 @@ func chart(title, xLabel string, y axis, series [][]float64, xs []float64, names
 	b.WriteString(`</svg>`)
 	return b.String()
 }
+
+// WriteSweepHTML writes a self-contained page of a sweep: the throughput
+// measured at each concurrency, the fitted Universal Scalability Law
+// through it and beyond, the peak marked, and the verdict in words.
+func WriteSweepHTML(w io.Writer, points []SweepPoint, fit usl.Report) error {
+	var ns, measured []float64
+	maxN := 0.0
+	for _, p := range points {
+		ns = append(ns, float64(p.Concurrency))
+		measured = append(measured, p.RPS)
+		maxN = math.Max(maxN, float64(p.Concurrency))
+	}
+	// The curve runs past the last measurement and the peak, so that the
+	// fall beyond the peak shows.
+	top := maxN
+	if fit.PeakConcurrency > 0 {
+		top = math.Max(top, 2*fit.PeakConcurrency)
+	}
+	top = math.Min(top*1.2, 4*maxN)
+	var cx, cy []float64
+	for i := 0; i <= 100; i++ {
+		n := 1 + (top-1)*float64(i)/100
+		cx, cy = append(cx, n), append(cy, fit.Model.X(n))
+	}
+	svg := sweepChart(ns, measured, cx, cy, fit)
+	return sweepPage.Execute(w, map[string]any{"Fit": fit, "Chart": template.HTML(svg), "Points": points})
+}
+
+// sweepChart draws the fitted curve as a line, the measurements as dots and
+// the peak as a dashed vertical line.
+func sweepChart(ns, xs, cx, cy []float64, fit usl.Report) string {
+	const W, H, L, R, T, B = 900.0, 320.0, 70.0, 20.0, 30.0, 45.0
+	ymax := 0.0
+	for _, v := range append(append([]float64{}, xs...), cy...) {
+		ymax = math.Max(ymax, v)
+	}
+	ystep := niceStep(ymax, 4)
+	ytop := math.Max(ystep, math.Ceil(ymax/ystep)*ystep)
+	xmax := cx[len(cx)-1]
+	xstep := niceStep(xmax, 8)
+	px := func(x float64) float64 { return L + x/xmax*(W-L-R) }
+	py := func(v float64) float64 { return H - B - v/ytop*(H-T-B) }
+	y := countAxis("req/s")
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg viewBox="0 0 %.0f %.0f" role="img" aria-label="throughput by concurrency"><text x="%.0f" y="18">throughput by concurrency</text>`, W, H, L)
+	for v := 0.0; v <= ytop+ystep/2; v += ystep {
+		fmt.Fprintf(&b, `<line class="grid" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/><text x="%.1f" y="%.1f" text-anchor="end">%s</text>`,
+			L, W-R, py(v), py(v), L-6, py(v)+4, y.format(v))
+	}
+	for x := 0.0; x <= xmax+xstep/1000; x += xstep {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, px(x), H-B+16, trim(x))
+	}
+	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">concurrent users</text>`, (L+W-R)/2, H-8)
+	fmt.Fprintf(&b, `<text transform="translate(14 %.1f) rotate(-90)" text-anchor="middle">req/s</text>`, (H-B+T)/2)
+	var pts []string
+	for i := range cx {
+		pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(cx[i]), py(cy[i])))
+	}
+	fmt.Fprintf(&b, `<polyline class="s0" points="%s"><title>fitted law</title></polyline>`, strings.Join(pts, " "))
+	for i := range ns {
+		fmt.Fprintf(&b, `<circle class="dot" cx="%.1f" cy="%.1f" r="4"><title>%s users: %s req/s</title></circle>`,
+			px(ns[i]), py(xs[i]), trim(ns[i]), trim(xs[i]))
+	}
+	if p := fit.PeakConcurrency; p > 0 && p <= xmax {
+		fmt.Fprintf(&b, `<line class="peak" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/><text x="%.1f" y="%.1f">peak: %s users, %s req/s</text>`,
+			px(p), px(p), py(0), py(ytop), px(p)+6, T+14, trim(p), y.format(fit.PeakRPS))
+	}
+	fmt.Fprintf(&b, `<line class="s0" x1="%.0f" x2="%.0f" y1="14" y2="14"/><text x="%.0f" y="18">fitted law</text><circle class="dot" cx="%.0f" cy="14" r="4"/><text x="%.0f" y="18">measured</text>`,
+		W-R-230, W-R-210, W-R-206, W-R-110, W-R-100)
+	b.WriteString(`</svg>`)
+	return b.String()
+}
+
+var sweepPage = template.Must(template.New("sweep").Funcs(template.FuncMap{"ms": func(s float64) float64 { return s * 1e3 }, "num": trim}).Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>stampede sweep</title>
+<style>
+:root { color-scheme: light dark; --fg: #1d2430; --bg: #fff; --grid: #d0d5dd; --s0: #2563eb; --s1: #dc2626; }
+@media (prefers-color-scheme: dark) { :root { --fg: #e6e9ef; --bg: #14171c; --grid: #3a414c; --s0: #60a5fa; --s1: #f87171; } }
+body { font: 15px/1.5 system-ui, sans-serif; color: var(--fg); background: var(--bg); max-width: 60rem; margin: 2rem auto; padding: 0 1rem; }
+table { border-collapse: collapse; } td, th { padding: .2rem .8rem; text-align: right; border-bottom: 1px solid var(--grid); }
+svg { width: 100%; height: auto; } svg text { fill: var(--fg); font-size: 12px; }
+.grid { stroke: var(--grid); } .s0 { stroke: var(--s0); fill: none; stroke-width: 2; }
+.dot { fill: var(--s1); } .peak { stroke: var(--s1); stroke-dasharray: 5 4; }
+</style></head><body>
+<h1>Where it peaks</h1>
+{{range .Fit.Verdict}}<p>{{.}}</p>{{end}}
+{{.Chart}}
+<p>σ (contention) {{printf "%.4g" .Fit.Sigma}} · κ (coherency) {{printf "%.4g" .Fit.Kappa}} · λ {{num .Fit.Lambda}}/s · R² {{printf "%.4f" .Fit.R2}}</p>
+<table><tr><th>concurrency</th><th>req/s</th><th>p50</th><th>p99</th><th>errors</th></tr>
+{{range .Points}}<tr><td>{{.Concurrency}}</td><td>{{printf "%.1f" .RPS}}</td><td>{{printf "%.2f ms" (ms .Latency.P50)}}</td><td>{{printf "%.2f ms" (ms .Latency.P99)}}</td><td>{{.Errors}}</td></tr>{{end}}
+</table>
+</body></html>
+`))

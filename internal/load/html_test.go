@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stampede-dev/stampede/internal/usl"
 )
 
 // TestHTMLReportReadable: round ticks with units (60k req/s, not
@@ -55,5 +57,38 @@ func TestHTMLReportReadable(t *testing.T) {
 	}
 	if d := math.Abs(y(pts[2]) - y(pts[1])); d > 2 {
 		t.Errorf("last point %s drawn %.1f px from %s; want level", pts[2], d, pts[1])
+	}
+}
+
+// TestSweepPage: the sweep's page draws every measurement, the fitted
+// curve and the peak, with the verdict above, and no number in
+// scientific notation.
+func TestSweepPage(t *testing.T) {
+	law := usl.Model{Sigma: 0.05, Kappa: 0.002, Lambda: 16920}
+	var points []SweepPoint
+	var data []usl.Point
+	for _, n := range []int{1, 2, 4, 8, 16, 32, 48} {
+		points = append(points, SweepPoint{Concurrency: n, RPS: law.X(float64(n))})
+		data = append(data, usl.Point{N: float64(n), X: law.X(float64(n))})
+	}
+	m, err := usl.Fit(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := WriteSweepHTML(&b, points, usl.Judge(m, data, 100000)); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	if n := strings.Count(page, `<circle class="dot" cx=`); n != len(points)+1 { // and the legend's
+		t.Errorf("%d dots, want %d and the legend's", n-1, len(points))
+	}
+	for _, want := range []string{">peak: 21.8 users, ", "Throughput peaks at about 21.8 concurrent users", "λ 16920/s", `<polyline class="s0"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "e+0") {
+		t.Error("page holds a number in scientific notation")
 	}
 }
