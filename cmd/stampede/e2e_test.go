@@ -288,7 +288,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"load", "-H", "X-A: 1\r\nX-Injected: 1", "http://127.0.0.1:1/"}, `stampede load: header "X-A: 1\r\nX-Injected: 1": a value may not hold CR, LF or other control characters`},
 		{[]string{"load", "-H", "Bad Name: 1", "http://127.0.0.1:1/"}, "stampede load: header \"Bad Name: 1\": want 'Name: value' with a name of letters, digits and !#$%&'*+-.^_`|~"},
 		{[]string{"load", "--body-file", "/dev/zero", "http://127.0.0.1:1/"}, `stampede load: --body-file: /dev/zero is not a regular file`},
-		{[]string{"load", "--sweep", "1,2,4", "--rate", "10", "http://127.0.0.1:1/"}, `stampede load: --sweep runs the closed model by itself: not with --rate, --stages, -n, --scenario or --procs`},
+		{[]string{"load", "--sweep", "1,2,4", "--rate", "10", "http://127.0.0.1:1/"}, `stampede load: --sweep runs the closed model by itself: not with --rate, --stages, -n or --procs`},
 		{[]string{"load", "--sweep", "1,x,4", "http://127.0.0.1:1/"}, `stampede load: --sweep "1,x,4": want concurrencies from 1 to 1000000, as 1,2,4,8`},
 		{[]string{"load", "--sweep", "1,2", "http://127.0.0.1:1/"}, `stampede load: --sweep "1,2": want at least 3 concurrencies`},
 		{[]string{"report"}, "stampede report: give one or more .stl files written by stampede load -o"},

@@ -100,8 +100,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *sweep != "" {
 		switch {
-		case *rate > 0 || *stages != "" || *count > 0 || *scenario != "" || *procs > 1:
-			return bad("--sweep runs the closed model by itself: not with --rate, --stages, -n, --scenario or --procs")
+		case *rate > 0 || *stages != "" || *count > 0 || *procs > 1:
+			return bad("--sweep runs the closed model by itself: not with --rate, --stages, -n or --procs")
 		case !(*predictN >= 1) || math.IsInf(*predictN, 0):
 			return bad("--predict must be a concurrency of at least 1, not %g", *predictN)
 		case *warmup < 0:

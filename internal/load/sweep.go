@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/stampede-dev/stampede/internal/usl"
@@ -32,6 +33,11 @@ func Sweep(ctx context.Context, cfg Config, levels []int, step, warmup time.Dura
 		}
 		c := cfg
 		c.Users, c.Rate, c.Stages, c.Requests, c.Tick = n, 0, nil, 0, nil
+		if cfg.Sale != nil { // each step buys with keys of its own
+			sale := *cfg.Sale
+			sale.RunID += "c" + strconv.Itoa(n)
+			c.Sale = &sale
+		}
 		if warmup > 0 {
 			c.Duration = warmup
 			if _, err := Run(ctx, c); err != nil {
