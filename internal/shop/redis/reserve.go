@@ -373,6 +373,13 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 	switch res[0] {
 	case "ok":
 	case "sold_out":
+		// Redis itself refused (not memory): learn it before answering,
+		// so that this process answers the next buyers from memory.
+		if len(res) > 1 {
+			if gen, err := strconv.ParseInt(res[1], 10, 64); err == nil {
+				r.learnSoldOut(ctx, o.ProductID, o.Quantity, gen)
+			}
+		}
 		return shop.Order{}, shop.ErrSoldOut
 	case "limit":
 		return shop.Order{}, shop.ErrLimitExceeded
@@ -481,20 +488,6 @@ func (r *Reserve) reserveBatch(ctx context.Context, batch []*reservation) {
 			err = errors.New("empty answer from the reserve script")
 		}
 		rv.res, rv.err = res, err
-		if err == nil && res[0] == "sold_out" && len(res) > 1 {
-			if gen, err := strconv.ParseInt(res[1], 10, 64); err == nil {
-				r.mu.Lock()
-				learning := r.learning[rv.o.ProductID]
-				r.mu.Unlock()
-				if !learning {
-					r.wg.Add(1)
-					go func(o shop.Order) {
-						defer r.wg.Done()
-						r.learnSoldOut(ctx, o.ProductID, o.Quantity, gen)
-					}(rv.o)
-				}
-			}
-		}
 		close(rv.done)
 	}
 }
