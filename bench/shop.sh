@@ -27,44 +27,29 @@ rounds=${ROUNDS:-3}
 dur=${DURATION:-5s}
 
 dir=$(mktemp -d /tmp/stampede-shopbench.XXXXXX)
-shop_pid=
-schemas=()
+. bench/pinned_shop.sh
 finish() {
-  [ -n "$shop_pid" ] && kill "$shop_pid" 2>/dev/null && wait "$shop_pid" 2>/dev/null
-  for s in "${schemas[@]}"; do psql "$STAMPEDE_TEST_PG" -qc "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true; done
+  stop_shop
+  drop_schemas
   rm -rf "$dir"
   cleanup
 }
 trap finish EXIT
 go build -o "$dir/stampede" ./cmd/stampede
 port=$(free_port 18280)
-sep='?'; [[ "$STAMPEDE_TEST_PG" == *\?* ]] && sep='&'
 
 # run NAME SHOP-FLAGS…: one setup, ROUNDS times; appends "NAME healthz orders non2xx" lines.
 run() {
   local name=$1; shift
   for r in $(seq "$rounds"); do
-    local store=("--store" "sqlite:$dir/shop-$RANDOM$RANDOM.db")
-    if [ "$1" = postgres ]; then
-      local schema="stampede_shopbench_$$_$RANDOM"; schemas+=("$schema")
-      psql "$STAMPEDE_TEST_PG" -qc "CREATE SCHEMA $schema" >/dev/null
-      store=("--store" "$STAMPEDE_TEST_PG${sep}search_path=$schema")
-    fi
-    local flags=("${@:2}")
-    [[ " ${flags[*]} " == *" --redis "* ]] && flags+=("--redis-prefix" "shopbench$$r$r:")
-    : >"$dir/shop.out"
-    taskset -c 0 "$dir/stampede" shop --addr "127.0.0.1:$port" "${store[@]}" "${flags[@]}" >"$dir/shop.out" 2>"$dir/shop.err" &
-    shop_pid=$!
-    for _ in $(seq 100); do grep -q serving "$dir/shop.out" 2>/dev/null && break; sleep 0.1; done
-    grep -q serving "$dir/shop.out" || { cat "$dir/shop.err" >&2; die "$name: the shop did not start"; }
-    local id
-    id=$(curl -fs -XPOST "127.0.0.1:$port/api/products" -d '{"name":"phone","stock":1000000000}' | sed 's/.*"id":\([0-9]*\).*/\1/')
+    start_shop "$name" "$@"
+    local id=$product
     local h o
     h=$(taskset -c 1 wrk -t1 -c64 -d"$dur" "http://127.0.0.1:$port/healthz" | awk '/Requests\/sec/ {print $2}')
     o=$(PRODUCT=$id RUN=$$$RANDOM$RANDOM taskset -c 1 wrk -t1 -c64 -d"$dur" -s bench/buy.lua "http://127.0.0.1:$port/api/orders")
     echo "$name $h $(echo "$o" | awk '/Requests\/sec/ {print $2}') $(echo "$o" | awk '/Non-2xx/ {n = $NF} END {print n + 0}')" >>"$dir/results"
     say "$name round $r: $(tail -1 "$dir/results" | cut -d' ' -f2-)"
-    kill "$shop_pid"; wait "$shop_pid" 2>/dev/null || true; shop_pid=
+    stop_shop
   done
 }
 : >"$dir/results"

@@ -17,37 +17,22 @@ ensure_redis
 step=${STEP:-2s}
 levels=${LEVELS:-1,2,4,8,16,32,64,128}
 dir=$(mktemp -d /tmp/stampede-usl.XXXXXX)
-shop_pid=
-schemas=()
+. bench/pinned_shop.sh
 finish() {
-  [ -n "$shop_pid" ] && kill "$shop_pid" 2>/dev/null && wait "$shop_pid" 2>/dev/null
-  for s in "${schemas[@]}"; do psql "$STAMPEDE_TEST_PG" -qc "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true; done
+  stop_shop
+  drop_schemas
   rm -rf "$dir"
   cleanup
 }
 trap finish EXIT
 go build -o "$dir/stampede" ./cmd/stampede
 port=$(free_port 18380)
-sep='?'; [[ "$STAMPEDE_TEST_PG" == *\?* ]] && sep='&'
 
 printf '| setup | sigma | kappa | lambda (orders/s) | peak (users) | peak orders/s | R² |\n|---|---:|---:|---:|---:|---:|---:|\n' >"$dir/table"
 sweep() {
   local name=$1; shift
-  local store=("--store" "sqlite:$dir/shop-$RANDOM.db")
-  if [ "$1" = postgres ]; then
-    local schema="stampede_usl_$$_$RANDOM"; schemas+=("$schema")
-    psql "$STAMPEDE_TEST_PG" -qc "CREATE SCHEMA $schema" >/dev/null
-    store=("--store" "$STAMPEDE_TEST_PG${sep}search_path=$schema")
-  fi
-  local flags=("${@:2}")
-  [[ " ${flags[*]} " == *" --redis "* ]] && flags+=("--redis-prefix" "uslbench$$$RANDOM:")
-  : >"$dir/shop.out"
-  taskset -c 0 "$dir/stampede" shop --addr "127.0.0.1:$port" "${store[@]}" "${flags[@]}" >"$dir/shop.out" 2>"$dir/shop.err" &
-  shop_pid=$!
-  for _ in $(seq 100); do grep -q serving "$dir/shop.out" 2>/dev/null && break; sleep 0.1; done
-  grep -q serving "$dir/shop.out" || { cat "$dir/shop.err" >&2; die "$name: the shop did not start"; }
-  local id
-  id=$(curl -fs -XPOST "127.0.0.1:$port/api/products" -d '{"name":"phone","stock":1000000000}' | sed 's/.*"id":\([0-9]*\).*/\1/')
+  start_shop "$name" "$@"
+  local id=$product
   say "$name: sweeping $levels, $step each"
   taskset -c 1 "$dir/stampede" load --sweep "$levels" -d "$step" --warmup 500ms --quiet --output json \
     --scenario flash-sale --product "$id" --users 1000000000 --html "$dir/$RANDOM.html" "http://127.0.0.1:$port" >"$dir/sweep.json"
@@ -56,7 +41,7 @@ sweep() {
     /"r2":/ { gsub(/,/, "", $2); r = $2 } /"peak_concurrency":/ { gsub(/,/, "", $2); p = $2 } /"peak_rps":/ { gsub(/,/, "", $2); x = $2 }
     END { printf "| %s | %.3g | %.3g | %.0f | %s | %s | %.3f |\n", name, s, k, l, (p > 0 ? sprintf("%.0f", p) : "none"), (p > 0 ? sprintf("%.0f", x) : "—"), r }' \
     "$dir/sweep.json" >>"$dir/table"
-  kill "$shop_pid"; wait "$shop_pid" 2>/dev/null || true; shop_pid=
+  stop_shop
 }
 sweep "sqlite reserve (default)" sqlite
 sweep "sqlite atomic" sqlite --strategy atomic

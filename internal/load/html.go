@@ -134,16 +134,20 @@ func niceStep(top float64, n int) float64 {
 	return 10 * pow
 }
 
-var page = template.Must(template.New("report").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>stampede load report</title>
-<style>
+// style is the stylesheet both pages share: colours for light and dark.
+const style = `{{define "style"}}<style>
 :root { color-scheme: light dark; --fg: #1d2430; --bg: #fff; --grid: #d0d5dd; --s0: #2563eb; --s1: #dc2626; }
 @media (prefers-color-scheme: dark) { :root { --fg: #e6e9ef; --bg: #14171c; --grid: #3a414c; --s0: #60a5fa; --s1: #f87171; } }
 body { font: 15px/1.5 system-ui, sans-serif; color: var(--fg); background: var(--bg); max-width: 60rem; margin: 2rem auto; padding: 0 1rem; }
 table { border-collapse: collapse; } td, th { padding: .2rem .8rem; text-align: right; border-bottom: 1px solid var(--grid); }
 svg { width: 100%; height: auto; } svg text { fill: var(--fg); font-size: 12px; }
 .grid { stroke: var(--grid); } .s0 { stroke: var(--s0); fill: none; stroke-width: 2; } .s1 { stroke: var(--s1); fill: none; stroke-width: 2; }
-</style></head><body>
+.dot { fill: var(--s1); } .peak { stroke: var(--s1); stroke-dasharray: 5 4; }
+</style>{{end}}`
+
+var page = template.Must(template.Must(template.New("report").Parse(style)).Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>stampede load report</title>
+{{template "style"}}</head><body>
 <h1>stampede load report</h1>
 <p>{{.Sources}} · {{.Report.Mode}} model · {{.Report.Requests}} requests in {{printf "%.2f" .Report.DurationSeconds}} s · {{printf "%.1f" .Report.RPS}} req/s</p>
 <table><tr><th>min</th><th>mean</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>
@@ -153,44 +157,68 @@ svg { width: 100%; height: auto; } svg text { fill: var(--fg); font-size: 12px; 
 </body></html>
 `))
 
+// frame is a chart's drawing area: an SVG of W×H with margins, y from 0
+// to ytop and x from xmin to xmax, both cut into round steps.
+type frame struct {
+	W, H, L, R, T, B  float64
+	xmin, xmax, xstep float64
+	ytop, ystep       float64
+	y                 axis
+	title, xLabel     string
+}
+
+// newFrame fits round axes around x values from xmin to xmax and y
+// values up to ymax (already divided by y.div).
+func newFrame(title, xLabel string, y axis, h, xmin, xmax, ymax float64) *frame {
+	f := &frame{W: 900, H: h, L: 70, R: 20, T: 30, B: 45, y: y, title: title, xLabel: xLabel}
+	f.ystep = niceStep(ymax, 4)
+	f.ytop = math.Max(f.ystep, math.Ceil(ymax/f.ystep)*f.ystep)
+	if xmax == xmin {
+		xmax = xmin + 1
+	}
+	f.xstep = niceStep(xmax-xmin, 8)
+	f.xmin, f.xmax = xmin, math.Max(xmax, xmin+f.xstep)
+	return f
+}
+
+func (f *frame) px(x float64) float64 { return f.L + (x-f.xmin)/(f.xmax-f.xmin)*(f.W-f.L-f.R) }
+func (f *frame) py(v float64) float64 { return f.H - f.B - v/f.ytop*(f.H-f.T-f.B) }
+
+// open starts the SVG with its title, grid, ticks and axis labels.
+func (f *frame) open(b *strings.Builder) {
+	fmt.Fprintf(b, `<svg viewBox="0 0 %.0f %.0f" role="img" aria-label="%s"><text x="%.0f" y="18">%s</text>`, f.W, f.H, f.title, f.L, f.title)
+	for v := 0.0; v <= f.ytop+f.ystep/2; v += f.ystep {
+		fmt.Fprintf(b, `<line class="grid" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/><text x="%.1f" y="%.1f" text-anchor="end">%s</text>`,
+			f.L, f.W-f.R, f.py(v), f.py(v), f.L-6, f.py(v)+4, f.y.format(v))
+	}
+	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, (f.L+f.W-f.R)/2, f.H-8, f.xLabel)
+	fmt.Fprintf(b, `<text transform="translate(14 %.1f) rotate(-90)" text-anchor="middle">%s</text>`, (f.H-f.B+f.T)/2, f.y.label)
+	for x := math.Ceil(f.xmin/f.xstep) * f.xstep; x <= f.xmax+f.xstep/1000; x += f.xstep {
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, f.px(x), f.H-f.B+16, trim(x))
+	}
+}
+
 // chart draws line series as SVG with round ticks on both axes, units and
 // a legend. xs are the x values of every series' points.
 func chart(title, xLabel string, y axis, series [][]float64, xs []float64, names []string) string {
-	const W, H, L, R, T, B = 900.0, 300.0, 70.0, 20.0, 30.0, 45.0
 	ymax := 0.0
 	for _, s := range series {
 		for _, v := range s {
 			ymax = max(ymax, v/y.div)
 		}
 	}
-	ystep := niceStep(ymax, 4)
-	ytop := math.Max(ystep, math.Ceil(ymax/ystep)*ystep)
 	xmin, xmax := 0.0, 1.0
 	if len(xs) > 0 {
 		xmin, xmax = math.Min(0, xs[0]), xs[len(xs)-1]
-		if xmax == xmin {
-			xmax = xmin + 1
-		}
 	}
-	xstep := niceStep(xmax-xmin, 8)
-	xmax = math.Max(xmax, xmin+xstep)
-	px := func(x float64) float64 { return L + (x-xmin)/(xmax-xmin)*(W-L-R) }
-	py := func(v float64) float64 { return H - B - v/ytop*(H-T-B) }
+	f := newFrame(title, xLabel, y, 300, xmin, xmax, ymax)
+	W, R := f.W, f.R
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg viewBox="0 0 %.0f %.0f" role="img" aria-label="%s"><text x="%.0f" y="18">%s</text>`, W, H, title, L, title)
-	for v := 0.0; v <= ytop+ystep/2; v += ystep {
-		fmt.Fprintf(&b, `<line class="grid" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/><text x="%.1f" y="%.1f" text-anchor="end">%s</text>`,
-			L, W-R, py(v), py(v), L-6, py(v)+4, y.format(v))
-	}
-	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, (L+W-R)/2, H-8, xLabel)
-	fmt.Fprintf(&b, `<text transform="translate(14 %.1f) rotate(-90)" text-anchor="middle">%s</text>`, (H-B+T)/2, y.label)
-	for x := math.Ceil(xmin/xstep) * xstep; x <= xmax+xstep/1000; x += xstep {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, px(x), H-B+16, trim(x))
-	}
+	f.open(&b)
 	for si, s := range series {
 		var pts []string
 		for i, v := range s {
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(xs[i]), py(v/y.div)))
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", f.px(xs[i]), f.py(v/y.div)))
 		}
 		fmt.Fprintf(&b, `<polyline class="s%d" points="%s"><title>%s</title></polyline>`, si%2, strings.Join(pts, " "), names[si])
 		fmt.Fprintf(&b, `<line class="s%d" x1="%.0f" x2="%.0f" y1="%.0f" y2="%.0f"/><text x="%.0f" y="%.0f">%s</text>`,
@@ -230,29 +258,14 @@ func WriteSweepHTML(w io.Writer, points []SweepPoint, fit usl.Report) error {
 // sweepChart draws the fitted curve as a line, the measurements as dots and
 // the peak as a dashed vertical line.
 func sweepChart(ns, xs, cx, cy []float64, fit usl.Report) string {
-	const W, H, L, R, T, B = 900.0, 320.0, 70.0, 20.0, 30.0, 45.0
 	ymax := 0.0
 	for _, v := range append(append([]float64{}, xs...), cy...) {
 		ymax = math.Max(ymax, v)
 	}
-	ystep := niceStep(ymax, 4)
-	ytop := math.Max(ystep, math.Ceil(ymax/ystep)*ystep)
-	xmax := cx[len(cx)-1]
-	xstep := niceStep(xmax, 8)
-	px := func(x float64) float64 { return L + x/xmax*(W-L-R) }
-	py := func(v float64) float64 { return H - B - v/ytop*(H-T-B) }
-	y := countAxis("req/s")
+	f := newFrame("throughput by concurrency", "concurrent users", countAxis("req/s"), 320, 0, cx[len(cx)-1], ymax)
+	W, R, T, px, py, y, xmax, ytop := f.W, f.R, f.T, f.px, f.py, f.y, f.xmax, f.ytop
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg viewBox="0 0 %.0f %.0f" role="img" aria-label="throughput by concurrency"><text x="%.0f" y="18">throughput by concurrency</text>`, W, H, L)
-	for v := 0.0; v <= ytop+ystep/2; v += ystep {
-		fmt.Fprintf(&b, `<line class="grid" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/><text x="%.1f" y="%.1f" text-anchor="end">%s</text>`,
-			L, W-R, py(v), py(v), L-6, py(v)+4, y.format(v))
-	}
-	for x := 0.0; x <= xmax+xstep/1000; x += xstep {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, px(x), H-B+16, trim(x))
-	}
-	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">concurrent users</text>`, (L+W-R)/2, H-8)
-	fmt.Fprintf(&b, `<text transform="translate(14 %.1f) rotate(-90)" text-anchor="middle">req/s</text>`, (H-B+T)/2)
+	f.open(&b)
 	var pts []string
 	for i := range cx {
 		pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(cx[i]), py(cy[i])))
@@ -272,17 +285,9 @@ func sweepChart(ns, xs, cx, cy []float64, fit usl.Report) string {
 	return b.String()
 }
 
-var sweepPage = template.Must(template.New("sweep").Funcs(template.FuncMap{"ms": func(s float64) float64 { return s * 1e3 }, "num": trim}).Parse(`<!doctype html>
+var sweepPage = template.Must(template.Must(template.New("sweep").Funcs(template.FuncMap{"ms": func(s float64) float64 { return s * 1e3 }, "num": trim}).Parse(style)).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>stampede sweep</title>
-<style>
-:root { color-scheme: light dark; --fg: #1d2430; --bg: #fff; --grid: #d0d5dd; --s0: #2563eb; --s1: #dc2626; }
-@media (prefers-color-scheme: dark) { :root { --fg: #e6e9ef; --bg: #14171c; --grid: #3a414c; --s0: #60a5fa; --s1: #f87171; } }
-body { font: 15px/1.5 system-ui, sans-serif; color: var(--fg); background: var(--bg); max-width: 60rem; margin: 2rem auto; padding: 0 1rem; }
-table { border-collapse: collapse; } td, th { padding: .2rem .8rem; text-align: right; border-bottom: 1px solid var(--grid); }
-svg { width: 100%; height: auto; } svg text { fill: var(--fg); font-size: 12px; }
-.grid { stroke: var(--grid); } .s0 { stroke: var(--s0); fill: none; stroke-width: 2; }
-.dot { fill: var(--s1); } .peak { stroke: var(--s1); stroke-dasharray: 5 4; }
-</style></head><body>
+{{template "style"}}</head><body>
 <h1>Where it peaks</h1>
 {{range .Fit.Verdict}}<p>{{.}}</p>{{end}}
 {{.Chart}}

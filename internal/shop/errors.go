@@ -33,17 +33,15 @@ func (e *Error) Error() string { return e.Code + ": " + e.Message }
 // NewError returns an Error with a code and a message for the client.
 func NewError(code, msg string) *Error { return &Error{Code: code, Message: msg} }
 
-func errorOf(code, msg string) *Error { return NewError(code, msg) }
-
 // Shared errors. Compare with ErrorCode, not ==, since stores may wrap them.
 var (
-	ErrNotFound      = errorOf(CodeNotFound, "product not found")
-	ErrSoldOut       = errorOf(CodeSoldOut, "not enough stock left")
-	ErrLimitExceeded = errorOf(CodeLimitExceeded, "this order would pass the per-user limit")
-	ErrLockLost      = errorOf(CodeLockLost, "the lock expired before the write; retry")
-	ErrOverloaded    = errorOf(CodeOverloaded, "the shop is shedding load; retry later")
-	ErrTimeout       = errorOf(CodeTimeout, "the order did not finish before its deadline; retry with the same Idempotency-Key")
-	ErrUnavailable   = errorOf(CodeUnavailable, "the shop cannot take orders now (see /readyz); retry later")
+	ErrNotFound      = NewError(CodeNotFound, "product not found")
+	ErrSoldOut       = NewError(CodeSoldOut, "not enough stock left")
+	ErrLimitExceeded = NewError(CodeLimitExceeded, "this order would pass the per-user limit")
+	ErrLockLost      = NewError(CodeLockLost, "the lock expired before the write; retry")
+	ErrOverloaded    = NewError(CodeOverloaded, "the shop is shedding load; retry later")
+	ErrTimeout       = NewError(CodeTimeout, "the order did not finish before its deadline; retry with the same Idempotency-Key")
+	ErrUnavailable   = NewError(CodeUnavailable, "the shop cannot take orders now (see /readyz); retry later")
 	// ErrDuplicateKey is returned by a Store when an idempotency key is taken.
 	ErrDuplicateKey = errors.New("idempotency key already used")
 	// ErrWouldOversell is returned by Store.CommitBatch for a batch that

@@ -175,7 +175,7 @@ func (s *Service) PlaceOrder(ctx context.Context, req OrderRequest) (o Order, cr
 
 func replay(prev Order, hash string) (Order, bool, error) {
 	if prev.RequestHash != hash {
-		return Order{}, false, errorOf(CodeIdempotencyConflict, "this Idempotency-Key was used with a different order")
+		return Order{}, false, NewError(CodeIdempotencyConflict, "this Idempotency-Key was used with a different order")
 	}
 	return prev, false, nil
 }
