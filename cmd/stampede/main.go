@@ -34,6 +34,7 @@ func commands() []command {
 		{"load", "bring the crowd: load-test an HTTP service or the shop", runLoad},
 		{"report", "merge .stl results from stampede load -o; print or write HTML", runReport},
 		{"usl", "fit the Universal Scalability Law to measurements: where throughput peaks", runUSL},
+		{"verify", "run a flash sale with faults and prove what it did: the books, limits, linearizability", runVerify},
 	}
 }
 

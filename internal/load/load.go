@@ -45,12 +45,69 @@ type FlashSale struct {
 	RunID     string // keys are RunID-k, so runs do not replay each other
 	Slice     int    // this process's share of the users, from 0
 	Slices    int    // shares in all; 0 or 1: every user is this process's
+	// Shuffled draws each purchase's user from a fixed pseudo-random
+	// sequence instead of taking turns, so that a user may come back
+	// before every other user has bought: a per-user limit is met while
+	// stock remains. It needs Slices of 0 or 1.
+	Shuffled bool
+	// Record, if not nil, is called once per purchase when it has its final
+	// answer, from the goroutine that made it: a checker's history
+	// (stampede verify). It must be safe for concurrent use and quick.
+	Record func(Purchase)
 }
+
+// Purchase is one buyer's purchase as the flash sale saw it, from the
+// first attempt to the final answer, retries included.
+type Purchase struct {
+	Key      string // the Idempotency-Key, the same on every attempt
+	User     string
+	Quantity int
+	// Start is taken before the first attempt is sent and End after the
+	// final answer was read: the purchase took effect, if at all, between.
+	Start, End time.Time
+	Attempts   int
+	Status     int     // the final HTTP status; 0 after a transport error
+	Outcome    Outcome // what the final answer settled
+	OrderID    string  // the order, when acknowledged
+}
+
+// Outcome is what a purchase's final answer settled.
+type Outcome int
+
+const (
+	// Other is an answer that settles nothing the sale knows (a 500, a 404).
+	Other Outcome = iota
+	// Acknowledged is a 201, or a 200 replaying the stored order.
+	Acknowledged
+	// SoldOut is a 409 sold_out.
+	SoldOut
+	// LimitExceeded is a 409 limit_exceeded.
+	LimitExceeded
+	// Unsettled is a 503 or a transport error still unanswered when the
+	// timeout passed: the order may or may not have been taken.
+	Unsettled
+)
+
+var outcomeNames = [...]string{"other", "acknowledged", "sold_out", "limit_exceeded", "unsettled"}
+
+func (o Outcome) String() string { return outcomeNames[o] }
 
 // user is the user purchase k buys for.
 func (s *FlashSale) user(k int64) int64 {
+	if s.Shuffled {
+		return int64(mix(uint64(k)) % uint64(s.Users))
+	}
 	n := int64(max(s.Slices, 1))
 	return (k*n + int64(s.Slice)) % int64(s.Users)
+}
+
+// mix is splitmix64's finaliser: a fixed permutation of the integers whose
+// outputs look random.
+func mix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 // Config describes a run. Set either Rate (open model) or Users (closed).

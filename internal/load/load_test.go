@@ -173,17 +173,17 @@ func TestSaleOutcome(t *testing.T) {
 		status int
 		body   string
 		err    error
-		want   outcome
+		want   Outcome
 		id     string
 	}{
-		{201, `{"order_id":"ab12","product_id":1}`, nil, outcomeAcknowledged, "ab12"},
-		{200, `{"order_id": "ab12"}`, nil, outcomeAcknowledged, "ab12"},
-		{409, `{"error":{"code":"sold_out","message":"x"}}`, nil, outcomeSoldOut, ""},
-		{409, `{"error":{"code":"limit_exceeded"}}`, nil, outcomeLimit, ""},
-		{409, `{"error":{"code":"idempotency_conflict"}}`, nil, outcomeOther, ""},
-		{503, `{"error":{"code":"overloaded"}}`, nil, outcomeRetry, ""},
-		{0, ``, errClosed, outcomeRetry, ""},
-		{201, `{"order":"x"}`, nil, outcomeOther, ""},
+		{201, `{"order_id":"ab12","product_id":1}`, nil, Acknowledged, "ab12"},
+		{200, `{"order_id": "ab12"}`, nil, Acknowledged, "ab12"},
+		{409, `{"error":{"code":"sold_out","message":"x"}}`, nil, SoldOut, ""},
+		{409, `{"error":{"code":"limit_exceeded"}}`, nil, LimitExceeded, ""},
+		{409, `{"error":{"code":"idempotency_conflict"}}`, nil, Other, ""},
+		{503, `{"error":{"code":"overloaded"}}`, nil, Unsettled, ""},
+		{0, ``, errClosed, Unsettled, ""},
+		{201, `{"order":"x"}`, nil, Other, ""},
 	} {
 		got, id := saleOutcome(tc.status, []byte(tc.body), tc.err)
 		if got != tc.want || id != tc.id {

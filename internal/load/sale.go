@@ -33,9 +33,10 @@ func (w *worker) purchase(ctx context.Context, intended time.Time) {
 		t.Method, t.Body = "POST", appendSaleBody(nil, s, k)
 		t.Header = http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {saleKey(s, k)}}
 	}
-	giveUp := time.Now().Add(w.e.cfg.Timeout)
+	start := time.Now()
+	giveUp := start.Add(w.e.cfg.Timeout)
 	pause := firstRetryPause
-	for {
+	for attempts := 1; ; attempts++ {
 		status, in, err := w.send(ctx, t, w.buf)
 		w.record(intended, status, in, int64(len(w.buf)), err)
 		var body []byte
@@ -43,7 +44,7 @@ func (w *worker) purchase(ctx context.Context, intended time.Time) {
 			body = w.c.body
 		}
 		outcome, id := saleOutcome(status, body, err)
-		if outcome == outcomeRetry && ctx.Err() == nil {
+		if outcome == Unsettled && ctx.Err() == nil {
 			wait := pause/2 + rand.N(pause/2+1)
 			if time.Now().Add(wait).Before(giveUp) && sleep(ctx, wait) {
 				pause = min(2*pause, lastRetryPause)
@@ -54,16 +55,22 @@ func (w *worker) purchase(ctx context.Context, intended time.Time) {
 				continue
 			}
 		}
+		if s.Record != nil {
+			s.Record(Purchase{
+				Key: saleKey(s, k), User: "u" + strconv.FormatInt(s.user(k), 10), Quantity: s.Quantity,
+				Start: start, End: time.Now(), Attempts: attempts, Status: status, Outcome: outcome, OrderID: id,
+			})
+		}
 		w.sh.mu.Lock()
 		sc := &w.sh.w.sale
 		switch outcome {
-		case outcomeAcknowledged:
+		case Acknowledged:
 			w.sh.w.orders = append(w.sh.w.orders, id)
-		case outcomeSoldOut:
+		case SoldOut:
 			sc.SoldOut++
-		case outcomeLimit:
+		case LimitExceeded:
 			sc.LimitExceeded++
-		case outcomeRetry: // still unsettled when time ran out
+		case Unsettled: // still unsettled when time ran out
 			sc.Unsettled++
 		default:
 			sc.Other++
@@ -73,35 +80,25 @@ func (w *worker) purchase(ctx context.Context, intended time.Time) {
 	}
 }
 
-type outcome int
-
-const (
-	outcomeOther outcome = iota
-	outcomeAcknowledged
-	outcomeSoldOut
-	outcomeLimit
-	outcomeRetry
-)
-
 // saleOutcome reads a shop's answer without decoding JSON: 200 and 201
 // carry "order_id", a 409 carries an error "code".
-func saleOutcome(status int, body []byte, err error) (outcome, string) {
+func saleOutcome(status int, body []byte, err error) (Outcome, string) {
 	switch {
 	case err != nil, status == 503:
-		return outcomeRetry, ""
+		return Unsettled, ""
 	case status == 200 || status == 201:
 		if id := jsonString(body, `"order_id"`); id != "" {
-			return outcomeAcknowledged, id
+			return Acknowledged, id
 		}
 	case status == 409:
 		switch jsonString(body, `"code"`) {
 		case "sold_out":
-			return outcomeSoldOut, ""
+			return SoldOut, ""
 		case "limit_exceeded":
-			return outcomeLimit, ""
+			return LimitExceeded, ""
 		}
 	}
-	return outcomeOther, ""
+	return Other, ""
 }
 
 // jsonString finds "key":"value" in a flat JSON body and returns value (no

@@ -12,14 +12,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/stampede-dev/stampede/internal/backend"
 	"github.com/stampede-dev/stampede/internal/shop/postgres"
 	"github.com/stampede-dev/stampede/internal/shop/redis"
 )
@@ -122,35 +120,15 @@ func ChildProcesses(t testing.TB, pid int) int {
 // ChildPIDs lists the processes, running or zombie, whose parent is pid.
 func ChildPIDs(t testing.TB, pid int) []int {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	parent := strconv.Itoa(pid)
-	var out []int
-	for _, e := range entries {
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue // not a process, or gone
-		}
-		// pid (comm) state ppid …; comm may hold spaces, so cut at the last ')'.
-		rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
-		if f := strings.Fields(rest); len(f) > 1 && f[1] == parent {
-			if n, err := strconv.Atoi(e.Name()); err == nil {
-				out = append(out, n)
-			}
-		}
-	}
-	return out
+	return backend.Children(pid)
 }
 
 // RedisServer is a private redis-server a test may kill and restart: never
 // the machine's shared one. It keeps nothing on disk, so a restart comes
 // back empty, as a crashed Redis without persistence does.
 type RedisServer struct {
-	URL  string
-	port string
-	cmd  *exec.Cmd
+	URL string
+	r   *backend.Redis
 }
 
 // PrivateRedis starts a redis-server on a free loopback port and stops it
@@ -160,44 +138,33 @@ func PrivateRedis(t testing.TB) *RedisServer {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		unavailable(t, "redis-server (to start a private Redis)", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	r, err := backend.StartRedis(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	ln.Close()
-	s := &RedisServer{URL: "redis://127.0.0.1:" + port + "/0", port: port}
-	s.Start(t)
-	t.Cleanup(func() { s.Kill(t) })
-	return s
+	t.Cleanup(r.Kill)
+	return &RedisServer{URL: r.URL, r: r}
 }
 
-// Start starts the server (again) and waits until it answers.
+// Start starts the server again and waits until it answers.
 func (s *RedisServer) Start(t testing.TB) {
 	t.Helper()
-	s.cmd = exec.Command("redis-server", "--port", s.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := s.cmd.Start(); err != nil {
+	if err := s.r.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		c, err := redis.Dial(ctx, s.URL)
-		cancel()
-		if err == nil {
-			c.Close()
-			return
-		}
-	}
-	t.Fatalf("private redis-server on port %s did not answer", s.port)
 }
 
 // Kill stops the server with SIGKILL, as a crash would.
-func (s *RedisServer) Kill(t testing.TB) {
+func (s *RedisServer) Kill(t testing.TB) { s.r.Kill() }
+
+// PrivatePostgres starts a PostgreSQL cluster of the test's own, which it
+// may freeze with Pause, and removes it when the test ends.
+func PrivatePostgres(t testing.TB) *backend.Postgres {
 	t.Helper()
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
+	p, err := backend.StartPostgres(context.Background())
+	if err != nil {
+		unavailable(t, "a private PostgreSQL", err)
 	}
-	s.cmd.Process.Kill()
-	s.cmd.Wait()
-	s.cmd = nil
+	t.Cleanup(func() { p.Close() })
+	return p
 }

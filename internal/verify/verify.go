@@ -1,0 +1,441 @@
+// Package verify runs a flash sale against a real shop, injects faults on a
+// schedule, records every operation, and then proves what the sale did, as
+// Jepsen does for databases: the books balance, nothing is oversold, every
+// acknowledged order is stored exactly once and nothing else is, per-user
+// limits hold, nothing is undersold, retries replay their order, and the
+// history of stock reads is linearizable (checked with porcupine).
+//
+// The shop is this binary's `shop` subcommand in processes of its own;
+// when a fault needs control of a backend, verify starts a private one from
+// the binaries on the machine (redis-server; initdb and pg_ctl).
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/stampede-dev/stampede/internal/backend"
+	"github.com/stampede-dev/stampede/internal/load"
+)
+
+// Config is one verification. Zero values take the defaults of Defaults.
+type Config struct {
+	Exe      string // the stampede binary that serves `shop`
+	Strategy string // the shop's --strategy; empty: the shop's default
+	// Store is "sqlite" (a temporary file), "postgres" (a private cluster,
+	// which pg-pause needs) or a DSN to use as it is.
+	Store string
+	// Redis is "" (none), "private" (a private redis-server, which
+	// redis-restart needs) or a URL to use as it is.
+	Redis string
+	Procs int           // shop worker processes
+	Gap   time.Duration // the shop's --gap: read-then-write strategies' race window
+
+	Stock     int           // units on sale
+	Limit     int           // per-user limit; 0: none
+	Purchases int           // purchases in all, one unit each
+	Users     int           // users they buy for, drawn at random for each purchase
+	Duration  time.Duration // the purchases are spread evenly over this long
+	InFlight  int           // purchases in flight at most
+	Readers   int           // clients reading the stock throughout the sale
+	Timeout   time.Duration // a purchase retries 503s and lost connections this long
+	Faults    []Fault
+
+	// Progress, if not nil, hears one line per phase.
+	Progress io.Writer
+}
+
+// Defaults is a sale of 600 purchases by 200 users, each allowed 2 units,
+// for 300 units: some users are refused for the limit while stock remains,
+// and the stock sells out near the end of the 6 s.
+func Defaults() Config {
+	return Config{
+		Store: "sqlite", Procs: 1,
+		Stock: 300, Limit: 2, Purchases: 600, Users: 200,
+		Duration: 6 * time.Second, InFlight: 256, Readers: 2, Timeout: 10 * time.Second,
+	}
+}
+
+// Errors of a configuration that cannot run.
+var (
+	ErrConfig = errors.New("invalid verification")
+)
+
+func (c *Config) check() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
+	}
+	switch {
+	case c.Exe == "":
+		return bad("no stampede binary to run the shop")
+	case c.Procs < 1 || c.Procs > 64:
+		return bad("--procs must be from 1 to 64")
+	case c.Stock < 1 || c.Stock > 1_000_000:
+		return bad("--stock must be from 1 to 1000000")
+	case c.Limit < 0 || c.Limit > 1_000_000:
+		return bad("--limit must be from 0 (none) to 1000000")
+	case c.Purchases < 1 || c.Purchases > 1_000_000:
+		return bad("--purchases must be from 1 to 1000000")
+	case c.Users < 1 || c.Users > c.Purchases:
+		return bad("--users must be from 1 to --purchases")
+	case c.Duration < 100*time.Millisecond || c.Duration > time.Hour:
+		return bad("-d must be from 100ms to 1h")
+	case c.InFlight < 1 || c.InFlight > 10_000:
+		return bad("--inflight must be from 1 to 10000")
+	case c.Readers < 0 || c.Readers > 64:
+		return bad("--readers must be from 0 to 64")
+	case c.Timeout < 100*time.Millisecond || c.Timeout > 10*time.Minute:
+		return bad("--timeout must be from 100ms to 10m")
+	case c.Gap < 0 || c.Gap > 10*time.Second:
+		return bad("--gap must be from 0 to 10s")
+	}
+	for _, f := range c.Faults {
+		switch {
+		case f.Kind == KillWorker && c.Procs < 2:
+			return bad("%s needs a shop of worker processes: --procs 2 or more", KillWorker)
+		case f.Kind == RedisRestart && c.Redis != "private":
+			return bad("%s needs a Redis that verify may kill: --redis private", RedisRestart)
+		case f.Kind == PGPause && c.Store != "postgres":
+			return bad("%s needs a PostgreSQL that verify may freeze: --store postgres", PGPause)
+		case f.At >= c.Duration:
+			return bad("fault %v comes after the sale's %v", f, c.Duration)
+		}
+	}
+	return nil
+}
+
+// run is one verification under way.
+type run struct {
+	cfg   Config
+	dir   string
+	shop  *shopProc
+	redis *backend.Redis
+	pg    *backend.Postgres
+	start time.Time // the sale's start, zero of every timestamp
+
+	product int64
+	initial int64
+
+	mu        sync.Mutex
+	purchases []load.Purchase
+	during    []load.Purchase // the purchases as the sale left them, before settling
+	reads     []read
+}
+
+// read is one stock read by a reader.
+type read struct {
+	Start, End time.Time
+	Stock      int64
+}
+
+func (r *run) progress(format string, a ...any) {
+	if r.cfg.Progress != nil {
+		fmt.Fprintf(r.cfg.Progress, "verify: "+format+"\n", a...)
+	}
+}
+
+// Run starts the backends and the shop, runs the sale with its faults,
+// settles it and checks it. The error is for a verification that could not
+// run; a sale that broke an invariant is a Report that says so.
+func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	r := &run{cfg: cfg}
+	if r.dir, err = os.MkdirTemp("", "stampede-verify-"); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(r.dir)
+	defer r.close()
+	if err := r.open(ctx); err != nil {
+		return nil, err
+	}
+	r.progress("sale: %d purchases by %d users for %d units over %v, faults %v", cfg.Purchases, cfg.Users, cfg.Stock, cfg.Duration, cfg.Faults)
+	events, res, err := r.sale(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.during = slices.Clone(r.purchases)
+	r.progress("settling: %d purchases recorded, %d stock reads", len(r.purchases), len(r.reads))
+	st, err := r.settle(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.progress("checking")
+	rep := r.check(st)
+	rep.Events = events
+	rep.Timeline = r.timeline(events)
+	rep.Requests, rep.Errors = res.Latency.TotalCount(), 0
+	for _, n := range res.Errors {
+		rep.Errors += n
+	}
+	return rep, nil
+}
+
+// open starts the private backends and the shop, and creates the product.
+func (r *run) open(ctx context.Context) error {
+	cfg := r.cfg
+	store := cfg.Store
+	switch store {
+	case "sqlite":
+		store = "sqlite:" + filepath.Join(r.dir, "shop.db")
+	case "postgres":
+		r.progress("starting a private PostgreSQL")
+		pg, err := backend.StartPostgres(ctx)
+		if err != nil {
+			return err
+		}
+		r.pg, store = pg, pg.DSN
+	}
+	redisURL := cfg.Redis
+	if redisURL == "private" {
+		r.progress("starting a private Redis")
+		rs, err := backend.StartRedis(ctx)
+		if err != nil {
+			return err
+		}
+		r.redis, redisURL = rs, rs.URL
+	}
+	port, err := backend.FreePort()
+	if err != nil {
+		return err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	args := []string{"shop", "--addr", addr, "--store", store, "--procs", strconv.Itoa(cfg.Procs),
+		"--redis-prefix", "verify-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"}
+	if cfg.Strategy != "" {
+		args = append(args, "--strategy", cfg.Strategy)
+	}
+	if redisURL != "" {
+		args = append(args, "--redis", redisURL)
+	}
+	if cfg.Gap > 0 {
+		args = append(args, "--gap", cfg.Gap.String())
+	}
+	log, err := os.Create(filepath.Join(r.dir, "shop.log"))
+	if err != nil {
+		return err
+	}
+	r.shop = &shopProc{exe: cfg.Exe, args: args, base: "http://" + addr, log: log}
+	r.progress("starting the shop: stampede %s", join(args))
+	if err := r.shop.start(ctx); err != nil {
+		return err
+	}
+	var p struct {
+		ID    int64 `json:"id"`
+		Stock int64 `json:"stock"`
+	}
+	body := fmt.Appendf(nil, `{"name":"verify","stock":%d,"per_user_limit":%d}`, cfg.Stock, cfg.Limit)
+	status, err := do(ctx, "POST", r.shop.base+"/api/products", body, "", &p)
+	if err != nil || status != 201 {
+		return fmt.Errorf("create the product: status %d %v", status, err)
+	}
+	r.product, r.initial = p.ID, p.Stock
+	return nil
+}
+
+func join(args []string) string {
+	s := ""
+	for i, a := range args {
+		if i > 0 {
+			s += " "
+		}
+		s += a
+	}
+	return s
+}
+
+func (r *run) close() {
+	if r.shop != nil {
+		r.shop.stop()
+		r.shop.log.Close()
+	}
+	if r.redis != nil {
+		r.redis.Kill()
+	}
+	if r.pg != nil {
+		r.pg.Close()
+	}
+}
+
+// sale runs the buyers, the readers and the faults together.
+func (r *run) sale(ctx context.Context) ([]Event, *load.Result, error) {
+	cfg := r.cfg
+	base, err := load.NewTarget("POST", r.shop.base, nil, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	lc := load.Config{
+		Targets:     []load.Target{load.SaleTarget(base)},
+		Rate:        float64(cfg.Purchases) / cfg.Duration.Seconds(),
+		MaxInFlight: cfg.InFlight,
+		Duration:    cfg.Duration,
+		Requests:    int64(cfg.Purchases),
+		Timeout:     cfg.Timeout,
+		KeepAlive:   true,
+		Sale: &load.FlashSale{
+			ProductID: strconv.FormatInt(r.product, 10), Users: cfg.Users, Quantity: 1, Shuffled: true,
+			RunID: "v" + strconv.FormatInt(time.Now().UnixNano(), 36),
+			Record: func(p load.Purchase) {
+				r.mu.Lock()
+				r.purchases = append(r.purchases, p)
+				r.mu.Unlock()
+			},
+		},
+	}
+	saleDone := make(chan struct{})
+	var wg sync.WaitGroup
+	events := make([]Event, len(cfg.Faults))
+	r.start = time.Now()
+	for i, f := range cfg.Faults {
+		wg.Go(func() { events[i] = r.inject(ctx, saleDone, f) })
+	}
+	readCtx, stopReads := context.WithCancel(ctx)
+	for range cfg.Readers {
+		wg.Go(func() { r.readStock(readCtx) })
+	}
+	res, err := load.Run(ctx, lc)
+	close(saleDone)
+	stopReads()
+	wg.Wait()
+	if err != nil {
+		return nil, nil, fmt.Errorf("the sale: %w", err)
+	}
+	return events, res, ctx.Err()
+}
+
+// readStock reads the product's stock until ctx ends, recording each
+// answer with the time it was asked and the time it came.
+func (r *run) readStock(ctx context.Context) {
+	u := r.shop.base + "/api/products/" + strconv.FormatInt(r.product, 10)
+	for ctx.Err() == nil {
+		var p struct {
+			Stock *int64 `json:"stock"`
+		}
+		start := time.Now()
+		status, err := get(ctx, u, &p)
+		end := time.Now()
+		if err == nil && status == 200 && p.Stock != nil {
+			r.mu.Lock()
+			r.reads = append(r.reads, read{Start: start, End: end, Stock: *p.Stock})
+			r.mu.Unlock()
+		}
+		pause(ctx, 10*time.Millisecond)
+	}
+}
+
+// settled is the sale as the shop holds it once it has settled.
+type settled struct {
+	stock, sold int64
+	orders      []order
+	replays     []replay // every acknowledged purchase sent again
+}
+
+type order struct {
+	ID       string `json:"order_id"`
+	User     string `json:"user_id"`
+	Quantity int64  `json:"quantity"`
+	Key      string `json:"idempotency_key"`
+}
+
+// replay is an acknowledged purchase sent again with its key.
+type replay struct {
+	key, want, got string
+	status         int
+}
+
+// settleWait bounds the wait for the shop to be ready and for the
+// unsettled purchases to be answered after the sale.
+const settleWait = 60 * time.Second
+
+// settle waits for the shop to be ready, sends every purchase still
+// unsettled again with its key until it is answered (as its buyer would),
+// sends every acknowledged purchase again to see its order replayed, and
+// reads the product and its orders.
+func (r *run) settle(ctx context.Context) (settled, error) {
+	var st settled
+	deadline := time.Now().Add(settleWait)
+	for {
+		status, _ := get(ctx, r.shop.base+"/readyz", nil)
+		if status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return st, fmt.Errorf("the shop was not ready within %v of the sale's end: %s", settleWait, r.shop.lastLogLine())
+		}
+		if err := pause(ctx, 50*time.Millisecond); err != nil {
+			return st, err
+		}
+	}
+	for i := range r.purchases {
+		p := &r.purchases[i]
+		for p.Outcome == load.Unsettled && time.Now().Before(deadline) {
+			r.resend(ctx, p)
+			if p.Outcome == load.Unsettled {
+				pause(ctx, 100*time.Millisecond)
+			}
+		}
+	}
+	for _, p := range r.purchases {
+		if p.Outcome != load.Acknowledged {
+			continue
+		}
+		q := p
+		r.resend(ctx, &q)
+		st.replays = append(st.replays, replay{key: p.Key, want: p.OrderID, got: q.OrderID, status: q.Status})
+	}
+	id := strconv.FormatInt(r.product, 10)
+	var prod struct{ Stock, Sold int64 }
+	if status, err := get(ctx, r.shop.base+"/api/products/"+id, &prod); err != nil || status != 200 {
+		return st, fmt.Errorf("read the product after the sale: status %d %v", status, err)
+	}
+	st.stock, st.sold = prod.Stock, prod.Sold
+	orders, err := r.orders(ctx, id)
+	if err != nil {
+		return st, err
+	}
+	st.orders = orders
+	return st, ctx.Err()
+}
+
+// resend sends p again with its key and records the answer in p.
+func (r *run) resend(ctx context.Context, p *load.Purchase) {
+	body := fmt.Appendf(nil, `{"product_id":%d,"user_id":%q,"quantity":%d}`, r.product, p.User, p.Quantity)
+	var ans struct {
+		OrderID string `json:"order_id"`
+		Error   struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	status, err := do(ctx, "POST", r.shop.base+"/api/orders", body, p.Key, &ans)
+	p.Attempts++
+	p.End = time.Now()
+	p.Status, p.OrderID = status, ""
+	switch {
+	case err != nil || status == 503:
+		p.Outcome = load.Unsettled
+	case (status == 200 || status == 201) && ans.OrderID != "":
+		p.Outcome, p.OrderID = load.Acknowledged, ans.OrderID
+	case status == 409 && ans.Error.Code == "sold_out":
+		p.Outcome = load.SoldOut
+	case status == 409 && ans.Error.Code == "limit_exceeded":
+		p.Outcome = load.LimitExceeded
+	default:
+		p.Outcome = load.Other
+	}
+}
+
+// orders reads every stored order of the product (JSON lines).
+func (r *run) orders(ctx context.Context, id string) ([]order, error) {
+	u, _ := url.JoinPath(r.shop.base, "api", "products", id, "orders")
+	return readOrders(ctx, u)
+}
