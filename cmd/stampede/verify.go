@@ -30,6 +30,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	faults := fs.String("faults", "", "faults: kill-worker, kill-shop, redis-restart, pg-pause, each @AT after the start, /FOR long (e.g. kill-shop@1s,pg-pause@2s/2s)")
 	htmlOut := fs.String("html", "", "also write the report as an HTML page to this file")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file (- for standard output, instead of the text)")
+	histOut := fs.String("history", "", "also write every operation (purchases and stock reads) as JSON lines to this file")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -48,11 +49,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cfg.Progress = stderr
 	}
 	// Files are created before the sale, so a wrong path costs no sale.
-	var htmlFile, jsonFile *os.File
+	var htmlFile, jsonFile, histFile *os.File
 	for _, f := range []struct {
 		name string
 		file **os.File
-	}{{*htmlOut, &htmlFile}, {*jsonOut, &jsonFile}} {
+	}{{*htmlOut, &htmlFile}, {*jsonOut, &jsonFile}, {*histOut, &histFile}} {
 		if f.name == "" || f.name == "-" {
 			continue
 		}
@@ -75,6 +76,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if jsonFile != nil {
 		err = errors.Join(err, verify.WriteJSON(jsonFile, rep), jsonFile.Close())
+	}
+	if histFile != nil {
+		err = errors.Join(err, verify.WriteHistory(histFile, rep), histFile.Close())
 	}
 	if htmlFile != nil {
 		err = errors.Join(err, verify.WriteHTML(htmlFile, rep), htmlFile.Close())

@@ -44,6 +44,7 @@ func (*Reserve) IndexesKeys() {}
 // pending is an order waiting for its batch to commit.
 type pending struct {
 	order Order
+	book  *stockBook // set once its units are reserved
 	done  chan struct{}
 	err   error // set before done is closed
 }
@@ -55,6 +56,13 @@ type stockBook struct {
 	stock  int64
 	limit  int64
 	users  map[string]int64
+	// inflight counts reservations whose batch has not finished
+	// committing; drained is closed when it falls to zero. A buyer is told
+	// sold_out only when nothing is in flight: the store shows a unit as
+	// taken when its batch commits, and a sold_out said before then would
+	// be contradicted by a read of the store a moment later.
+	inflight int64
+	drained  chan struct{}
 }
 
 // NewReserve starts the writer. maxBatch bounds a group commit and
@@ -96,7 +104,7 @@ func (r *Reserve) Buy(ctx context.Context, o Order) (Order, error) {
 			return prev.order, ErrDuplicateKey
 		}
 	}
-	if err := r.reserve(b, p); err != nil {
+	if err := r.reserve(ctx, b, p); err != nil {
 		r.settle(b, p, err)
 		return Order{}, err
 	}
@@ -106,13 +114,24 @@ func (r *Reserve) Buy(ctx context.Context, o Order) (Order, error) {
 	return p.order, nil
 }
 
-// reserve takes stock for p and queues it for the writer.
-func (r *Reserve) reserve(b *stockBook, p *pending) error {
+// reserve takes stock for p and queues it for the writer. Sold out is said
+// only once the reservations in flight have committed (or failed).
+func (r *Reserve) reserve(ctx context.Context, b *stockBook, p *pending) error {
 	o := p.order
 	b.mu.Lock()
-	if b.stock < o.Quantity {
+	for b.stock < o.Quantity {
+		if b.inflight == 0 {
+			b.mu.Unlock()
+			return ErrSoldOut
+		}
+		drained := b.drained
 		b.mu.Unlock()
-		return ErrSoldOut
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			return ErrTimeout
+		}
+		b.mu.Lock()
 	}
 	if b.limit > 0 && b.users[o.UserID]+o.Quantity > b.limit {
 		b.mu.Unlock()
@@ -120,12 +139,29 @@ func (r *Reserve) reserve(b *stockBook, p *pending) error {
 	}
 	b.stock -= o.Quantity
 	b.users[o.UserID] += o.Quantity
+	if b.inflight++; b.drained == nil {
+		b.drained = make(chan struct{})
+	}
 	b.mu.Unlock()
+	p.book = b
 	if err := r.enqueue(p); err != nil {
 		r.release(b, o)
+		r.landed(p)
 		return err
 	}
 	return nil
+}
+
+// landed ends p's flight: its batch committed or failed, or it was never
+// queued.
+func (r *Reserve) landed(p *pending) {
+	b := p.book
+	b.mu.Lock()
+	if b.inflight--; b.inflight == 0 {
+		close(b.drained)
+		b.drained = nil
+	}
+	b.mu.Unlock()
 }
 
 // release returns an order's units to the book.
@@ -232,21 +268,19 @@ func (r *Reserve) write() {
 		}
 		rejected, refused, err := CommitGuarded(r.store, orders)
 		for _, p := range batch {
-			if slices.Contains(refused, p.order.ID) {
+			switch {
+			case slices.Contains(refused, p.order.ID):
 				// The store holds less than this book believed: the book
 				// keeps the units it cannot sell, erring towards sold out.
-				b, _ := r.book(context.Background(), p.order.ProductID)
-				r.settle(b, p, ErrSoldOut)
-				continue
+				r.settle(p.book, p, ErrSoldOut)
+			case slices.Contains(rejected, p.order.ID):
+				r.release(p.book, p.order)
+				r.settle(p.book, p, ErrDuplicateKey)
+			default:
+				p.err = err
+				close(p.done)
 			}
-			if slices.Contains(rejected, p.order.ID) {
-				b, _ := r.book(context.Background(), p.order.ProductID) // loaded: it was reserved
-				r.release(b, p.order)
-				r.settle(b, p, ErrDuplicateKey)
-				continue
-			}
-			p.err = err
-			close(p.done)
+			r.landed(p)
 		}
 	}
 }

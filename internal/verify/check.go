@@ -37,6 +37,22 @@ type Report struct {
 	Errors     int64       `json:"transport_errors"`
 	Events     []Event     `json:"faults"`
 	Timeline   []Slot      `json:"timeline"`
+	// History is every purchase (as settled) and every stock read, in the
+	// order they were called; WriteHistory writes it.
+	History []Op `json:"-"`
+}
+
+// Op is one operation of the history: a purchase or a stock read.
+type Op struct {
+	Kind     string        `json:"op"` // "purchase" or "read"
+	Call     time.Duration `json:"call_ns"`
+	Return   time.Duration `json:"return_ns"`
+	Key      string        `json:"key,omitempty"`
+	User     string        `json:"user,omitempty"`
+	Outcome  string        `json:"outcome,omitempty"`
+	OrderID  string        `json:"order_id,omitempty"`
+	Attempts int           `json:"attempts,omitempty"`
+	Stock    *int64        `json:"stock,omitempty"` // what a read saw
 }
 
 // Outcomes counts the purchases by their final answer, after settling.

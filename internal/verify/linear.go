@@ -118,15 +118,25 @@ func checkCounter(initial int64, ops []stockOp) counterResult {
 	placed := make([]bool, len(ops))
 	var ready dueHeap // acknowledgements called and not yet placed, by return
 	count := 0
+	// The answered observation needing the most units taken so far: when
+	// an upper bound breaks, either it is to blame or the acknowledgements.
+	strictest, strictestK := -1, -1
 	for _, e := range evs {
 		switch e.kind {
 		case evUpper:
-			if count > e.k {
-				return counterResult{why: fmt.Sprintf("%s, yet %d purchases had been acknowledged before it was asked", describe(initial, ops[e.op]), count)}
+			if count <= e.k {
+				break
 			}
+			if strictestK > e.k {
+				return counterResult{why: fmt.Sprintf("%s, after %s", describe(initial, ops[e.op]), describe(initial, ops[strictest]))}
+			}
+			return counterResult{why: fmt.Sprintf("%s, yet %d purchases had been acknowledged before it was asked", describe(initial, ops[e.op]), count)}
 		case evCall:
 			heap.Push(&ready, dueOp{due: e.due, op: e.op})
 		case evLower:
+			if e.k > strictestK {
+				strictest, strictestK = e.op, e.k
+			}
 			for count < e.k {
 				for ready.Len() > 0 && placed[ready[0].op] {
 					heap.Pop(&ready) // placed at its return already
@@ -152,9 +162,9 @@ func checkCounter(initial int64, ops []stockOp) counterResult {
 func describe(initial int64, o stockOp) string {
 	at := time.Duration(o.call).Round(time.Millisecond)
 	if o.kind == opSoldOut {
-		return fmt.Sprintf("a purchase at %v was told sold_out (%d units taken)", at, initial)
+		return fmt.Sprintf("a purchase sent at %v was told sold_out (all %d units taken)", at, initial)
 	}
-	return fmt.Sprintf("a read at %v saw stock %d (%d units taken)", at, o.stock, initial-o.stock)
+	return fmt.Sprintf("a read sent at %v saw stock %d (%d units taken)", at, o.stock, initial-o.stock)
 }
 
 type dueOp struct {

@@ -52,7 +52,20 @@ func TestCounterExplainsAViolation(t *testing.T) {
 		{kind: opRead, call: 20, ret: 30, stock: 1},
 	}
 	got := checkCounter(2, ops)
-	want := "a read at 0s saw stock 1 (1 units taken), yet 2 purchases had been acknowledged before it was asked"
+	want := "a read sent at 0s saw stock 1 (1 units taken), yet 2 purchases had been acknowledged before it was asked"
+	if got.ok || got.why != want {
+		t.Fatalf("got %v %q, want false %q", got.ok, got.why, want)
+	}
+	// A buyer told sold_out while a purchase was still in flight, then a
+	// read that still saw its unit: the purchase cannot be placed both
+	// before the sold_out and after the read.
+	ops = []stockOp{
+		{kind: opAck, call: 0, ret: 100},
+		{kind: opSoldOut, call: 10, ret: 20},
+		{kind: opRead, call: 30, ret: 40, stock: 1},
+	}
+	got = checkCounter(1, ops)
+	want = "a read sent at 0s saw stock 1 (0 units taken), after a purchase sent at 0s was told sold_out (all 1 units taken)"
 	if got.ok || got.why != want {
 		t.Fatalf("got %v %q, want false %q", got.ok, got.why, want)
 	}

@@ -112,6 +112,18 @@ func WriteText(w io.Writer, rep *Report) error {
 	return nil
 }
 
+// WriteHistory writes the history as JSON lines, one operation each, in
+// the order they were called: the raw record to check again or plot.
+func WriteHistory(w io.Writer, rep *Report) error {
+	enc := json.NewEncoder(w)
+	for _, op := range rep.History {
+		if err := enc.Encode(op); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // WriteJSON writes the report as one JSON document.
 func WriteJSON(w io.Writer, rep *Report) error {
 	enc := json.NewEncoder(w)

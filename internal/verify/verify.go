@@ -11,6 +11,7 @@
 package verify
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -174,6 +175,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	rep := r.check(st)
 	rep.Events = events
 	rep.Timeline = r.timeline(events)
+	rep.History = r.historyOps()
 	rep.Requests, rep.Errors = res.Latency.TotalCount(), 0
 	for _, n := range res.Errors {
 		rep.Errors += n
@@ -438,4 +440,18 @@ func (r *run) resend(ctx context.Context, p *load.Purchase) {
 func (r *run) orders(ctx context.Context, id string) ([]order, error) {
 	u, _ := url.JoinPath(r.shop.base, "api", "products", id, "orders")
 	return readOrders(ctx, u)
+}
+
+// historyOps lists the purchases and reads by call time.
+func (r *run) historyOps() []Op {
+	ops := make([]Op, 0, len(r.purchases)+len(r.reads))
+	for _, p := range r.purchases {
+		ops = append(ops, Op{Kind: "purchase", Call: p.Start.Sub(r.start), Return: p.End.Sub(r.start),
+			Key: p.Key, User: p.User, Outcome: p.Outcome.String(), OrderID: p.OrderID, Attempts: p.Attempts})
+	}
+	for _, rd := range r.reads {
+		ops = append(ops, Op{Kind: "read", Call: rd.Start.Sub(r.start), Return: rd.End.Sub(r.start), Stock: &rd.Stock})
+	}
+	slices.SortStableFunc(ops, func(a, b Op) int { return cmp.Compare(a.Call, b.Call) })
+	return ops
 }

@@ -281,6 +281,30 @@ func (r *Reserve) KnownSoldOut(o shop.Order) bool {
 // learnSoldOut records that Redis refused q units of a product in restock
 // generation gen, reading the keys that reserved units of it. One buyer
 // per process does the reading; the rest were answered by Redis already.
+// storeAgrees waits until the store holds fewer than q units of the
+// product: the reservations Redis counted have committed. It polls, which
+// costs a few reads once per product and process; after that the buyers
+// are answered from memory. It fails with ErrTimeout when ctx ends first,
+// as when the store is frozen: the buyer retries.
+func (r *Reserve) storeAgrees(ctx context.Context, id, q int64) error {
+	pause := 500 * time.Microsecond
+	for {
+		p, err := r.store.Product(ctx, id)
+		if err == nil && p.Stock < q {
+			return nil
+		}
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		select {
+		case <-time.After(pause):
+			pause = min(2*pause, 20*time.Millisecond)
+		case <-ctx.Done():
+			return shop.ErrTimeout
+		}
+	}
+}
+
 func (r *Reserve) learnSoldOut(ctx context.Context, id, q, gen int64) {
 	r.mu.Lock()
 	if so := r.soldOut[id]; r.learning[id] || (so != nil && so.gen == gen && so.minQ <= q) || r.restocks[id] > gen {
@@ -372,8 +396,14 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 	switch res[0] {
 	case "ok":
 	case "sold_out":
-		// Redis itself refused (not memory): learn it before answering,
-		// so that this process answers the next buyers from memory.
+		// Redis itself refused (not memory). Redis counts a unit taken when
+		// it is reserved, the store when its batch commits: wait for the
+		// store to agree, or a read of the store a moment later would
+		// contradict this answer. Then learn it before answering, so that
+		// this process answers the next buyers from memory.
+		if err := r.storeAgrees(ctx, o.ProductID, o.Quantity); err != nil {
+			return shop.Order{}, err
+		}
 		if len(res) > 1 {
 			if gen, err := strconv.ParseInt(res[1], 10, 64); err == nil {
 				r.learnSoldOut(ctx, o.ProductID, o.Quantity, gen)
