@@ -301,6 +301,10 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"lab", "--addr", "127.0.0.1:99999"}, `stampede lab: --addr "127.0.0.1:99999": want HOST:PORT with a port from 0 to 65535, as in 127.0.0.1:8080`},
 		{[]string{"lab", "--addr", "8080"}, `stampede lab: --addr "8080": want HOST:PORT with a port from 0 to 65535, as in 127.0.0.1:8080`},
 		{[]string{"lab", "now"}, `stampede lab: unexpected argument "now"`},
+		{[]string{"verify", "--faults", "kill-all@1s"}, `stampede verify: --faults: unknown fault "kill-all" (want kill-worker, kill-shop, redis-restart or pg-pause)`},
+		{[]string{"verify", "--faults", "pg-pause@1s"}, "stampede verify: invalid verification: pg-pause needs a PostgreSQL that verify may freeze: --store postgres"},
+		{[]string{"verify", "--stock", "0"}, "stampede verify: invalid verification: --stock must be from 1 to 1000000"},
+		{[]string{"verify", "now"}, `stampede verify: unexpected argument "now" (see stampede verify -h)`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			cmd := exec.Command(binary, tc.args...)

@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -166,5 +167,19 @@ func PrivatePostgres(t testing.TB) *backend.Postgres {
 		unavailable(t, "a private PostgreSQL", err)
 	}
 	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// Binary finds a program the test needs, on the PATH or, for PostgreSQL's,
+// where Debian keeps them; without it the test skips (fails in CI).
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name); len(m) > 0 {
+			return m[len(m)-1]
+		}
+		unavailable(t, name, err)
+	}
 	return p
 }
