@@ -269,6 +269,13 @@ func (r *Reserve) write() {
 		rejected, refused, err := CommitGuarded(r.store, orders)
 		for _, p := range batch {
 			switch {
+			case slices.Contains(refused, p.order.ID) && r.storeHolds(p.order):
+				// The store has the units but not the user's allowance:
+				// the units go back on sale, the user's stays taken.
+				p.book.mu.Lock()
+				p.book.stock += p.order.Quantity
+				p.book.mu.Unlock()
+				r.settle(p.book, p, ErrLimitExceeded)
 			case slices.Contains(refused, p.order.ID):
 				// The store holds less than this book believed: the book
 				// keeps the units it cannot sell, erring towards sold out.
@@ -283,6 +290,17 @@ func (r *Reserve) write() {
 			r.landed(p)
 		}
 	}
+}
+
+// storeHolds reports whether the store still holds o's units: then a
+// refusal of o was for the per-user limit (stock only falls, so it held
+// them when it refused). A store that cannot say counts as not holding
+// them: sold out, the safe answer.
+func (r *Reserve) storeHolds(o Order) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p, err := r.store.Product(ctx, o.ProductID)
+	return err == nil && p.Stock >= o.Quantity
 }
 
 // maxLinger bounds the writer's wait for a batch to grow.

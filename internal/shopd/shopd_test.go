@@ -278,6 +278,53 @@ func TestReserveNeverOversellsPastTheStore(t *testing.T) {
 	}
 }
 
+// TestReserveRefusedForTheLimitSaysSo: the store's guard refuses an order
+// that would take a user past the limit the reservation did not know of
+// (a second shop sold that user their 2 units behind the book's back).
+// The buyer hears limit_exceeded, not sold_out, and the unit goes back on
+// sale: the store still holds it.
+func TestReserveRefusedForTheLimitSaysSo(t *testing.T) {
+	for storeName, dsn := range stores(t) {
+		for _, withRedis := range []bool{false, true} {
+			name := storeName + "/reserve"
+			if withRedis {
+				name += "+redis"
+			}
+			t.Run(name, func(t *testing.T) {
+				cfg := shopd.DefaultConfig()
+				cfg.Store = dsn(t)
+				cfg.Strategy = "reserve"
+				if withRedis {
+					cfg.Redis, cfg.RedisPrefix = testenv.Redis(t)
+				}
+				reserve := start(t, cfg)
+				id := reserve.CreateProduct(t, "phone", 10, 2)
+				ctx := context.Background()
+				if a, err := reserve.Order(ctx, id, "first", 1, "first"); err != nil || a.Outcome() != "201" {
+					t.Fatalf("first order: %v %v", a.Outcome(), err)
+				}
+				other := cfg
+				other.Strategy, other.Redis = "atomic", ""
+				atomic := start(t, other)
+				for i := range 2 {
+					if a, err := atomic.Order(ctx, id, "bob", 1, "side"+strconv.Itoa(i)); err != nil || a.Outcome() != "201" {
+						t.Fatalf("order behind the book's back: %v %v", a.Outcome(), err)
+					}
+				}
+				a, err := reserve.Order(ctx, id, "bob", 1, "bob-3")
+				if err != nil || a.Outcome() != "409 limit_exceeded" {
+					t.Fatalf("bob's third unit: %v %v, want 409 limit_exceeded", a.Outcome(), err)
+				}
+				r := shoptest.Run(t, reserve, id, shoptest.Sale{Users: 20, Orders: 20, KeyPrefix: "crowd"})
+				p := reserve.Product(t, id)
+				if len(r.Created) != 7 || p.Stock != 0 || p.Sold != 10 || len(reserve.Orders(t, id)) != 10 {
+					t.Errorf("outcomes %v; stock %d, sold %d; want 7 more sold, stock 0 and 10 sold", r.Outcomes, p.Stock, p.Sold)
+				}
+			})
+		}
+	}
+}
+
 // TestRedisReserveHealsAfterRedisForgets: Redis comes back empty (here: the
 // shop's keys, stream and consumer group deleted, as a restart without
 // persistence leaves them). The shop takes orders again by itself, stock

@@ -200,13 +200,16 @@ func (r *run) check(st settled) *Report {
 	}
 
 	var changed int
+	var first string
 	for _, rp := range st.replays {
 		if rp.status != http.StatusOK || rp.got != rp.want {
-			changed++
+			if changed++; changed == 1 {
+				first = fmt.Sprintf(" (the first: key %s, %d %s)", rp.key, rp.status, rp.outcome)
+			}
 		}
 	}
 	add("retries replay the order", fmt.Sprintf("%d acknowledged keys sent again: 200, same order", len(st.replays)),
-		fmt.Sprintf("%d answered otherwise", changed), verdict(changed == 0))
+		fmt.Sprintf("%d answered otherwise%s", changed, first), verdict(changed == 0))
 
 	stored := make(map[string]bool, len(st.orders))
 	for _, o := range st.orders {

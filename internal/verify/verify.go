@@ -353,6 +353,7 @@ type order struct {
 type replay struct {
 	key, want, got string
 	status         int
+	outcome        load.Outcome
 }
 
 // settleWait bounds the wait for the shop to be ready and for the
@@ -393,7 +394,7 @@ func (r *run) settle(ctx context.Context) (settled, error) {
 		}
 		q := p
 		r.resend(ctx, &q)
-		st.replays = append(st.replays, replay{key: p.Key, want: p.OrderID, got: q.OrderID, status: q.Status})
+		st.replays = append(st.replays, replay{key: p.Key, want: p.OrderID, got: q.OrderID, status: q.Status, outcome: q.Outcome})
 	}
 	id := strconv.FormatInt(r.product, 10)
 	var prod struct{ Stock, Sold int64 }

@@ -85,7 +85,7 @@ func TestCheckFindsEachViolation(t *testing.T) {
 		}
 		r.reads = []read{{Start: at(16), End: at(18), Stock: 1}, {Start: at(60), End: at(61), Stock: 0}}
 		st := settled{stock: 0, sold: 3, orders: []order{{"o1", "u1", 1, "k1"}, {"o2", "u2", 1, "k2"}, {"o3", "u3", 1, "k3"}},
-			replays: []replay{{"k1", "o1", "o1", 200}, {"k2", "o2", "o2", 200}, {"k3", "o3", "o3", 200}}}
+			replays: []replay{{"k1", "o1", "o1", 200, load.Acknowledged}, {"k2", "o2", "o2", 200, load.Acknowledged}, {"k3", "o3", "o3", 200, load.Acknowledged}}}
 		return r, st
 	}
 	r, st := honest()
@@ -122,7 +122,10 @@ func TestCheckFindsEachViolation(t *testing.T) {
 			r.purchases[3].Outcome = load.Unsettled
 		}, []string{"every purchase settled"}},
 		{"a retry answered with another order", func(r *run, st *settled) {
-			st.replays[1] = replay{"k2", "o2", "o7", 201}
+			st.replays[1] = replay{"k2", "o2", "o7", 201, load.Acknowledged}
+		}, []string{"retries replay the order"}},
+		{"a retry told sold out", func(r *run, st *settled) {
+			st.replays[2] = replay{"k3", "o3", "", 409, load.SoldOut}
 		}, []string{"retries replay the order"}},
 		{"a stale read", func(r *run, st *settled) {
 			r.reads = append(r.reads, read{Start: at(55), End: at(56), Stock: 1})

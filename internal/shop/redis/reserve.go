@@ -278,9 +278,6 @@ func (r *Reserve) KnownSoldOut(o shop.Order) bool {
 	return !reserved
 }
 
-// learnSoldOut records that Redis refused q units of a product in restock
-// generation gen, reading the keys that reserved units of it. One buyer
-// per process does the reading; the rest were answered by Redis already.
 // storeAgrees waits until the store holds fewer than q units of the
 // product: the reservations Redis counted have committed. It polls, which
 // costs a few reads once per product and process; after that the buyers
@@ -305,6 +302,9 @@ func (r *Reserve) storeAgrees(ctx context.Context, id, q int64) error {
 	}
 }
 
+// learnSoldOut records that Redis refused q units of a product in restock
+// generation gen, reading the keys that reserved units of it. One buyer
+// per process does the reading; the rest were answered by Redis already.
 func (r *Reserve) learnSoldOut(ctx context.Context, id, q, gen int64) {
 	r.mu.Lock()
 	if so := r.soldOut[id]; r.learning[id] || (so != nil && so.gen == gen && so.minQ <= q) || r.restocks[id] > gen {
@@ -427,6 +427,9 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 		}
 		if w.refused {
 			return shop.Order{}, shop.ErrSoldOut
+		}
+		if w.limited {
+			return shop.Order{}, shop.ErrLimitExceeded
 		}
 		if w.failed {
 			return shop.Order{}, errors.New("the order failed every commit and was moved to the dead-letter stream")
@@ -650,6 +653,7 @@ type waiter struct {
 	done     chan struct{}
 	rejected bool // set before done is closed
 	refused  bool // likewise: the store had no stock for it
+	limited  bool // likewise: the store's per-user limit refused it
 	failed   bool // likewise: it failed every commit (dead-lettered)
 	refs     int  // buyers waiting on it, under Reserve.mu
 }
@@ -693,11 +697,11 @@ func (r *Reserve) listen() {
 		r.mu.Lock()
 		for id := range strings.FieldsSeq(msg.Payload) {
 			var mark byte
-			if id[0] == '!' || id[0] == '~' || id[0] == 'x' {
+			if id[0] == '!' || id[0] == '~' || id[0] == '^' || id[0] == 'x' {
 				mark, id = id[0], id[1:]
 			}
 			if w, ok := r.waiters[id]; ok {
-				w.rejected, w.refused, w.failed = mark == '!', mark == '~', mark == 'x'
+				w.rejected, w.refused, w.limited, w.failed = mark == '!', mark == '~', mark == '^', mark == 'x'
 				close(w.done)
 				delete(r.waiters, id)
 			}
@@ -908,12 +912,16 @@ func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage,
 	}
 	// The announcement names each committed order; a rejected one (its key
 	// belongs to an older stored order) is marked with "!" and its units go
-	// back to Redis; one the store refused because Redis had more stock
-	// than the store (after a fault) is marked with "~": its buyer hears
-	// sold_out, its user gets the allowance back, and the stock Redis
-	// believed in stays taken.
+	// back to Redis. The store refuses an order when Redis believed in more
+	// than the store holds (after a fault): more stock, or more of the
+	// user's allowance. Which, the store's stock says: if it still holds
+	// the units, the limit refused it ("^": its buyer hears
+	// limit_exceeded, and the units go back to Redis); else the stock did
+	// ("~": its buyer hears sold_out, its user gets the allowance back,
+	// and the stock Redis believed in stays taken).
 	names := make([]string, len(orders))
 	pipe := r.wdb.TxPipeline()
+	stockOf := make(map[int64]int64)
 	for i, o := range orders {
 		names[i] = o.ID
 		switch {
@@ -922,8 +930,25 @@ func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage,
 			giveBack.Eval(ctx, pipe, []string{productKey(r.prefix, "stock", o.ProductID), productKey(r.prefix, "users", o.ProductID),
 				productKey(r.prefix, "restocks", o.ProductID)}, o.Quantity, o.UserID, r.channel, o.ProductID)
 		case slices.Contains(refused, o.ID):
-			names[i] = "~" + o.ID
-			pipe.HIncrBy(ctx, productKey(r.prefix, "users", o.ProductID), o.UserID, -o.Quantity)
+			left, ok := stockOf[o.ProductID]
+			if !ok {
+				p, err := r.store.Product(ctx, o.ProductID)
+				if err != nil {
+					// Left unacknowledged: committed again (and refused
+					// again) once the store answers.
+					r.log.Error("read the stock of refused orders", "err", err)
+					return err
+				}
+				left, stockOf[o.ProductID] = p.Stock, p.Stock
+			}
+			if left >= o.Quantity {
+				names[i] = "^" + o.ID
+				giveBack.Eval(ctx, pipe, []string{productKey(r.prefix, "stock", o.ProductID), productKey(r.prefix, "users", o.ProductID),
+					productKey(r.prefix, "restocks", o.ProductID)}, o.Quantity, o.UserID, r.channel, o.ProductID)
+			} else {
+				names[i] = "~" + o.ID
+				pipe.HIncrBy(ctx, productKey(r.prefix, "users", o.ProductID), o.UserID, -o.Quantity)
+			}
 		}
 	}
 	pipe.XAck(ctx, r.stream, group, ids...)
