@@ -266,7 +266,8 @@ func (r *Reserve) write() {
 		for _, p := range batch {
 			orders = append(orders, p.order)
 		}
-		rejected, refused, err := CommitGuarded(r.store, orders)
+		// This book's orders carry no epoch: CommitBatch reports none stale.
+		c, refused, err := CommitGuarded(r.store, orders)
 		for _, p := range batch {
 			switch {
 			case slices.Contains(refused, p.order.ID) && r.storeHolds(p.order):
@@ -280,7 +281,7 @@ func (r *Reserve) write() {
 				// The store holds less than this book believed: the book
 				// keeps the units it cannot sell, erring towards sold out.
 				r.settle(p.book, p, ErrSoldOut)
-			case slices.Contains(rejected, p.order.ID):
+			case slices.Contains(c.Rejected, p.order.ID):
 				r.release(p.book, p.order)
 				r.settle(p.book, p, ErrDuplicateKey)
 			default:
@@ -326,31 +327,31 @@ func (r *Reserve) drain(batch []*pending) (_ []*pending, open bool) {
 // CommitWithRetry commits a batch of reserved orders, retrying a failure a
 // few times; CommitBatch is idempotent, so a batch that did commit before
 // the error is not doubled.
-func CommitWithRetry(s Store, orders []Order) (rejected []string, err error) {
+func CommitWithRetry(s Store, orders []Order) (Committed, error) {
 	return commitAttempts(s, orders, 5)
 }
 
-func commitAttempts(s Store, orders []Order, attempts int) (rejected []string, err error) {
+func commitAttempts(s Store, orders []Order, attempts int) (c Committed, err error) {
 	for attempt, pause := 0, 10*time.Millisecond; attempt < attempts; attempt, pause = attempt+1, pause*2 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		rejected, err = s.CommitBatch(ctx, orders)
+		c, err = s.CommitBatch(ctx, orders)
 		cancel()
 		if err == nil {
-			return rejected, nil
+			return c, nil
 		}
 		if errors.Is(err, ErrWouldOversell) {
-			return nil, err // the same batch would be refused again
+			return Committed{}, err // the same batch would be refused again
 		}
 		if attempt+1 < attempts {
 			time.Sleep(pause)
 		}
 	}
-	return nil, err
+	return Committed{}, err
 }
 
 // CommitGuardedOnce is CommitGuarded with one attempt per commit: for a
 // batch that failed before, split on any error by the caller.
-func CommitGuardedOnce(s Store, orders []Order) (rejected, refused []string, err error) {
+func CommitGuardedOnce(s Store, orders []Order) (c Committed, refused []string, err error) {
 	return commitGuarded(s, orders, 1)
 }
 
@@ -360,28 +361,28 @@ func CommitGuardedOnce(s Store, orders []Order) (rejected, refused []string, err
 // orders that do not fit stand alone: every other order is stored, and
 // those come back as refused, stored nowhere. An error other than the
 // refusal leaves the outcome of the batch unknown, as CommitWithRetry's.
-func CommitGuarded(s Store, orders []Order) (rejected, refused []string, err error) {
+func CommitGuarded(s Store, orders []Order) (c Committed, refused []string, err error) {
 	return commitGuarded(s, orders, 5)
 }
 
-func commitGuarded(s Store, orders []Order, attempts int) (rejected, refused []string, err error) {
-	rejected, err = commitAttempts(s, orders, attempts)
+func commitGuarded(s Store, orders []Order, attempts int) (c Committed, refused []string, err error) {
+	c, err = commitAttempts(s, orders, attempts)
 	if !errors.Is(err, ErrWouldOversell) {
-		return rejected, nil, err
+		return c, nil, err
 	}
 	if len(orders) == 1 {
-		return nil, []string{orders[0].ID}, nil
+		return Committed{}, []string{orders[0].ID}, nil
 	}
 	mid := len(orders) / 2
-	r1, f1, err := commitGuarded(s, orders[:mid], attempts)
+	c1, f1, err := commitGuarded(s, orders[:mid], attempts)
 	if err != nil {
-		return nil, nil, err
+		return Committed{}, nil, err
 	}
-	r2, f2, err := commitGuarded(s, orders[mid:], attempts)
+	c2, f2, err := commitGuarded(s, orders[mid:], attempts)
 	if err != nil {
-		return nil, nil, err
+		return Committed{}, nil, err
 	}
-	return append(r1, r2...), append(f1, f2...), nil
+	return Committed{Rejected: append(c1.Rejected, c2.Rejected...), Stale: append(c1.Stale, c2.Stale...)}, append(f1, f2...), nil
 }
 
 // Close refuses new orders, waits for the writer to commit every queued

@@ -40,6 +40,33 @@ type Order struct {
 	IdempotencyKey string    `json:"idempotency_key,omitempty"`
 	RequestHash    string    `json:"-"`
 	CreatedAt      time.Time `json:"created_at"`
+	// Epoch is the reservation epoch the order's units were reserved in
+	// (see Store.BeginReservations); zero for an order no reservation
+	// system fences.
+	Epoch int64 `json:"-"`
+}
+
+// Committed says which orders of a batch CommitBatch did not store, and
+// why; their stock was not taken.
+type Committed struct {
+	// Rejected orders' Idempotency-Key belongs to another stored order.
+	Rejected []string
+	// Stale orders were reserved in an epoch their product has left: the
+	// reservation system was rebuilt from the store after they were
+	// reserved, and its count does not include them.
+	Stale []string
+}
+
+// ReservationStart is a product as a reservation system (Redis) starts
+// from: read after every commit of an older epoch has finished.
+type ReservationStart struct {
+	Product Product
+	Users   map[string]int64 // units each user holds
+	// Keyed lists the stored orders that have an Idempotency-Key (ID, key,
+	// request hash and creation time set), so that retries of them are
+	// known.
+	Keyed []Order
+	Epoch int64
 }
 
 // Snapshot is what a read-then-write strategy reads before it decides.
@@ -88,13 +115,21 @@ type Store interface {
 	BuyFromBucket(ctx context.Context, o Order, b int) (Order, error)
 	// CommitBatch persists orders whose stock was already reserved, in one
 	// transaction. It is idempotent: an order whose ID is already stored is
-	// skipped, so a batch may be committed again after a crash. It returns
-	// the IDs of orders it did not store because another stored order holds
-	// their idempotency key; their stock was not taken. Whatever the
-	// reservation believed, it stores nothing and fails with an error
-	// wrapping ErrWouldOversell if the batch would take a product's stock
-	// below zero or a user past the per-user limit.
-	CommitBatch(ctx context.Context, orders []Order) (rejected []string, err error)
+	// skipped, so a batch may be committed again after a crash. It does not
+	// store an order whose idempotency key another stored order holds, nor
+	// one whose nonzero Epoch is older than its product's, and says which
+	// (their stock is not taken). Whatever the reservation believed, it
+	// stores nothing and fails with an error wrapping ErrWouldOversell if
+	// the batch would take a product's stock below zero or a user past the
+	// per-user limit.
+	CommitBatch(ctx context.Context, orders []Order) (Committed, error)
+	// BeginReservations moves a product into a new reservation epoch and
+	// returns its state, read in the same transaction once every commit
+	// running in an older epoch has finished. From then on CommitBatch
+	// refuses the orders of older epochs as Stale: a reservation system
+	// rebuilt from this state never counts twice, or misses, an order
+	// whose commit was in flight when it was rebuilt.
+	BeginReservations(ctx context.Context, productID int64) (ReservationStart, error)
 
 	Close() error
 }

@@ -31,21 +31,32 @@ const DefaultMaxConns = 16
 const OperatorRoom = 5
 
 // commitBatch does a whole group commit in one statement, which PostgreSQL
-// runs as one transaction: insert the orders (a replay of a committed batch
-// inserts nothing), then take from stock and add to each user only what
-// this statement inserted, and name the orders refused because another
-// stored order holds their key. If that leaves a stock below zero or a user
-// past the limit, stampede_would_oversell raises SB001 and the whole
-// statement stores nothing (CASE keeps the call for that case alone). Data-modifying CTEs all see the snapshot
-// from before the statement, so an order that is neither inserted now nor
-// stored before was refused for its key. Rows are locked in product and
-// user order, so two batches cannot deadlock.
+// runs as one transaction. It first locks the rows of the products whose
+// orders carry a reservation epoch and keeps only the orders of each
+// product's current epoch (BeginReservations, which moves an epoch on,
+// waits for this lock, and this lock for it). Then it inserts the orders
+// (a replay of a committed batch inserts nothing), takes from stock and
+// adds to each user only what this statement inserted, and names the
+// orders it did not store: refused for their key ("key") or their epoch
+// ("stale"). If that leaves a stock below zero or a user past the limit,
+// stampede_would_oversell raises SB001 and the whole statement stores
+// nothing (CASE keeps the call for that case alone). Data-modifying CTEs
+// all see the snapshot from before the statement, so an order that is
+// neither inserted now nor stored before was refused. Rows are locked in
+// product and user order, so two batches cannot deadlock.
 const commitBatch = `WITH input AS (
-	SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[])
-		AS t(id, product_id, user_id, quantity, idempotency_key, request_hash, created_at)
+	SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])
+		AS t(id, product_id, user_id, quantity, idempotency_key, request_hash, created_at, epoch)
+), fence AS (
+	SELECT id, reserve_epoch FROM products
+	WHERE id IN (SELECT product_id FROM input WHERE epoch > 0)
+	ORDER BY id FOR NO KEY UPDATE
+), valid AS (
+	SELECT i.* FROM input i
+	WHERE i.epoch = 0 OR EXISTS (SELECT 1 FROM fence f WHERE f.id = i.product_id AND f.reserve_epoch = i.epoch)
 ), ins AS (
 	INSERT INTO orders (id, product_id, user_id, quantity, idempotency_key, request_hash, created_at)
-	SELECT id, product_id, user_id, quantity, NULLIF(idempotency_key, ''), NULLIF(request_hash, ''), created_at FROM input
+	SELECT id, product_id, user_id, quantity, NULLIF(idempotency_key, ''), NULLIF(request_hash, ''), created_at FROM valid
 	ON CONFLICT DO NOTHING
 	RETURNING id, product_id, user_id, quantity
 ), stock AS (
@@ -63,11 +74,11 @@ const commitBatch = `WITH input AS (
 	UNION ALL
 	SELECT 1 FROM users u JOIN products p ON p.id = u.product_id WHERE p.per_user_limit > 0 AND u.quantity > p.per_user_limit
 )
-SELECT i.id FROM input i
+SELECT i.id, CASE WHEN EXISTS (SELECT 1 FROM valid v WHERE v.id = i.id) THEN 'key' ELSE 'stale' END FROM input i
 WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.id = i.id)
   AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = i.id)
 UNION ALL
-SELECT NULL WHERE (CASE WHEN EXISTS (SELECT 1 FROM over) THEN stampede_would_oversell() ELSE 0 END) = 1`
+SELECT NULL, NULL WHERE (CASE WHEN EXISTS (SELECT 1 FROM over) THEN stampede_would_oversell() ELSE 0 END) = 1`
 
 // wouldOversell recognises stampede_would_oversell's error.
 func wouldOversell(err error) bool {

@@ -25,7 +25,11 @@ import (
 // the durable queue in one atomic step. It answers {status, previous} or,
 // for sold_out, {status, restock generation}.
 //
-// KEYS: stock, users, limit, idempotency, stream, reserved keys, restocks.
+// The entry carries the product's reservation epoch (see seed), so that
+// the store refuses it if Redis was rebuilt after it was reserved.
+//
+// KEYS: stock, users, limit, idempotency, stream, reserved keys, restocks,
+// epoch.
 // ARGV: quantity, user, order id, request hash, product, key, created (ns).
 var reserve = goredis.NewScript(`
 local stock = redis.call('GET', KEYS[1])
@@ -47,33 +51,53 @@ if ARGV[6] ~= '' then
   redis.call('SADD', KEYS[6], ARGV[6])
   redis.call('EXPIRE', KEYS[6], 86400)
 end
-redis.call('XADD', KEYS[5], '*', 'id', ARGV[3], 'p', ARGV[5], 'u', ARGV[2], 'q', ARGV[1], 'k', ARGV[6], 'h', ARGV[4], 't', ARGV[7])
+redis.call('XADD', KEYS[5], '*', 'id', ARGV[3], 'p', ARGV[5], 'u', ARGV[2], 'q', ARGV[1], 'k', ARGV[6], 'h', ARGV[4], 't', ARGV[7],
+  'e', redis.call('GET', KEYS[8]) or '0')
 return {'ok'}`)
 
-// load seeds a product's reservation state from the store, once: the first
-// process to get here wins and later calls change nothing. Seeding counts
-// as a restock: every process forgets that the product was sold out. The
-// Idempotency-Keys of the product's stored orders are seeded too, so that
-// Redis knows every key that bought the product and a retry of a stored
-// order is answered with it (see KeysComplete).
+// load seeds a product's reservation state from the store, read in a new
+// reservation epoch (Store.BeginReservations). It writes only if Redis has
+// no state for the product, or state from an older epoch: two processes
+// that both found the product missing both move the epoch on, and the
+// newer state wins (orders reserved against the older are refused by the
+// store as stale). Seeding counts as a restock: every process forgets
+// that the product was sold out. The Idempotency-Keys of the product's
+// stored orders are seeded too, so that Redis knows every key that bought
+// the product and a retry of a stored order is answered with it (see
+// KeysComplete).
 //
-// KEYS: stock, users, limit, restocks, reserved keys.
-// ARGV: stock, limit, channel, product, key prefix, n users, then n user,
-// quantity pairs, then key, record pairs (record as the reserve script
-// writes it).
+// KEYS: stock, users, limit, restocks, reserved keys, epoch.
+// ARGV: stock, limit, channel, product, key prefix, epoch, n users, then n
+// user, quantity pairs, then key, record pairs (record as the reserve
+// script writes it).
 var load = goredis.NewScript(`
-if redis.call('SETNX', KEYS[1], ARGV[1]) == 1 then
-  redis.call('SET', KEYS[3], ARGV[2])
-  redis.call('DEL', KEYS[2])
-  local users = tonumber(ARGV[6])
-  for i = 7, 6 + 2 * users, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
-  for i = 7 + 2 * users, #ARGV, 2 do
-    redis.call('SET', ARGV[5] .. ARGV[i], ARGV[i + 1], 'EX', 86400)
-    redis.call('SADD', KEYS[5], ARGV[i])
-  end
-  redis.call('EXPIRE', KEYS[5], 86400)
-  local gen = redis.call('INCR', KEYS[4])
-  redis.call('PUBLISH', ARGV[3], 'restock:' .. ARGV[4] .. ':' .. gen)
+local have = tonumber(redis.call('GET', KEYS[6]) or '-1')
+if redis.call('EXISTS', KEYS[1]) == 1 and have >= tonumber(ARGV[6]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[2])
+redis.call('SET', KEYS[6], ARGV[6])
+redis.call('DEL', KEYS[2], KEYS[5])
+local users = tonumber(ARGV[7])
+for i = 8, 7 + 2 * users, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+for i = 8 + 2 * users, #ARGV, 2 do
+  redis.call('SET', ARGV[5] .. ARGV[i], ARGV[i + 1], 'EX', 86400)
+  redis.call('SADD', KEYS[5], ARGV[i])
+end
+redis.call('EXPIRE', KEYS[5], 86400)
+local gen = redis.call('INCR', KEYS[4])
+redis.call('PUBLISH', ARGV[3], 'restock:' .. ARGV[4] .. ':' .. gen)
+return 1`)
+
+// forgetKey deletes an Idempotency-Key's record if it names the order, and
+// the key from the product's reserved keys: the order was refused as
+// stale, and a retry must reserve anew.
+//
+// KEYS: idempotency, reserved keys. ARGV: order id, key.
+var forgetKey = goredis.NewScript(`
+local rec = redis.call('GET', KEYS[1])
+if rec and string.sub(rec, 1, #ARGV[1] + 1) == ARGV[1] .. '\n' then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], ARGV[2])
 end
 return 1`)
 
@@ -431,6 +455,9 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 		if w.limited {
 			return shop.Order{}, shop.ErrLimitExceeded
 		}
+		if w.stale {
+			return shop.Order{}, shop.ErrUnavailable
+		}
 		if w.failed {
 			return shop.Order{}, errors.New("the order failed every commit and was moved to the dead-letter stream")
 		}
@@ -533,6 +560,7 @@ func (r *Reserve) reserveKeys(o shop.Order) []string {
 		r.stream,
 		productKey(r.prefix, "reserved", o.ProductID),
 		productKey(r.prefix, "restocks", o.ProductID),
+		productKey(r.prefix, "epoch", o.ProductID),
 	}
 }
 
@@ -608,33 +636,34 @@ func (r *Reserve) ensureLoaded(ctx context.Context, id int64) error {
 	return err
 }
 
-// seed loads a product from the store into Redis (if no process has yet).
+// seed loads a product from the store into Redis, if Redis does not hold
+// it: at first, or after Redis lost it. The store moves the product into a
+// new reservation epoch and reads it once every commit of the older epoch
+// has finished, so the stock written here counts each of them exactly once
+// and the orders still queued from before are refused as stale.
 func (r *Reserve) seed(ctx context.Context, id int64) error {
-	p, err := r.store.Product(ctx, id)
+	have, err := r.rdb.Exists(ctx, productKey(r.prefix, "stock", id)).Result()
 	if err != nil {
 		return err
 	}
-	users, err := r.store.UserPurchases(ctx, id)
-	if err != nil {
-		return err
-	}
-	args := []any{p.Stock, p.PerUserLimit, r.channel, id, r.prefix + "idem:", len(users)}
-	for u, q := range users {
-		args = append(args, u, q)
-	}
-	err = r.store.Orders(ctx, id, func(o shop.Order) error {
-		if o.IdempotencyKey != "" {
+	if have == 0 {
+		rs, err := r.store.BeginReservations(ctx, id)
+		if err != nil {
+			return err
+		}
+		args := []any{rs.Product.Stock, rs.Product.PerUserLimit, r.channel, id, r.prefix + "idem:", rs.Epoch, len(rs.Users)}
+		for u, q := range rs.Users {
+			args = append(args, u, q)
+		}
+		for _, o := range rs.Keyed {
 			args = append(args, o.IdempotencyKey, o.ID+"\n"+o.RequestHash+"\n"+strconv.FormatInt(o.CreatedAt.UnixNano(), 10))
 		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	keys := []string{productKey(r.prefix, "stock", id), productKey(r.prefix, "users", id), productKey(r.prefix, "limit", id),
-		productKey(r.prefix, "restocks", id), productKey(r.prefix, "reserved", id)}
-	if err := load.Run(ctx, r.rdb, keys, args...).Err(); err != nil {
-		return err
+		keys := []string{productKey(r.prefix, "stock", id), productKey(r.prefix, "users", id), productKey(r.prefix, "limit", id),
+			productKey(r.prefix, "restocks", id), productKey(r.prefix, "reserved", id), productKey(r.prefix, "epoch", id)}
+		if err := load.Run(ctx, r.rdb, keys, args...).Err(); err != nil {
+			return err
+		}
+		r.log.Info("reservations loaded from the store", "product", id, "stock", rs.Product.Stock, "epoch", rs.Epoch)
 	}
 	r.mu.Lock()
 	r.loaded[id] = true
@@ -654,6 +683,7 @@ type waiter struct {
 	rejected bool // set before done is closed
 	refused  bool // likewise: the store had no stock for it
 	limited  bool // likewise: the store's per-user limit refused it
+	stale    bool // likewise: reserved before Redis was rebuilt; not stored
 	failed   bool // likewise: it failed every commit (dead-lettered)
 	refs     int  // buyers waiting on it, under Reserve.mu
 }
@@ -697,11 +727,11 @@ func (r *Reserve) listen() {
 		r.mu.Lock()
 		for id := range strings.FieldsSeq(msg.Payload) {
 			var mark byte
-			if id[0] == '!' || id[0] == '~' || id[0] == '^' || id[0] == 'x' {
+			if id[0] == '!' || id[0] == '~' || id[0] == '^' || id[0] == 'x' || id[0] == '?' {
 				mark, id = id[0], id[1:]
 			}
 			if w, ok := r.waiters[id]; ok {
-				w.rejected, w.refused, w.limited, w.failed = mark == '!', mark == '~', mark == '^', mark == 'x'
+				w.rejected, w.refused, w.limited, w.failed, w.stale = mark == '!', mark == '~', mark == '^', mark == 'x', mark == '?'
 				close(w.done)
 				delete(r.waiters, id)
 			}
@@ -892,7 +922,7 @@ func (r *Reserve) deadLetter(ctx context.Context, msgs []goredis.XMessage) {
 // stored, acknowledges it and announces the outcome of each order. On an
 // error the entries stay pending, to be claimed again.
 func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage,
-	commitFn func(shop.Store, []shop.Order) (rejected, refused []string, err error)) error {
+	commitFn func(shop.Store, []shop.Order) (c shop.Committed, refused []string, err error)) error {
 	orders := make([]shop.Order, 0, len(msgs))
 	ids := make([]string, 0, len(msgs))
 	for _, m := range msgs {
@@ -904,7 +934,7 @@ func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage,
 		}
 		ids = append(ids, m.ID)
 	}
-	rejected, refused, err := commitFn(r.store, orders)
+	c, refused, err := commitFn(r.store, orders)
 	if err != nil {
 		// Left unacknowledged: claimed again after claimIdle.
 		r.log.Error("commit orders", "orders", len(orders), "err", err)
@@ -918,14 +948,22 @@ func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage,
 	// the units, the limit refused it ("^": its buyer hears
 	// limit_exceeded, and the units go back to Redis); else the stock did
 	// ("~": its buyer hears sold_out, its user gets the allowance back,
-	// and the stock Redis believed in stays taken).
+	// and the stock Redis believed in stays taken). A stale order ("?",
+	// reserved before Redis was rebuilt from the store) was not counted
+	// by the rebuild: nothing goes back, its key is forgotten, and its
+	// buyer hears 503 and reserves anew.
 	names := make([]string, len(orders))
 	pipe := r.wdb.TxPipeline()
 	stockOf := make(map[int64]int64)
 	for i, o := range orders {
 		names[i] = o.ID
 		switch {
-		case slices.Contains(rejected, o.ID):
+		case slices.Contains(c.Stale, o.ID):
+			names[i] = "?" + o.ID
+			if o.IdempotencyKey != "" {
+				forgetKey.Eval(ctx, pipe, []string{r.prefix + "idem:" + o.IdempotencyKey, productKey(r.prefix, "reserved", o.ProductID)}, o.ID, o.IdempotencyKey)
+			}
+		case slices.Contains(c.Rejected, o.ID):
 			names[i] = "!" + o.ID
 			giveBack.Eval(ctx, pipe, []string{productKey(r.prefix, "stock", o.ProductID), productKey(r.prefix, "users", o.ProductID),
 				productKey(r.prefix, "restocks", o.ProductID)}, o.Quantity, o.UserID, r.channel, o.ProductID)
@@ -969,9 +1007,10 @@ func decodeEntry(v map[string]any) (shop.Order, error) {
 	if err := errors.Join(err1, err2, err3); err != nil || str("id") == "" {
 		return shop.Order{}, errors.Join(errors.New("bad order entry"), err)
 	}
+	e, _ := num("e") // absent from entries queued before epochs: 0, unfenced
 	return shop.Order{
 		ID: str("id"), ProductID: p, UserID: str("u"), Quantity: q,
-		IdempotencyKey: str("k"), RequestHash: str("h"), CreatedAt: time.Unix(0, t).UTC(),
+		IdempotencyKey: str("k"), RequestHash: str("h"), CreatedAt: time.Unix(0, t).UTC(), Epoch: e,
 	}, nil
 }
 

@@ -42,11 +42,13 @@ type Dialect struct {
 	Embedded bool
 	// CommitBatch, when not empty, is one statement that does all of
 	// CommitBatch's work as its own implicit transaction, in one round trip.
-	// It takes seven arrays, one per order column (id, product_id, user_id,
-	// quantity, idempotency_key with "" for none, request_hash, created_at),
-	// and returns the ids of the orders it rejected because another stored
-	// order holds their key. It fails, storing nothing, where the batch
-	// would oversell, with an error that WouldOversell recognises.
+	// It takes eight arrays, one per order column (id, product_id, user_id,
+	// quantity, idempotency_key with "" for none, request_hash, created_at,
+	// reservation epoch with 0 for none), and returns rows (id, why) for
+	// the orders it did not store: why is "key" when another stored order
+	// holds their key, "stale" when their epoch is older than their
+	// product's. It fails, storing nothing, where the batch would oversell,
+	// with an error that WouldOversell recognises.
 	CommitBatch string
 	// WouldOversell recognises CommitBatch's failure for a batch that
 	// would take stock below zero or a user past the limit.
@@ -83,7 +85,8 @@ func Open(ctx context.Context, w, r *sql.DB, d Dialect) (*Store, error) {
 	}
 	for _, q := range []string{s.q.exists, s.q.takeBlind, s.q.takeFenced, s.q.takeIfStock, s.q.lockProduct,
 		s.q.userBought, s.q.productLimit, s.q.addUser, s.q.addUserLimited, s.q.insertOrder,
-		s.q.countBuckets, s.q.insertBucket, s.q.emptyProduct, s.q.takeBucket, s.q.takeReserved, s.q.orderExists} {
+		s.q.countBuckets, s.q.insertBucket, s.q.emptyProduct, s.q.takeBucket, s.q.takeReserved, s.q.orderExists,
+		s.q.nextEpoch, s.q.epochOf, s.q.keyedOrders} {
 		if _, err := s.prepare(ctx, s.w, q); err != nil {
 			return nil, fmt.Errorf("prepare %q: %w", q, err)
 		}
@@ -182,6 +185,7 @@ type queries struct {
 	addUser, addUserLimited, insertOrder,
 	countBuckets, insertBucket, emptyProduct, mergeBuckets, dropBuckets, takeBucket,
 	takeReserved, orderExists string
+	nextEpoch, epochOf, keyedOrders string
 	insertOrders, addUsers, addUsersLimited map[int]string // by row count: see multiRow
 }
 
@@ -226,6 +230,9 @@ func newQueries(bind func(string) string) queries {
 		takeBucket:   bind(`UPDATE stock_buckets SET stock = stock - ?, sold = sold + ? WHERE product_id = ? AND bucket = ? AND stock >= ?`),
 		takeReserved: bind(`UPDATE products SET stock = stock - ?, sold = sold + ? WHERE id = ? AND stock >= ?`),
 		orderExists:  bind(`SELECT COUNT(*) FROM orders WHERE id = ?`),
+		nextEpoch:    bind(`UPDATE products SET reserve_epoch = reserve_epoch + 1 WHERE id = ? RETURNING reserve_epoch`),
+		epochOf:      bind(`SELECT reserve_epoch FROM products WHERE id = ?`),
+		keyedOrders:  bind(`SELECT ` + orderColumns + ` FROM orders WHERE product_id = ? AND idempotency_key IS NOT NULL`),
 		insertOrders: multiRow(bind, `INSERT INTO orders (id, product_id, user_id, quantity, idempotency_key, request_hash, created_at)`,
 			`(?, ?, ?, ?, ?, ?, ?)`, `ON CONFLICT DO NOTHING`),
 		addUsers: multiRow(bind, `INSERT INTO user_purchases (product_id, user_id, quantity)`, `(?, ?, ?)`,
@@ -645,7 +652,7 @@ func (s *Store) BuyFromBucket(ctx context.Context, o shop.Order, b int) (shop.Or
 // CommitBatch implements shop.Store. Stock and purchases are updated only
 // for orders this call inserted, in product and user order so that two
 // concurrent batches cannot deadlock.
-func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) (rejected []string, err error) {
+func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) (c shop.Committed, err error) {
 	if s.d.CommitBatch != "" {
 		return s.commitBatchOnce(ctx, orders)
 	}
@@ -655,7 +662,14 @@ func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) (rejected 
 	// transaction): a third of a batch's CPU.
 	ctx = context.WithoutCancel(ctx)
 	err = s.inTxOn(ctx, s.batch, func(sqlTx *sql.Tx) error {
+		c = shop.Committed{}
 		tx := batchTx{sqlTx}
+		// The transaction holds the only write lock: no epoch moves on
+		// while it runs.
+		orders, err := s.dropStale(ctx, tx, orders, &c)
+		if err != nil {
+			return err
+		}
 		inserted := make(map[string]bool, len(orders))
 		if err := s.insertOrders(ctx, tx, orders, inserted); err != nil {
 			return err
@@ -669,7 +683,7 @@ func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) (rejected 
 				return fmt.Errorf("check order: %w", err)
 			}
 			if n == 0 {
-				rejected = append(rejected, o.ID)
+				c.Rejected = append(c.Rejected, o.ID)
 			}
 		}
 		type pu struct {
@@ -746,9 +760,95 @@ func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) (rejected 
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return shop.Committed{}, err
 	}
-	return rejected, nil
+	return c, nil
+}
+
+// dropStale returns the orders whose epoch is zero or their product's,
+// adding the others to c.Stale, except those already stored (a batch
+// committed again after its first commit's answer was lost).
+func (s *Store) dropStale(ctx context.Context, tx runner, orders []shop.Order, c *shop.Committed) ([]shop.Order, error) {
+	epochs := map[int64]int64{}
+	for _, o := range orders {
+		if o.Epoch == 0 {
+			continue
+		}
+		if _, ok := epochs[o.ProductID]; !ok {
+			var e int64
+			if err := s.queryRow(ctx, tx, s.q.epochOf, []any{o.ProductID}, &e); err != nil {
+				return nil, fmt.Errorf("read the reservation epoch: %w", err)
+			}
+			epochs[o.ProductID] = e
+		}
+	}
+	if len(epochs) == 0 {
+		return orders, nil
+	}
+	kept := make([]shop.Order, 0, len(orders))
+	for _, o := range orders {
+		if o.Epoch == 0 || o.Epoch == epochs[o.ProductID] {
+			kept = append(kept, o)
+			continue
+		}
+		var n int
+		if err := s.queryRow(ctx, tx, s.q.orderExists, []any{o.ID}, &n); err != nil {
+			return nil, fmt.Errorf("check order: %w", err)
+		}
+		if n == 0 {
+			c.Stale = append(c.Stale, o.ID)
+		}
+	}
+	return kept, nil
+}
+
+// BeginReservations implements shop.Store. Moving the epoch on takes the
+// product row's write lock first, which waits for every commit holding it,
+// so the reads that follow see them.
+func (s *Store) BeginReservations(ctx context.Context, id int64) (rs shop.ReservationStart, err error) {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		rs = shop.ReservationStart{Users: map[string]int64{}}
+		if err := s.queryRow(ctx, tx, s.q.nextEpoch, []any{id}, &rs.Epoch); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return shop.ErrNotFound
+			}
+			return fmt.Errorf("move the reservation epoch: %w", err)
+		}
+		p := &rs.Product
+		if err := s.queryRow(ctx, tx, s.q.product, []any{id}, &p.ID, &p.Name, &p.Stock, &p.Sold, &p.PerUserLimit); err != nil {
+			return fmt.Errorf("read product %d: %w", id, err)
+		}
+		rows, err := s.query(ctx, tx, s.q.userPurchases, id)
+		if err != nil {
+			return fmt.Errorf("read purchases: %w", err)
+		}
+		for rows.Next() {
+			var u string
+			var q int64
+			if err := rows.Scan(&u, &q); err != nil {
+				rows.Close()
+				return fmt.Errorf("read purchases: %w", err)
+			}
+			rs.Users[u] = q
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("read purchases: %w", err)
+		}
+		rows, err = s.query(ctx, tx, s.q.keyedOrders, id)
+		if err != nil {
+			return fmt.Errorf("read orders: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			o, err := scanOrder(rows)
+			if err != nil {
+				return fmt.Errorf("read orders: %w", err)
+			}
+			rs.Keyed = append(rs.Keyed, o)
+		}
+		return rows.Err()
+	})
+	return rs, err
 }
 
 // maxRows is the most rows one of the embedded batch's multi-row
@@ -826,37 +926,42 @@ func (s *Store) insertOrders(ctx context.Context, tx batchTx, orders []shop.Orde
 // commitBatchOnce is CommitBatch in the dialect's one statement. A group
 // commit that every waiting buyer depends on should not make eight round
 // trips, each of which queues again for a CPU in a crowded process.
-func (s *Store) commitBatchOnce(ctx context.Context, orders []shop.Order) ([]string, error) {
+func (s *Store) commitBatchOnce(ctx context.Context, orders []shop.Order) (shop.Committed, error) {
 	n := len(orders)
 	ids, users, keys, hashes := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	products, qty, created := make([]int64, n), make([]int64, n), make([]int64, n)
+	products, qty, created, epochs := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	for i, o := range orders {
 		ids[i], products[i], users[i], qty[i] = o.ID, o.ProductID, o.UserID, o.Quantity
-		keys[i], hashes[i], created[i] = o.IdempotencyKey, o.RequestHash, o.CreatedAt.UnixNano()
+		keys[i], hashes[i], created[i], epochs[i] = o.IdempotencyKey, o.RequestHash, o.CreatedAt.UnixNano(), o.Epoch
 	}
-	rows, err := s.batch.QueryContext(ctx, s.d.CommitBatch, ids, products, users, qty, keys, hashes, created)
-	if err != nil {
+	fail := func(err error) (shop.Committed, error) {
 		if s.d.WouldOversell != nil && s.d.WouldOversell(err) {
-			return nil, shop.ErrWouldOversell
+			return shop.Committed{}, shop.ErrWouldOversell
 		}
-		return nil, fmt.Errorf("commit orders: %w", err)
+		return shop.Committed{}, fmt.Errorf("commit orders: %w", err)
+	}
+	rows, err := s.batch.QueryContext(ctx, s.d.CommitBatch, ids, products, users, qty, keys, hashes, created, epochs)
+	if err != nil {
+		return fail(err)
 	}
 	defer rows.Close()
-	var rejected []string
+	var c shop.Committed
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("commit orders: %w", err)
+		var id, why sql.NullString
+		if err := rows.Scan(&id, &why); err != nil {
+			return fail(err)
 		}
-		rejected = append(rejected, id)
+		switch why.String {
+		case "key":
+			c.Rejected = append(c.Rejected, id.String)
+		case "stale":
+			c.Stale = append(c.Stale, id.String)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		if s.d.WouldOversell != nil && s.d.WouldOversell(err) {
-			return nil, shop.ErrWouldOversell
-		}
-		return nil, fmt.Errorf("commit orders: %w", err)
+		return fail(err)
 	}
-	return rejected, nil
+	return c, nil
 }
 
 // orderOrNothing returns o only if its transaction committed, so that a

@@ -74,19 +74,19 @@ func TestCommitBatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			check("first batch", nil, rej, 4, map[string]int64{"a": 4, "b": 2}, 3)
+			check("first batch", nil, rej.Rejected, 4, map[string]int64{"a": 4, "b": 2}, 3)
 
 			rej, err = st.CommitBatch(ctx, first)
 			if err != nil {
 				t.Fatal(err)
 			}
-			check("the same batch again", nil, rej, 4, map[string]int64{"a": 4, "b": 2}, 3)
+			check("the same batch again", nil, rej.Rejected, 4, map[string]int64{"a": 4, "b": 2}, 3)
 
 			rej, err = st.CommitBatch(ctx, []shop.Order{order("o4", "c", 1, "k4"), order("o5", "d", 2, "k1"), order("o6", "b", 1, "")})
 			if err != nil {
 				t.Fatal(err)
 			}
-			check("a batch with a taken key", []string{"o5"}, rej, 2, map[string]int64{"a": 4, "b": 3, "c": 1}, 5)
+			check("a batch with a taken key", []string{"o5"}, rej.Rejected, 2, map[string]int64{"a": 4, "b": 3, "c": 1}, 5)
 
 			// Whatever a reservation believed, the store does not oversell.
 			_, err = st.CommitBatch(ctx, []shop.Order{order("o7", "e", 1, ""), order("o8", "f", 2, "")})
@@ -120,6 +120,75 @@ func TestCommitBatch(t *testing.T) {
 			}
 			if got, _ := st.Product(ctx, lim.ID); got.Stock != 9 || got.Sold != 1 {
 				t.Errorf("limited product: stock %d sold %d, want 9 and 1", got.Stock, got.Sold)
+			}
+		})
+	}
+}
+
+// TestReservationEpochFence: once BeginReservations has moved a product to
+// a new epoch, the orders reserved in the old one are refused as stale,
+// storing nothing and taking no stock, unless already stored; orders of
+// the new epoch, and unfenced ones, commit. What BeginReservations read
+// includes every order committed before it.
+func TestReservationEpochFence(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			p, err := st.CreateProduct(ctx, shop.NewProduct{Name: "phone", Stock: 10, PerUserLimit: 5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			order := func(id, user, key string, epoch int64) shop.Order {
+				return shop.Order{ID: id, ProductID: p.ID, UserID: user, Quantity: 1, IdempotencyKey: key, RequestHash: "h" + id,
+					CreatedAt: time.Unix(1, 0), Epoch: epoch}
+			}
+			first, err := st.BeginReservations(ctx, p.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first.Epoch != 1 || first.Product.Stock != 10 || len(first.Users) != 0 || len(first.Keyed) != 0 {
+				t.Fatalf("first start: %+v", first)
+			}
+			c, err := st.CommitBatch(ctx, []shop.Order{order("a1", "ann", "ka", 1), order("a2", "bob", "", 1)})
+			if err != nil || len(c.Stale) != 0 || len(c.Rejected) != 0 {
+				t.Fatalf("batch of the current epoch: %+v %v", c, err)
+			}
+			second, err := st.BeginReservations(ctx, p.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if second.Epoch != 2 || second.Product.Stock != 8 || second.Users["ann"] != 1 || second.Users["bob"] != 1 ||
+				len(second.Keyed) != 1 || second.Keyed[0].IdempotencyKey != "ka" || second.Keyed[0].ID != "a1" || second.Keyed[0].RequestHash != "ha1" {
+				t.Fatalf("second start: %+v", second)
+			}
+			// A batch of epoch 1 committed again (its first answer lost) is
+			// not stale; new orders of epoch 1 are; epoch 2 and unfenced
+			// orders go in.
+			c, err = st.CommitBatch(ctx, []shop.Order{order("a1", "ann", "ka", 1), order("a3", "cat", "kc", 1),
+				order("b1", "dan", "kd", 2), order("u1", "eve", "", 0)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.Stale, []string{"a3"}) || len(c.Rejected) != 0 {
+				t.Errorf("stale %v rejected %v, want stale [a3] and none rejected", c.Stale, c.Rejected)
+			}
+			got, err := st.Product(ctx, p.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			st.Orders(ctx, p.ID, func(o shop.Order) error {
+				if o.ID == "a3" {
+					t.Error("the stale order a3 was stored")
+				}
+				n++
+				return nil
+			})
+			if got.Stock != 6 || got.Sold != 4 || n != 4 {
+				t.Errorf("stock %d sold %d with %d orders, want 6, 4 and 4", got.Stock, got.Sold, n)
+			}
+			if _, err := st.BeginReservations(ctx, 1<<40); !errors.Is(err, shop.ErrNotFound) {
+				t.Errorf("a product that does not exist: %v, want ErrNotFound", err)
 			}
 		})
 	}
