@@ -185,7 +185,7 @@ type queries struct {
 	addUser, addUserLimited, insertOrder,
 	countBuckets, insertBucket, emptyProduct, mergeBuckets, dropBuckets, takeBucket,
 	takeReserved, orderExists string
-	nextEpoch, epochOf, keyedOrders string
+	nextEpoch, epochOf, keyedOrders         string
 	insertOrders, addUsers, addUsersLimited map[int]string // by row count: see multiRow
 }
 
