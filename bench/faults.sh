@@ -6,7 +6,7 @@
 # fault touches is private (verify starts its own redis-server and
 # PostgreSQL), so nothing shared is killed or frozen.
 #
-#   bench/faults.sh          # about 5 minutes
+#   bench/faults.sh          # about 8 minutes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf 'bench: %s\n' "$*" >&2; }
@@ -14,7 +14,10 @@ dir=$(mktemp -d /tmp/stampede-faults.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 go build -o "$dir/stampede" ./cmd/stampede
 
-faults=(none kill-worker@2s kill-shop@2s redis-restart@2s pg-pause@2s/2s)
+# label=schedule; "combined" is the sequence that once oversold: PostgreSQL
+# frozen, Redis restarted empty meanwhile, then the whole shop killed.
+faults=(none=none kill-worker=kill-worker@2s kill-shop=kill-shop@2s redis-restart=redis-restart@2s
+  pg-pause=pg-pause@2s/2s combined=pg-pause@1s/3s,redis-restart@2s,kill-shop@4.5s)
 # name | flags; the race-window strategies get --gap 20ms (real work
 # between read and write), as their lesson needs.
 setups=(
@@ -27,25 +30,27 @@ setups=(
   "reserve, PostgreSQL + Redis, 2 processes|--strategy reserve --store postgres --redis private --procs 2"
 )
 
-applies() { # fault flags
+applies() { # label flags
   case $1 in
-    kill-worker*) [[ $2 == *"--procs"* ]] ;;
-    redis-restart*) [[ $2 == *"--redis private"* ]] ;;
-    pg-pause*) [[ $2 == *"--store postgres"* ]] ;;
+    kill-worker) [[ $2 == *"--procs"* ]] ;;
+    redis-restart) [[ $2 == *"--redis private"* ]] ;;
+    pg-pause) [[ $2 == *"--store postgres"* ]] ;;
+    combined) [[ $2 == *"--store postgres"* && $2 == *"--redis private"* ]] ;;
     *) true ;;
   esac
 }
 
 printf '| setup |' >"$dir/table"
-for f in "${faults[@]}"; do printf ' %s |' "${f%%@*}" >>"$dir/table"; done
+for f in "${faults[@]}"; do printf ' %s |' "${f%%=*}" >>"$dir/table"; done
 printf '\n|---|' >>"$dir/table"
 for f in "${faults[@]}"; do printf -- '---|' >>"$dir/table"; done
 printf '\n' >>"$dir/table"
 for setup in "${setups[@]}"; do
   name=${setup%%|*} flags=${setup#*|}
   printf '| %s |' "$name" >>"$dir/table"
-  for f in "${faults[@]}"; do
-    if ! applies "$f" "$flags"; then
+  for entry in "${faults[@]}"; do
+    label=${entry%%=*} f=${entry#*=}
+    if ! applies "$label" "$flags"; then
       printf ' – |' >>"$dir/table"
       continue
     fi

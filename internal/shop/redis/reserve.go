@@ -449,17 +449,8 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 		if w.rejected {
 			return shop.Order{}, shop.ErrDuplicateKey // the Service finds the stored order
 		}
-		if w.refused {
-			return shop.Order{}, shop.ErrSoldOut
-		}
-		if w.limited {
-			return shop.Order{}, shop.ErrLimitExceeded
-		}
-		if w.stale {
-			return shop.Order{}, shop.ErrUnavailable
-		}
-		if w.failed {
-			return shop.Order{}, errors.New("the order failed every commit and was moved to the dead-letter stream")
+		if err := w.notStored(); err != nil {
+			return shop.Order{}, err
 		}
 		return o, nil
 	case <-ctx.Done():
@@ -582,6 +573,7 @@ func (r *Reserve) replay(ctx context.Context, o shop.Order, prev string) (shop.O
 	// in case the announcement came before this process listened.
 	w := r.expect(parts[0])
 	defer r.forget(parts[0], w)
+	announced := w.done
 	for {
 		got, err := r.store.OrderByKey(ctx, o.IdempotencyKey)
 		if err == nil {
@@ -595,8 +587,15 @@ func (r *Reserve) replay(ctx context.Context, o shop.Order, prev string) (shop.O
 		case <-ctx.Done():
 			t.Stop()
 			return shop.Order{}, shop.ErrTimeout
-		case <-w.done:
+		case <-announced:
 			t.Stop()
+			// The earlier order was not stored: its buyer's answer is the
+			// twin's. Stored, the next look-up finds it; a closed channel
+			// is not waited on again.
+			if err := w.notStored(); err != nil {
+				return shop.Order{}, err
+			}
+			announced = nil
 		case <-t.C:
 		}
 	}
@@ -686,6 +685,23 @@ type waiter struct {
 	stale    bool // likewise: reserved before Redis was rebuilt; not stored
 	failed   bool // likewise: it failed every commit (dead-lettered)
 	refs     int  // buyers waiting on it, under Reserve.mu
+}
+
+// notStored is what the buyer of an announced order hears when the order
+// was not stored (rejected aside: its key's stored order is the answer),
+// or nil.
+func (w *waiter) notStored() error {
+	switch {
+	case w.refused:
+		return shop.ErrSoldOut
+	case w.limited:
+		return shop.ErrLimitExceeded
+	case w.stale:
+		return shop.ErrUnavailable
+	case w.failed:
+		return errors.New("the order failed every commit and was moved to the dead-letter stream")
+	}
+	return nil
 }
 
 // expect returns the waiter for order id, shared by the order's buyer and
