@@ -307,6 +307,12 @@ func Run(ctx context.Context, cfg Config, args []string, log *slog.Logger, ready
 			return err
 		}
 	}
+	if !prefork.IsWorker() && cfg.Strategy == "reserve" && cfg.Redis != "" {
+		// Before any process takes an order: see redis.Reconcile.
+		if err := reconcile(ctx, cfg, log); err != nil {
+			return err
+		}
+	}
 	if cfg.Procs > 1 && !prefork.IsWorker() {
 		// Migrate once here, so workers start against a ready schema.
 		st, _, err := OpenStore(ctx, cfg.Store, 1)
@@ -335,6 +341,25 @@ func Run(ctx context.Context, cfg Config, args []string, log *slog.Logger, ready
 		ready(s.Addr())
 	}
 	return s.Serve(ctx, 15*time.Second)
+}
+
+// reconcile compares the Redis reserve's state with the store's and repairs
+// it, at start.
+func reconcile(ctx context.Context, cfg Config, log *slog.Logger) error {
+	st, _, err := OpenStore(ctx, cfg.Store, 1)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rc, err := redis.Dial(ctx, cfg.Redis)
+	if err != nil {
+		return fmt.Errorf("connect to redis: %w", err)
+	}
+	defer rc.Close()
+	if _, err := redis.Reconcile(ctx, rc, st, cfg.RedisPrefix, log); err != nil {
+		return fmt.Errorf("reconcile redis with the store: %w", err)
+	}
+	return nil
 }
 
 // ceiling is the trivial handler of Config.Ceiling.

@@ -169,6 +169,56 @@ func startRedisReserve(t *testing.T) (*shoptest.Client, *redis.Client, shopd.Con
 	return c, rc, cfg
 }
 
+// TestReconcileRepairsRedis: Redis disagrees with the store (as after a
+// restore from an old snapshot: 1 unit left where the store has 7, a
+// user's allowance forgotten). Reconciliation, which the shop runs at
+// start, reloads the product from the store in a new epoch, and the sale
+// then sells exactly the 7 units; run again, it finds nothing to repair.
+func TestReconcileRepairsRedis(t *testing.T) {
+	c, rc, cfg := startRedisReserve(t)
+	ctx := context.Background()
+	id := c.CreateProduct(t, "phone", 10, 1)
+	for i := range 3 {
+		if a, err := c.Order(ctx, id, "u"+strconv.Itoa(i), 1, "k"+strconv.Itoa(i)); err != nil || a.Outcome() != "201" {
+			t.Fatalf("order %d: %v %v", i, a.Outcome(), err)
+		}
+	}
+	st, _, err := shopd.OpenStore(ctx, cfg.Store, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if reps, err := redis.Reconcile(ctx, rc, st, cfg.RedisPrefix, log); err != nil || len(reps) != 0 {
+		t.Fatalf("reconcile a consistent Redis: %v %v, want nothing repaired", reps, err)
+	}
+	idKey := strconv.FormatInt(id, 10)
+	for _, cmd := range [][]any{{"SET", cfg.RedisPrefix + "stock:" + idKey, 1}, {"HDEL", cfg.RedisPrefix + "users:" + idKey, "u0"}} {
+		if _, err := rc.Do(ctx, cmd...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reps, err := redis.Reconcile(ctx, rc, st, cfg.RedisPrefix, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := redis.Repair{Product: id, Redis: 1, Want: 7, Users: 1, Epoch: 2}
+	if len(reps) != 1 || reps[0] != want {
+		t.Fatalf("repairs %+v, want [%+v]", reps, want)
+	}
+	if reps, err := redis.Reconcile(ctx, rc, st, cfg.RedisPrefix, log); err != nil || len(reps) != 0 {
+		t.Fatalf("reconcile again: %v %v, want nothing repaired", reps, err)
+	}
+	if a, err := c.Order(ctx, id, "u0", 1, "again"); err != nil || a.Outcome() != "409 limit_exceeded" {
+		t.Errorf("u0's second unit: %v %v, want 409 limit_exceeded (the allowance is back)", a.Outcome(), err)
+	}
+	r := shoptest.Run(t, c, id, shoptest.Sale{Users: 20, Orders: 20, KeyPrefix: "crowd"})
+	p := c.Product(t, id)
+	if len(r.Created) != 7 || p.Stock != 0 || p.Sold != 10 {
+		t.Errorf("after the repair: %d sold (%v), stock %d, sold %d; want 7 more, stock 0, 10 sold", len(r.Created), r.Outcomes, p.Stock, p.Sold)
+	}
+}
+
 // TestRedisSoldOutFromMemory: once Redis has refused a product as sold out,
 // each shop process refuses later buyers from memory, with no round trip,
 // yet still sends a retry of a reserved order to Redis so that its buyer

@@ -650,16 +650,7 @@ func (r *Reserve) seed(ctx context.Context, id int64) error {
 		if err != nil {
 			return err
 		}
-		args := []any{rs.Product.Stock, rs.Product.PerUserLimit, r.channel, id, r.prefix + "idem:", rs.Epoch, len(rs.Users)}
-		for u, q := range rs.Users {
-			args = append(args, u, q)
-		}
-		for _, o := range rs.Keyed {
-			args = append(args, o.IdempotencyKey, o.ID+"\n"+o.RequestHash+"\n"+strconv.FormatInt(o.CreatedAt.UnixNano(), 10))
-		}
-		keys := []string{productKey(r.prefix, "stock", id), productKey(r.prefix, "users", id), productKey(r.prefix, "limit", id),
-			productKey(r.prefix, "restocks", id), productKey(r.prefix, "reserved", id), productKey(r.prefix, "epoch", id)}
-		if err := load.Run(ctx, r.rdb, keys, args...).Err(); err != nil {
+		if err := loadStart(ctx, r.rdb, r.prefix, id, rs); err != nil {
 			return err
 		}
 		r.log.Info("reservations loaded from the store", "product", id, "stock", rs.Product.Stock, "epoch", rs.Epoch)
