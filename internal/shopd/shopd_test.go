@@ -291,41 +291,19 @@ func TestRedisSoldOutFromMemory(t *testing.T) {
 // commit is refused, split until the orders that do not fit stand alone,
 // and their buyers hear sold_out.
 func TestReserveNeverOversellsPastTheStore(t *testing.T) {
-	for storeName, dsn := range stores(t) {
-		for _, withRedis := range []bool{false, true} {
-			name := storeName + "/reserve"
-			if withRedis {
-				name += "+redis"
+	behindTheBooksBack(t, 0, func(t *testing.T, reserve, atomic *shoptest.Client, id int64) {
+		ctx := context.Background()
+		for i := range 5 {
+			if a, err := atomic.Order(ctx, id, "side"+strconv.Itoa(i), 1, ""); err != nil || a.Outcome() != "201" {
+				t.Fatalf("order behind the book's back: %v %v", a.Outcome(), err)
 			}
-			t.Run(name, func(t *testing.T) {
-				cfg := shopd.DefaultConfig()
-				cfg.Store = dsn(t)
-				cfg.Strategy = "reserve"
-				if withRedis {
-					cfg.Redis, cfg.RedisPrefix = testenv.Redis(t)
-				}
-				reserve := start(t, cfg)
-				id := reserve.CreateProduct(t, "phone", 10, 0)
-				ctx := context.Background()
-				if a, err := reserve.Order(ctx, id, "first", 1, "first"); err != nil || a.Outcome() != "201" {
-					t.Fatalf("first order: %v %v", a.Outcome(), err)
-				}
-				other := cfg
-				other.Strategy, other.Redis = "atomic", ""
-				atomic := start(t, other)
-				for i := range 5 {
-					if a, err := atomic.Order(ctx, id, "side"+strconv.Itoa(i), 1, ""); err != nil || a.Outcome() != "201" {
-						t.Fatalf("order behind the book's back: %v %v", a.Outcome(), err)
-					}
-				}
-				r := shoptest.Run(t, reserve, id, shoptest.Sale{Users: 9, Orders: 9})
-				p := reserve.Product(t, id)
-				if len(r.Created) != 4 || r.Outcomes["409 sold_out"] != 5 || p.Stock != 0 || p.Sold != 10 || len(reserve.Orders(t, id)) != 10 {
-					t.Errorf("outcomes %v; stock %d, sold %d; want 4 × 201 and 5 × 409 sold_out, stock 0 and 10 sold", r.Outcomes, p.Stock, p.Sold)
-				}
-			})
 		}
-	}
+		r := shoptest.Run(t, reserve, id, shoptest.Sale{Users: 9, Orders: 9})
+		p := reserve.Product(t, id)
+		if len(r.Created) != 4 || r.Outcomes["409 sold_out"] != 5 || p.Stock != 0 || p.Sold != 10 || len(reserve.Orders(t, id)) != 10 {
+			t.Errorf("outcomes %v; stock %d, sold %d; want 4 × 201 and 5 × 409 sold_out, stock 0 and 10 sold", r.Outcomes, p.Stock, p.Sold)
+		}
+	})
 }
 
 // TestReserveRefusedForTheLimitSaysSo: the store's guard refuses an order
@@ -334,6 +312,31 @@ func TestReserveNeverOversellsPastTheStore(t *testing.T) {
 // The buyer hears limit_exceeded, not sold_out, and the unit goes back on
 // sale: the store still holds it.
 func TestReserveRefusedForTheLimitSaysSo(t *testing.T) {
+	behindTheBooksBack(t, 2, func(t *testing.T, reserve, atomic *shoptest.Client, id int64) {
+		ctx := context.Background()
+		for i := range 2 {
+			if a, err := atomic.Order(ctx, id, "bob", 1, "side"+strconv.Itoa(i)); err != nil || a.Outcome() != "201" {
+				t.Fatalf("order behind the book's back: %v %v", a.Outcome(), err)
+			}
+		}
+		a, err := reserve.Order(ctx, id, "bob", 1, "bob-3")
+		if err != nil || a.Outcome() != "409 limit_exceeded" {
+			t.Fatalf("bob's third unit: %v %v, want 409 limit_exceeded", a.Outcome(), err)
+		}
+		r := shoptest.Run(t, reserve, id, shoptest.Sale{Users: 20, Orders: 20, KeyPrefix: "crowd"})
+		p := reserve.Product(t, id)
+		if len(r.Created) != 7 || p.Stock != 0 || p.Sold != 10 || len(reserve.Orders(t, id)) != 10 {
+			t.Errorf("outcomes %v; stock %d, sold %d; want 7 more sold, stock 0 and 10 sold", r.Outcomes, p.Stock, p.Sold)
+		}
+	})
+}
+
+// behindTheBooksBack runs fn, on each store, with and without Redis, with
+// a reserve shop that has loaded a product of 10 units (limit per user as
+// given) and sold 1 of them, and an atomic shop on the same store, to
+// sell behind the reserve shop's back as a fault would leave its book
+// wrong.
+func behindTheBooksBack(t *testing.T, limit int64, fn func(t *testing.T, reserve, atomic *shoptest.Client, id int64)) {
 	for storeName, dsn := range stores(t) {
 		for _, withRedis := range []bool{false, true} {
 			name := storeName + "/reserve"
@@ -348,28 +351,13 @@ func TestReserveRefusedForTheLimitSaysSo(t *testing.T) {
 					cfg.Redis, cfg.RedisPrefix = testenv.Redis(t)
 				}
 				reserve := start(t, cfg)
-				id := reserve.CreateProduct(t, "phone", 10, 2)
-				ctx := context.Background()
-				if a, err := reserve.Order(ctx, id, "first", 1, "first"); err != nil || a.Outcome() != "201" {
+				id := reserve.CreateProduct(t, "phone", 10, limit)
+				if a, err := reserve.Order(context.Background(), id, "first", 1, "first"); err != nil || a.Outcome() != "201" {
 					t.Fatalf("first order: %v %v", a.Outcome(), err)
 				}
 				other := cfg
 				other.Strategy, other.Redis = "atomic", ""
-				atomic := start(t, other)
-				for i := range 2 {
-					if a, err := atomic.Order(ctx, id, "bob", 1, "side"+strconv.Itoa(i)); err != nil || a.Outcome() != "201" {
-						t.Fatalf("order behind the book's back: %v %v", a.Outcome(), err)
-					}
-				}
-				a, err := reserve.Order(ctx, id, "bob", 1, "bob-3")
-				if err != nil || a.Outcome() != "409 limit_exceeded" {
-					t.Fatalf("bob's third unit: %v %v, want 409 limit_exceeded", a.Outcome(), err)
-				}
-				r := shoptest.Run(t, reserve, id, shoptest.Sale{Users: 20, Orders: 20, KeyPrefix: "crowd"})
-				p := reserve.Product(t, id)
-				if len(r.Created) != 7 || p.Stock != 0 || p.Sold != 10 || len(reserve.Orders(t, id)) != 10 {
-					t.Errorf("outcomes %v; stock %d, sold %d; want 7 more sold, stock 0 and 10 sold", r.Outcomes, p.Stock, p.Sold)
-				}
+				fn(t, reserve, start(t, other), id)
 			})
 		}
 	}
