@@ -162,6 +162,9 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	}
 	r.progress("sale: %d purchases by %d users for %d units over %v, faults %v", cfg.Purchases, cfg.Users, cfg.Stock, cfg.Duration, cfg.Faults)
 	events, res, err := r.sale(ctx)
+	if ctx.Err() != nil {
+		return nil, errors.New("interrupted: the sale was not checked; the shop and its backends are stopped")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -293,6 +296,16 @@ func (r *run) sale(ctx context.Context) ([]Event, *load.Result, error) {
 				r.mu.Unlock()
 			},
 		},
+	}
+	if cfg.Progress != nil {
+		lc.Tick = func(elapsed time.Duration, _ load.Second) {
+			if s := elapsed.Round(time.Second); s%(5*time.Second) == 0 {
+				r.mu.Lock()
+				n := len(r.purchases)
+				r.mu.Unlock()
+				r.progress("%v: %d of %d purchases answered", s, n, cfg.Purchases)
+			}
+		}
 	}
 	saleDone := make(chan struct{})
 	var wg sync.WaitGroup
