@@ -57,17 +57,42 @@ var (
 // Levenberg–Marquardt from a linearised start: with λ taken from the lowest
 // concurrency, λN/X − 1 = σ(N−1) + κN(N−1) is linear in σ and κ.
 func Fit(points []Point) (Model, error) {
+	if err := check(points); err != nil {
+		return Model{}, err
+	}
+	return levenberg(points, start(points)), nil
+}
+
+// FitLinear is Gunther's textbook method, and Fit's starting point: λ is
+// the throughput at the lowest concurrency (X(1) when one user was
+// measured), and σ and κ come from least squares on the deviation from
+// linearity, λN/X − 1 = σ(N−1) + κN(N−1), which is linear in them. It
+// needs no search, but the error it minimises is not X's: Fit's is
+// smaller.
+func FitLinear(points []Point) (Model, error) {
+	if err := check(points); err != nil {
+		return Model{}, err
+	}
+	p := start(points)
+	return finish(points, p, sumSquares(points, p)), nil
+}
+
+func check(points []Point) error {
 	distinct := map[float64]bool{}
 	for _, p := range points {
 		if !(p.N >= 1) || !(p.X > 0) || math.IsInf(p.N, 0) || math.IsInf(p.X, 0) {
-			return Model{}, fmt.Errorf("%w (got N=%g, X=%g)", ErrBad, p.N, p.X)
+			return fmt.Errorf("%w (got N=%g, X=%g)", ErrBad, p.N, p.X)
 		}
 		distinct[p.N] = true
 	}
 	if len(points) < 3 || len(distinct) < 3 {
-		return Model{}, ErrTooFew
+		return ErrTooFew
 	}
-	p := start(points)
+	return nil
+}
+
+// levenberg minimises the squared error of X from p.
+func levenberg(points []Point, p [3]float64) Model {
 	sse := sumSquares(points, p)
 	mu := 1e-3
 	for iter := 0; iter < 500; iter++ {
@@ -104,7 +129,7 @@ func Fit(points []Point) (Model, error) {
 				p, sse, improved = next, s, true
 				mu = math.Max(mu/10, 1e-12)
 				if change < 1e-15 {
-					return finish(points, p, sse), nil
+					return finish(points, p, sse)
 				}
 			} else {
 				mu *= 10
@@ -114,10 +139,10 @@ func Fit(points []Point) (Model, error) {
 			break
 		}
 	}
-	return finish(points, p, sse), nil
+	return finish(points, p, sse)
 }
 
-// start is the linearised first guess (λ, σ, κ).
+// start is the linearised first guess (λ, σ, κ): see FitLinear.
 func start(points []Point) [3]float64 {
 	low := points[0]
 	for _, p := range points {

@@ -75,3 +75,38 @@ func TestFitRefuses(t *testing.T) {
 		}
 	}
 }
+
+// specSDM91 is the SPEC SDM91 benchmark of a 16-CPU Sun SPARCcenter 2000
+// (October 1994): simulated users and scripts per hour, the example of
+// Gunther's Guerrilla Capacity Planning and of the R package usl.
+var specSDM91 = []Point{{1, 64.9}, {18, 995.9}, {36, 1652.4}, {72, 1853.2}, {108, 1828.9}, {144, 1775.0}, {216, 1702.2}}
+
+// TestSPECSDM91 checks both fits against the R package usl on the same
+// data. Gunther's linear method, which its early versions used, gives
+// σ = 1.705e-02, κ = 7.892e-05 and R² = 0.9624 (its README); fitting by
+// least squares, as it does now, puts the peak at 97 users (2 significant
+// digits, its tests/peak-scalability.R). Fit must also beat the linear
+// method on its own measure, the squared error of X.
+func TestSPECSDM91(t *testing.T) {
+	round := func(x float64, digits int) float64 {
+		p := math.Pow(10, float64(digits-1)-math.Floor(math.Log10(math.Abs(x))))
+		return math.Round(x*p) / p
+	}
+	lin, err := FitLinear(specSDM91)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if round(lin.Sigma, 4) != 1.705e-02 || round(lin.Kappa, 4) != 7.892e-05 || round(lin.R2, 4) != 0.9624 || lin.Lambda != 64.9 {
+		t.Errorf("linear fit %+v; want σ 1.705e-02, κ 7.892e-05, R² 0.9624, λ 64.9", lin)
+	}
+	free, err := Fit(specSDM91)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if round(free.Peak(), 2) != 97 {
+		t.Errorf("fit %+v peaks at %.2f users; want 97 to 2 digits", free, free.Peak())
+	}
+	if free.R2 <= lin.R2 {
+		t.Errorf("the search (R² %.4f) did not improve on its start (R² %.4f)", free.R2, lin.R2)
+	}
+}
