@@ -290,6 +290,43 @@ func TestBrowserLab(t *testing.T) {
 		screenshot(t, ctx, "lab-chapter3-sync.png")
 	})
 
+	t.Run("chapter 8: flash sale", func(t *testing.T) {
+		nav("#/flashsale")
+		sale := map[string]string{"stock": "100", "buyers": "800", "users": "500", "seconds": "2"}
+		// Phase 1, read then write with 20 ms of work between: oversold.
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#preset-phase1"))); err != nil {
+			t.Fatal(err)
+		}
+		if err := runExperiment(ctx, "flashsale", sale); err != nil {
+			t.Fatal(err)
+		}
+		mustMatch(t, "naive verdict", `^OVERSOLD by [1-9]\d*: [\d,]+ orders stored for 100 units\.$`, text(t, ctx, "#flashsale-verdict"))
+		mustMatch(t, "naive checks", `checks failed: .*never oversold`, text(t, ctx, "#flashsale-summary"))
+		screenshot(t, ctx, "lab-chapter8-flashsale-naive.png")
+		// Phase 5, the reservation, with the whole shop killed halfway:
+		// exactly the stock, every check held.
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#preset-phase5")),
+			chromedp.SetValue(chromedp.CSS("#p-flashsale-fault"), "kill-shop")); err != nil {
+			t.Fatal(err)
+		}
+		if err := runExperiment(ctx, "flashsale", sale); err != nil {
+			t.Fatal(err)
+		}
+		if got := text(t, ctx, "#flashsale-verdict"); got != "Sold 100 of 100: nothing oversold." {
+			t.Errorf("reserve verdict: %q", got)
+		}
+		if got := text(t, ctx, "#flashsale-summary"); got != "All 11 checks held." {
+			t.Errorf("reserve checks: %q", got)
+		}
+		mustMatch(t, "the crash", `kill-shop at 1\.\d\d s, back at \d\.\d\d s\.`, text(t, ctx, "#result-flashsale"))
+		screenshot(t, ctx, "lab-chapter8-flashsale-reserve.png")
+		for deadline := time.Now().Add(10 * time.Second); testenv.ChildProcesses(t, labPID) != 0; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d child processes of the lab are left after the sale", testenv.ChildProcesses(t, labPID))
+			}
+		}
+	})
+
 	t.Run("glossary", func(t *testing.T) {
 		nav("#/glossary")
 		g := text(t, ctx, "#glossary")

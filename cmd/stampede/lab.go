@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/stampede-dev/stampede/internal/lab"
 	"github.com/stampede-dev/stampede/internal/lab/costs"
+	"github.com/stampede-dev/stampede/internal/lab/flashsale"
 	"github.com/stampede-dev/stampede/internal/lab/lostupdate"
 	"github.com/stampede-dev/stampede/internal/lab/sched"
 	"github.com/stampede-dev/stampede/internal/lab/schedobs"
@@ -29,7 +31,18 @@ func experiments() []lab.Experiment {
 		schedobs.New(),
 		syncbench.New(),
 		lostupdate.New(),
+		flashsale.New(shopBinary()),
 	}
+}
+
+// shopBinary is this binary, which the lab's flash sale starts as the
+// shop; "" if it cannot be found, and the experiment says so when run.
+func shopBinary() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return exe
 }
 
 func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -53,6 +53,23 @@ type Config struct {
 
 	// Progress, if not nil, hears one line per phase.
 	Progress io.Writer
+	// Live, if not nil, is called once a second of the sale with that
+	// second's answers: for a live picture (the lab's flash sale).
+	Live func(Live)
+}
+
+// Live is one second of the sale as it happens.
+type Live struct {
+	At            time.Duration `json:"at_ns"` // since the sale started
+	Acknowledged  int           `json:"acknowledged"`
+	SoldOut       int           `json:"sold_out"`
+	LimitExceeded int           `json:"limit_exceeded"`
+	Failed        int           `json:"failed"`   // unsettled or another answer
+	Requests      int64         `json:"requests"` // HTTP answers and transport errors, retries included
+	P50, P99      time.Duration `json:"-"`        // of this second's answers
+	// Stock is the last stock a reader saw, if Read.
+	Stock int64 `json:"stock"`
+	Read  bool  `json:"read"`
 }
 
 // Defaults is a sale of 600 purchases by 200 users, each allowed 2 units,
@@ -297,14 +314,37 @@ func (r *run) sale(ctx context.Context) ([]Event, *load.Result, error) {
 			},
 		},
 	}
-	if cfg.Progress != nil {
-		lc.Tick = func(elapsed time.Duration, _ load.Second) {
-			if s := elapsed.Round(time.Second); s%(5*time.Second) == 0 {
-				r.mu.Lock()
-				n := len(r.purchases)
-				r.mu.Unlock()
-				r.progress("%v: %d of %d purchases answered", s, n, cfg.Purchases)
+	seen := 0 // purchases already counted in a Live second
+	lc.Tick = func(elapsed time.Duration, sec load.Second) {
+		r.mu.Lock()
+		n := len(r.purchases)
+		lv := Live{At: elapsed, Requests: sec.Requests}
+		for _, p := range r.purchases[seen:] {
+			switch p.Outcome {
+			case load.Acknowledged:
+				lv.Acknowledged++
+			case load.SoldOut:
+				lv.SoldOut++
+			case load.LimitExceeded:
+				lv.LimitExceeded++
+			default:
+				lv.Failed++
 			}
+		}
+		seen = n
+		if len(r.reads) > 0 {
+			lv.Stock, lv.Read = r.reads[len(r.reads)-1].Stock, true
+		}
+		r.mu.Unlock()
+		if sec.Latency.TotalCount() > 0 {
+			lv.P50 = time.Duration(sec.Latency.ValueAtQuantile(50)) * time.Microsecond
+			lv.P99 = time.Duration(sec.Latency.ValueAtQuantile(99)) * time.Microsecond
+		}
+		if cfg.Live != nil {
+			cfg.Live(lv)
+		}
+		if s := elapsed.Round(time.Second); s%(5*time.Second) == 0 {
+			r.progress("%v: %d of %d purchases answered", s, n, cfg.Purchases)
 		}
 	}
 	saleDone := make(chan struct{})
