@@ -292,7 +292,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"load", "--sweep", "1,x,4", "http://127.0.0.1:1/"}, `stampede load: --sweep "1,x,4": want concurrencies from 1 to 1000000, as 1,2,4,8`},
 		{[]string{"load", "--sweep", "1,2", "http://127.0.0.1:1/"}, `stampede load: --sweep "1,2": want at least 3 concurrencies`},
 		{[]string{"report"}, "stampede report: give one or more .stl files written by stampede load -o"},
-		{[]string{"bench", "nope"}, "stampede bench: no experiment \"nope\" (have: costs, sched, schedstat, sync, lostupdate)"},
+		{[]string{"bench", "nope"}, "stampede bench: no experiment \"nope\" (have: costs, sched, schedstat, sync, lostupdate, flashsale)"},
 		{[]string{"bench", "costs", "-p", "goroutines=2000000"}, "stampede bench: goroutines: 2000000 is out of range: allowed 1 to 1000000"},
 		{[]string{"bench", "sync", "-p", "primitive=futex"}, "stampede bench: primitive: \"futex\" is not allowed: one of all, mutex, rwmutex, spin, spin-yield, cond, semaphore, chan-sem, atomic, queue-chan, queue-ring"},
 		{[]string{"bench", "sched", "-p", "quantum"}, `stampede bench: invalid value "quantum" for flag -p: want key=value, got "quantum" (see stampede bench -h)`},
@@ -541,7 +541,7 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"costs", "sched", "schedstat", "sync", "lostupdate"} {
+	for _, id := range []string{"costs", "sched", "schedstat", "sync", "lostupdate", "flashsale"} {
 		if !strings.Contains(string(out), "\n  "+id+" ") {
 			t.Errorf("bench list lacks %s:\n%s", id, out)
 		}
@@ -574,6 +574,36 @@ func TestBench(t *testing.T) {
 	r := got.Result.Runs[0]
 	if len(r.Slices) != 4 || r.Slices[1].Task != "P2" || r.Slices[1].Start != 4 || r.Slices[1].End != 7 || r.AvgWaiting < 5.66 || r.AvgWaiting > 5.67 {
 		t.Errorf("round robin q=4: %+v", r)
+	}
+	// The flash sale from the shell: the database decides, in two
+	// processes; exactly the stock sold and every check held.
+	out, err = exec.Command(binary, "bench", "flashsale", "-p", "strategy=atomic", "-p", "procs=2", "-p", "stock=50",
+		"-p", "buyers=200", "-p", "users=150", "-p", "seconds=1", "--json").Output()
+	if err != nil {
+		t.Fatalf("bench flashsale: %v %s", err, out)
+	}
+	var sale struct {
+		Result struct {
+			Oversold int64
+			Report   struct {
+				Invariants []struct{ Name, Verdict string }
+				Outcomes   struct {
+					Stored int `json:"stored_orders"`
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(out, &sale); err != nil {
+		t.Fatalf("%v in %s", err, out)
+	}
+	rep := sale.Result.Report
+	if sale.Result.Oversold != 0 || rep.Outcomes.Stored != 50 || len(rep.Invariants) != 11 {
+		t.Errorf("bench flashsale atomic: oversold %d, %d stored, %d checks; want 0, 50, 11", sale.Result.Oversold, rep.Outcomes.Stored, len(rep.Invariants))
+	}
+	for _, inv := range rep.Invariants {
+		if inv.Verdict != "pass" {
+			t.Errorf("bench flashsale atomic: %s %s", inv.Name, inv.Verdict)
+		}
 	}
 	// Text output, with the machine it was measured on.
 	out, err = exec.Command(binary, "bench", "lostupdate", "-p", "goroutines=4", "-p", "increments=1000", "-p", "yield=true").Output()
