@@ -34,8 +34,9 @@ export async function flashsale(root) {
   const card = h("div", { class: "card" });
   const live = h("div", { id: "flashsale-live" });
   const stockChart = h("div", { id: "flashsale-stock" });
+  const latency = h("div", { id: "flashsale-latency" });
   const out = h("div", { id: "result-flashsale" });
-  root.append(presetBar, shows, card, live, stockChart, out);
+  root.append(presetBar, shows, card, live, stockChart, latency, out);
 
   const series = {};
   const answers = ["acknowledged", "sold out", "over the limit", "failed"];
@@ -47,11 +48,16 @@ export async function flashsale(root) {
       lineChart(stockChart, { title: "Stock, as a reader sees it (below zero: oversold)",
         series: [{ name: "stock", points: series.stock }], x: { label: "Time", unit: "s" }, y: { label: "Units", unit: "" } });
     }
+    if (series.p50) {
+      lineChart(latency, { title: "Time to an answer, each second (a purchase's retries are separate answers)",
+        series: ["p50", "p99"].filter((n) => series[n]).map((n) => ({ name: n, points: series[n].map(([x, ms]) => [x, ms * 1e6]) })),
+        x: { label: "Time", unit: "s" }, y: { label: "Latency", unit: "ns" } });
+    }
   });
   const p = await panel(card, "flashsale", {
     runLabel: "Run the sale",
     onStart() {
-      out.replaceChildren(); live.replaceChildren(); stockChart.replaceChildren();
+      out.replaceChildren(); live.replaceChildren(); stockChart.replaceChildren(); latency.replaceChildren();
       for (const k in series) delete series[k];
       // The sale starts from the whole stock and no answers.
       series.stock = [[0, Number(document.getElementById("p-flashsale-stock").value)]];
