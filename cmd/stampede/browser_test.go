@@ -290,6 +290,30 @@ func TestBrowserLab(t *testing.T) {
 		screenshot(t, ctx, "lab-chapter3-sync.png")
 	})
 
+	t.Run("chapter 5: waiting", func(t *testing.T) {
+		nav("#/async")
+		// Delays 50, 100 … 200 ms: one after another takes their sum (625),
+		// all at once about the slowest (200).
+		if err := runExperiment(ctx, "async", map[string]string{"tasks": "4", "delay": "50", "spread": "150", "limit": "2", "spin": "200"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := text(t, ctx, "#async-summary"); got != "The delays add up to 500 ms and the slowest is 200 ms." {
+			t.Errorf("summary: %q", got)
+		}
+		runs := text(t, ctx, "#table-async tbody")
+		mustMatch(t, "sequential", `One after another\s+(49\d|5\d\d|6\d\d) ms\s+1\.\d\d×`, runs)
+		mustMatch(t, "all at once", `All at once \(errgroup\)\s+(199|2\d\d) ms\s+0\.\d\d×\s+1\.\d\d×`, runs)
+		mustMatch(t, "limited", `A few at a time \(errgroup\.SetLimit\), 2\s+\d+ ms`, runs)
+		for _, mode := range []string{"sequential", "all", "limited"} {
+			if n := strings.Count(text(t, ctx, "#async-gantt-"+mode), "T"); n < 4 {
+				t.Errorf("%s timeline names %d tasks, want 4", mode, n)
+			}
+		}
+		mustMatch(t, "trap, preemption on", `^Preemption on: the loop ran \d+ ms; the sleepers woke at worst [\d.]+ ms late\.$`, text(t, ctx, `p[data-preemption="true"]`))
+		mustMatch(t, "trap, preemption off", `^Preemption off: the loop ran \d+ ms; the sleepers woke at worst [\d.]+ ms late\.$`, text(t, ctx, `p[data-preemption="false"]`))
+		screenshot(t, ctx, "lab-chapter5-async.png")
+	})
+
 	t.Run("chapter 8: flash sale", func(t *testing.T) {
 		nav("#/flashsale")
 		sale := map[string]string{"stock": "100", "buyers": "800", "users": "500", "seconds": "2"}

@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/stampede-dev/stampede/internal/lab"
+	"github.com/stampede-dev/stampede/internal/lab/async"
 	"github.com/stampede-dev/stampede/internal/lab/costs"
 	"github.com/stampede-dev/stampede/internal/lab/flashsale"
 	"github.com/stampede-dev/stampede/internal/lab/lostupdate"
@@ -31,12 +32,14 @@ func experiments() []lab.Experiment {
 		schedobs.New(),
 		syncbench.New(),
 		lostupdate.New(),
+		async.New(shopBinary()),
 		flashsale.New(shopBinary()),
 	}
 }
 
 // shopBinary is this binary, which the lab's flash sale starts as the
-// shop; "" if it cannot be found, and the experiment says so when run.
+// shop and the async trap as its child; "" if it cannot be found, and the
+// experiments say so or leave that part out.
 func shopBinary() string {
 	exe, err := os.Executable()
 	if err != nil {

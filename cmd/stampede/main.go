@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/stampede-dev/stampede/internal/lab/async"
 	"github.com/stampede-dev/stampede/internal/lab/costs"
 )
 
@@ -40,6 +41,9 @@ func commands() []command {
 
 func main() {
 	if costs.ChildMain() { // a child process of the lab's first chapter
+		return
+	}
+	if async.ChildMain() { // the trap of the lab's fifth chapter
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -216,7 +216,7 @@ export function histogram(container, { title, values, x, bins }) {
 
 // gantt draws slices [{task, start, end, level}] on one row per task,
 // with an optional cursor at tick `at`.
-export function gantt(container, { title, tasks, slices, at, x }) {
+export function gantt(container, { title, tasks, slices, at, x, unit }) {
   const rowH = 22;
   const f = frame(container, title, 640, 40 + tasks.length * rowH + 40);
   f.m.l = 50;
@@ -238,7 +238,7 @@ export function gantt(container, { title, tasks, slices, at, x }) {
     const row = tasks.indexOf(s.task);
     const r = el("rect", { x: xs(s.start), y: f.m.t + row * rowH + 2, width: Math.max(1, xs(s.end) - xs(s.start) - 1), height: rowH - 4,
       fill: colour(row), class: "bar" + (at !== undefined && at < s.start ? " future" : "") }, f.svg);
-    tooltip(r, `${s.task}: ticks ${s.start} to ${s.end}` + (s.level !== undefined && s.levels > 1 ? `, level ${s.level}` : ""));
+    tooltip(r, s.tip || (unit ? `${s.task}: ${s.start} to ${s.end} ${unit}` : `${s.task}: ticks ${s.start} to ${s.end}`) + (s.level !== undefined && s.levels > 1 ? `, level ${s.level}` : ""));
   }
   if (at !== undefined) el("line", { x1: xs(at), x2: xs(at), y1: f.m.t - 4, y2: base, class: "cursor" }, f.svg);
   f.svg.setAttribute("viewBox", `0 0 ${f.w} ${base + 44}`);
