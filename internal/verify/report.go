@@ -84,6 +84,7 @@ func WriteText(w io.Writer, rep *Report) error {
 	o := rep.Outcomes
 	fmt.Fprintf(w, "\npurchases %d: %d acknowledged, %d sold out, %d over the limit, %d unsettled, %d other; %d retried; %d orders stored\n",
 		o.Purchases, o.Acknowledged, o.SoldOut, o.LimitExceeded, o.Unsettled, o.Other, o.Retried, o.Stored)
+	fmt.Fprintf(w, "during the sale: %d answers, %d transport errors\n", rep.Requests, rep.Errors)
 	for _, ev := range rep.Events {
 		if ev.Err != "" {
 			fmt.Fprintf(w, "fault %v: %s\n", ev.Fault, ev.Err)
