@@ -144,6 +144,7 @@ type Reserve struct {
 	waiters  map[string]*waiter
 	loaded   map[int64]bool
 	seeding  singleflight.Group
+	agreeing singleflight.Group // one store poll per product at a time (storeAgrees)
 	soldOut  map[int64]*soldOut
 	learning map[int64]bool
 	restocks map[int64]int64 // the newest restock generation heard of, per product
@@ -308,6 +309,14 @@ func (r *Reserve) KnownSoldOut(o shop.Order) bool {
 // are answered from memory. It fails with ErrTimeout when ctx ends first,
 // as when the store is frozen: the buyer retries.
 func (r *Reserve) storeAgrees(ctx context.Context, id, q int64) error {
+	// The crowd that hears sold_out at the same moment waits for one poll.
+	_, err, _ := r.agreeing.Do(strconv.FormatInt(id, 10)+"/"+strconv.FormatInt(q, 10), func() (any, error) {
+		return nil, r.pollStore(ctx, id, q)
+	})
+	return err
+}
+
+func (r *Reserve) pollStore(ctx context.Context, id, q int64) error {
 	pause := 500 * time.Microsecond
 	for {
 		p, err := r.store.Product(ctx, id)
