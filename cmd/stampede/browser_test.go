@@ -290,6 +290,22 @@ func TestBrowserLab(t *testing.T) {
 		screenshot(t, ctx, "lab-chapter3-sync.png")
 	})
 
+	t.Run("chapter 4: processes", func(t *testing.T) {
+		nav("#/isolation")
+		if err := runExperiment(ctx, "isolation", map[string]string{"children": "3"}); err != nil {
+			t.Fatal(err)
+		}
+		mustMatch(t, "verdict", `^3 processes, one address \(0x[0-9a-f]+\), 3 different values: each process has its own memory\.$`, text(t, ctx, "#isolation-verdict"))
+		mustMatch(t, "values", `1,000\s+1,000\s+3\s.*2,000\s+2,000\s+3\s.*3,000\s+3,000\s+3\s`, strings.Join(strings.Fields(text(t, ctx, "#table-isolation tbody")), " "))
+		if got := text(t, ctx, "#isolation-shared"); got != "The shared counter reads 3 in every child: the one page they all mapped with MAP_SHARED." {
+			t.Errorf("shared: %q", got)
+		}
+		mustMatch(t, "crash", `^The crashing child: exit status 2; \[signal SIGSEGV: segmentation violation`, text(t, ctx, "#isolation-crash"))
+		mustMatch(t, "panic", `^One goroutine's panic: the process ended \(exit status 2\) with its four goroutines at \d+, \d+, \d+, \d+ counts\. panic: goroutine 4 gives up$`, text(t, ctx, "#isolation-panic"))
+		mustMatch(t, "maps", `rw-p .*the global\n.*r-xp .*the code`, text(t, ctx, "#isolation-maps"))
+		screenshot(t, ctx, "lab-chapter4-isolation.png")
+	})
+
 	t.Run("chapter 5: waiting", func(t *testing.T) {
 		nav("#/async")
 		// Delays 50, 100 … 200 ms: one after another takes their sum (625),

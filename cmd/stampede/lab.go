@@ -18,6 +18,7 @@ import (
 	"github.com/stampede-dev/stampede/internal/lab/async"
 	"github.com/stampede-dev/stampede/internal/lab/costs"
 	"github.com/stampede-dev/stampede/internal/lab/flashsale"
+	"github.com/stampede-dev/stampede/internal/lab/isolation"
 	"github.com/stampede-dev/stampede/internal/lab/lostupdate"
 	"github.com/stampede-dev/stampede/internal/lab/sched"
 	"github.com/stampede-dev/stampede/internal/lab/schedobs"
@@ -32,6 +33,7 @@ func experiments() []lab.Experiment {
 		schedobs.New(),
 		syncbench.New(),
 		lostupdate.New(),
+		isolation.New(shopBinary()),
 		async.New(shopBinary()),
 		flashsale.New(shopBinary()),
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stampede-dev/stampede/internal/lab/async"
 	"github.com/stampede-dev/stampede/internal/lab/costs"
+	"github.com/stampede-dev/stampede/internal/lab/isolation"
 )
 
 // command is one subcommand. run returns an error to print as one line;
@@ -44,6 +45,9 @@ func main() {
 		return
 	}
 	if async.ChildMain() { // the trap of the lab's fifth chapter
+		return
+	}
+	if isolation.ChildMain() { // a child of the lab's fourth chapter
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
