@@ -50,6 +50,10 @@ type Dialect struct {
 	// product's. It fails, storing nothing, where the batch would oversell,
 	// with an error that WouldOversell recognises.
 	CommitBatch string
+	// CommitFenced, when not empty, is CommitBatch for a batch with
+	// reservation epochs; CommitBatch then serves batches without any
+	// (epoch 0 throughout) and may skip the fence.
+	CommitFenced string
 	// WouldOversell recognises CommitBatch's failure for a batch that
 	// would take stock below zero or a user past the limit.
 	WouldOversell func(error) bool
@@ -940,7 +944,11 @@ func (s *Store) commitBatchOnce(ctx context.Context, orders []shop.Order) (shop.
 		}
 		return shop.Committed{}, fmt.Errorf("commit orders: %w", err)
 	}
-	rows, err := s.batch.QueryContext(ctx, s.d.CommitBatch, ids, products, users, qty, keys, hashes, created, epochs)
+	stmt := s.d.CommitBatch
+	if s.d.CommitFenced != "" && slices.ContainsFunc(orders, func(o shop.Order) bool { return o.Epoch != 0 }) {
+		stmt = s.d.CommitFenced
+	}
+	rows, err := s.batch.QueryContext(ctx, stmt, ids, products, users, qty, keys, hashes, created, epochs)
 	if err != nil {
 		return fail(err)
 	}
