@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -216,6 +217,46 @@ func TestReconcileRepairsRedis(t *testing.T) {
 	p := c.Product(t, id)
 	if len(r.Created) != 7 || p.Stock != 0 || p.Sold != 10 {
 		t.Errorf("after the repair: %d sold (%v), stock %d, sold %d; want 7 more, stock 0, 10 sold", len(r.Created), r.Outcomes, p.Stock, p.Sold)
+	}
+}
+
+// TestColdStartSeedsOnce: two shop processes meet a product Redis does
+// not hold yet, at the same moment. One loads it (one reservation epoch);
+// the other waits for it, so no order reserved under the first load is
+// refused as stale by a second: no buyer hears 503.
+func TestColdStartSeedsOnce(t *testing.T) {
+	first, rc, cfg := startRedisReserve(t)
+	second := start(t, cfg)
+	ctx := context.Background()
+	id := first.CreateProduct(t, "phone", 20, 0)
+	outcomes := make(chan string, 40)
+	var wg sync.WaitGroup
+	for i := range 40 {
+		c := first
+		if i%2 == 1 {
+			c = second
+		}
+		wg.Go(func() {
+			a, err := c.Order(ctx, id, "u"+strconv.Itoa(i), 1, "k"+strconv.Itoa(i))
+			if err != nil {
+				outcomes <- err.Error()
+				return
+			}
+			outcomes <- a.Outcome()
+		})
+	}
+	wg.Wait()
+	close(outcomes)
+	got := map[string]int{}
+	for o := range outcomes {
+		got[o]++
+	}
+	if got["201"] != 20 || got["409 sold_out"] != 20 || len(got) != 2 {
+		t.Errorf("outcomes %v, want 20 × 201 and 20 × 409 sold_out", got)
+	}
+	epoch, err := rc.Do(ctx, "GET", cfg.RedisPrefix+"epoch:"+strconv.FormatInt(id, 10))
+	if err != nil || epoch != "1" {
+		t.Errorf("the product's epoch in Redis: %v %v, want 1 (loaded once)", epoch, err)
 	}
 }
 

@@ -649,24 +649,65 @@ func (r *Reserve) ensureLoaded(ctx context.Context, id int64) error {
 // new reservation epoch and reads it once every commit of the older epoch
 // has finished, so the stock written here counts each of them exactly once
 // and the orders still queued from before are refused as stale.
+//
+// One process seeds at a time, under a lock in Redis: processes that find
+// the product missing together (every worker at a cold start, or after
+// Redis lost it) must not each move the epoch on, or the orders reserved
+// under the first reload would be refused as stale by the second. The
+// others wait until the product is there; a lock whose holder died
+// lapses after seedLock.
 func (r *Reserve) seed(ctx context.Context, id int64) error {
-	have, err := r.rdb.Exists(ctx, productKey(r.prefix, "stock", id)).Result()
-	if err != nil {
-		return err
-	}
-	if have == 0 {
-		rs, err := r.store.BeginReservations(ctx, id)
+	stockKey, lockKey := productKey(r.prefix, "stock", id), productKey(r.prefix, "seeding", id)
+	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
+		have, err := r.rdb.Exists(ctx, stockKey).Result()
 		if err != nil {
 			return err
 		}
-		if err := loadStart(ctx, r.rdb, r.prefix, id, rs); err != nil {
+		if have == 1 {
+			break
+		}
+		tok := token()
+		got, err := r.rdb.SetNX(ctx, lockKey, tok, seedLock).Result()
+		if err != nil {
 			return err
 		}
-		r.log.Info("reservations loaded from the store", "product", id, "stock", rs.Product.Stock, "epoch", rs.Epoch)
+		if got {
+			err := r.reload(ctx, id)
+			release.Run(context.WithoutCancel(ctx), r.rdb, []string{lockKey}, tok)
+			if err != nil {
+				return err
+			}
+			break
+		}
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	r.mu.Lock()
 	r.loaded[id] = true
 	r.mu.Unlock()
+	return nil
+}
+
+// seedLock bounds how long a seeding process holds the others off.
+const seedLock = 10 * time.Second
+
+// reload moves the product to a new epoch in the store and writes what it
+// read into Redis, unless another process did meanwhile.
+func (r *Reserve) reload(ctx context.Context, id int64) error {
+	if have, err := r.rdb.Exists(ctx, productKey(r.prefix, "stock", id)).Result(); err != nil || have == 1 {
+		return err // seeded by the lock's previous holder
+	}
+	rs, err := r.store.BeginReservations(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := loadStart(ctx, r.rdb, r.prefix, id, rs); err != nil {
+		return err
+	}
+	r.log.Info("reservations loaded from the store", "product", id, "stock", rs.Product.Stock, "epoch", rs.Epoch)
 	return nil
 }
 
