@@ -44,17 +44,30 @@ const OperatorRoom = 5
 // all see the snapshot from before the statement, so an order that is
 // neither inserted now nor stored before was refused. Rows are locked in
 // product and user order, so two batches cannot deadlock.
-const commitBatch = `WITH input AS (
-	SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])
-		AS t(id, product_id, user_id, quantity, idempotency_key, request_hash, created_at, epoch)
-), fence AS (
+const commitBatch = commitInput + `, fence AS (
 	SELECT id, reserve_epoch FROM products
 	WHERE id IN (SELECT product_id FROM input WHERE epoch > 0)
 	ORDER BY id FOR NO KEY UPDATE
 ), valid AS (
 	SELECT i.* FROM input i
 	WHERE i.epoch = 0 OR EXISTS (SELECT 1 FROM fence f WHERE f.id = i.product_id AND f.reserve_epoch = i.epoch)
-), ins AS (
+)` + commitOrders
+
+// commitBatchPlain is commitBatch for a batch without reservation epochs
+// (the in-memory reserve's): every order is valid and no row is locked
+// first. The fence, paid by every batch, cost PostgreSQL's in-memory
+// reserve 45 % of its orders per second (bench/shop.sh: 3,500 against
+// 6,400).
+const commitBatchPlain = commitInput + `, valid AS (SELECT * FROM input)` + commitOrders
+
+// commitInput unpacks the eight arrays, one per order column.
+const commitInput = `WITH input AS (
+	SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])
+		AS t(id, product_id, user_id, quantity, idempotency_key, request_hash, created_at, epoch)
+)`
+
+// commitOrders stores the valid orders and answers for the others.
+const commitOrders = `, ins AS (
 	INSERT INTO orders (id, product_id, user_id, quantity, idempotency_key, request_hash, created_at)
 	SELECT id, product_id, user_id, quantity, NULLIF(idempotency_key, ''), NULLIF(request_hash, ''), created_at FROM valid
 	ON CONFLICT DO NOTHING
@@ -75,40 +88,6 @@ const commitBatch = `WITH input AS (
 	SELECT 1 FROM users u JOIN products p ON p.id = u.product_id WHERE p.per_user_limit > 0 AND u.quantity > p.per_user_limit
 )
 SELECT i.id, CASE WHEN EXISTS (SELECT 1 FROM valid v WHERE v.id = i.id) THEN 'key' ELSE 'stale' END FROM input i
-WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.id = i.id)
-  AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = i.id)
-UNION ALL
-SELECT NULL, NULL WHERE (CASE WHEN EXISTS (SELECT 1 FROM over) THEN stampede_would_oversell() ELSE 0 END) = 1`
-
-// commitBatchPlain is commitBatch for a batch without reservation
-// epochs (the in-memory reserve's): the same statement without the fence,
-// whose locking CTE cost PostgreSQL's in-memory reserve 45 % of its orders
-// per second when every batch paid for it (bench/shop.sh: 3,500 against
-// 6,400). It takes the same eight arrays; the epochs are all 0.
-const commitBatchPlain = `WITH input AS (
-	SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])
-		AS t(id, product_id, user_id, quantity, idempotency_key, request_hash, created_at, epoch)
-), ins AS (
-	INSERT INTO orders (id, product_id, user_id, quantity, idempotency_key, request_hash, created_at)
-	SELECT id, product_id, user_id, quantity, NULLIF(idempotency_key, ''), NULLIF(request_hash, ''), created_at FROM input
-	ON CONFLICT DO NOTHING
-	RETURNING id, product_id, user_id, quantity
-), stock AS (
-	UPDATE products p SET stock = p.stock - t.q, sold = p.sold + t.q
-	FROM (SELECT product_id, SUM(quantity) AS q FROM ins GROUP BY product_id ORDER BY product_id) t
-	WHERE p.id = t.product_id
-	RETURNING p.stock
-), users AS (
-	INSERT INTO user_purchases (product_id, user_id, quantity)
-	SELECT product_id, user_id, SUM(quantity) FROM ins GROUP BY product_id, user_id ORDER BY product_id, user_id
-	ON CONFLICT (product_id, user_id) DO UPDATE SET quantity = user_purchases.quantity + excluded.quantity
-	RETURNING product_id, quantity
-), over AS (
-	SELECT 1 FROM stock WHERE stock < 0
-	UNION ALL
-	SELECT 1 FROM users u JOIN products p ON p.id = u.product_id WHERE p.per_user_limit > 0 AND u.quantity > p.per_user_limit
-)
-SELECT i.id, 'key' FROM input i
 WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.id = i.id)
   AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = i.id)
 UNION ALL
