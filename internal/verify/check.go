@@ -253,13 +253,13 @@ func (r *run) history(stored map[string]bool) (ops []stockOp, purchases int) {
 	return ops, purchases
 }
 
-// readOrders reads a product's orders as the shop streams them.
-func readOrders(ctx context.Context, url string) ([]order, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+// orders reads a product's orders as the shop streams them.
+func (s *shopProc) orders(ctx context.Context, id string) ([]order, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", s.base+"/api/products/"+id+"/orders", nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := client.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("read the orders: %w", err)
 	}

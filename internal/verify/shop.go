@@ -24,7 +24,8 @@ import (
 type shopProc struct {
 	exe  string
 	args []string
-	base string // http://127.0.0.1:PORT
+	base string       // http://127.0.0.1:PORT
+	http *http.Client // the verifier's own, apart from the load engine's
 	log  *os.File
 
 	mu  sync.Mutex
@@ -57,7 +58,7 @@ func (s *shopProc) start(ctx context.Context) error {
 	}()
 	deadline := time.Now().Add(readyWait)
 	for {
-		if status, _ := get(ctx, s.base+"/readyz", nil); status == http.StatusOK {
+		if status, _ := s.get(ctx, "/readyz", nil); status == http.StatusOK {
 			return nil
 		}
 		select {
@@ -125,22 +126,24 @@ func (s *shopProc) stop() {
 	s.kill()
 }
 
-// client is the verifier's own HTTP client: separate from the load
-// engine's, for setup, reads and the checks after the sale.
-var client = &http.Client{
-	Timeout:   5 * time.Second,
-	Transport: &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true},
+// newClient is the verifier's HTTP client for one shop: setup, reads and
+// the checks after the sale.
+func newClient() *http.Client {
+	return &http.Client{
+		Timeout:   5 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true},
+	}
 }
 
-// get fetches url and decodes its JSON answer into v, when v is not nil; it
-// returns the status, 0 when nothing answered. A 2xx answer that does not
-// decode is an error.
-func get(ctx context.Context, url string, v any) (int, error) {
-	return do(ctx, "GET", url, nil, "", v)
+// get fetches path from the shop and decodes its JSON answer into v, when
+// v is not nil; it returns the status, 0 when nothing answered. A 2xx
+// answer that does not decode is an error.
+func (s *shopProc) get(ctx context.Context, path string, v any) (int, error) {
+	return s.do(ctx, "GET", path, nil, "", v)
 }
 
-func do(ctx context.Context, method, url string, body []byte, key string, v any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+func (s *shopProc) do(ctx context.Context, method, path string, body []byte, key string, v any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, s.base+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
@@ -150,7 +153,7 @@ func do(ctx context.Context, method, url string, body []byte, key string, v any)
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
-	resp, err := client.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -162,7 +165,7 @@ func do(ctx context.Context, method, url string, body []byte, key string, v any)
 	if v != nil {
 		// An error's body decodes too: answer types carry the error's code.
 		if err := json.Unmarshal(b, v); err != nil && resp.StatusCode/100 == 2 {
-			return resp.StatusCode, fmt.Errorf("%s %s: %w", method, url, err)
+			return resp.StatusCode, fmt.Errorf("%s %s: %w", method, path, err)
 		}
 	}
 	return resp.StatusCode, nil

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -247,7 +246,7 @@ func (r *run) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.shop = &shopProc{exe: cfg.Exe, args: args, base: "http://" + addr, log: log}
+	r.shop = &shopProc{exe: cfg.Exe, args: args, base: "http://" + addr, http: newClient(), log: log}
 	r.progress("starting the shop: stampede %s", join(args))
 	if err := r.shop.start(ctx); err != nil {
 		return err
@@ -257,7 +256,7 @@ func (r *run) open(ctx context.Context) error {
 		Stock int64 `json:"stock"`
 	}
 	body := fmt.Appendf(nil, `{"name":"verify","stock":%d,"per_user_limit":%d}`, cfg.Stock, cfg.Limit)
-	status, err := do(ctx, "POST", r.shop.base+"/api/products", body, "", &p)
+	status, err := r.shop.do(ctx, "POST", "/api/products", body, "", &p)
 	if err != nil || status != 201 {
 		return fmt.Errorf("create the product: status %d %v", status, err)
 	}
@@ -280,6 +279,7 @@ func (r *run) close() {
 	if r.shop != nil {
 		r.shop.stop()
 		r.shop.log.Close()
+		r.shop.http.CloseIdleConnections()
 	}
 	if r.redis != nil {
 		r.redis.Kill()
@@ -371,13 +371,13 @@ func (r *run) sale(ctx context.Context) ([]Event, *load.Result, error) {
 // readStock reads the product's stock until ctx ends, recording each
 // answer with the time it was asked and the time it came.
 func (r *run) readStock(ctx context.Context) {
-	u := r.shop.base + "/api/products/" + strconv.FormatInt(r.product, 10)
+	u := "/api/products/" + strconv.FormatInt(r.product, 10)
 	for ctx.Err() == nil {
 		var p struct {
 			Stock *int64 `json:"stock"`
 		}
 		start := time.Now()
-		status, err := get(ctx, u, &p)
+		status, err := r.shop.get(ctx, u, &p)
 		end := time.Now()
 		if err == nil && status == 200 && p.Stock != nil {
 			r.mu.Lock()
@@ -421,7 +421,7 @@ func (r *run) settle(ctx context.Context) (settled, error) {
 	var st settled
 	deadline := time.Now().Add(settleWait)
 	for {
-		status, _ := get(ctx, r.shop.base+"/readyz", nil)
+		status, _ := r.shop.get(ctx, "/readyz", nil)
 		if status == 200 {
 			break
 		}
@@ -451,11 +451,11 @@ func (r *run) settle(ctx context.Context) (settled, error) {
 	}
 	id := strconv.FormatInt(r.product, 10)
 	var prod struct{ Stock, Sold int64 }
-	if status, err := get(ctx, r.shop.base+"/api/products/"+id, &prod); err != nil || status != 200 {
+	if status, err := r.shop.get(ctx, "/api/products/"+id, &prod); err != nil || status != 200 {
 		return st, fmt.Errorf("read the product after the sale: status %d %v", status, err)
 	}
 	st.stock, st.sold = prod.Stock, prod.Sold
-	orders, err := r.orders(ctx, id)
+	orders, err := r.shop.orders(ctx, id)
 	if err != nil {
 		return st, err
 	}
@@ -472,7 +472,7 @@ func (r *run) resend(ctx context.Context, p *load.Purchase) {
 			Code string `json:"code"`
 		} `json:"error"`
 	}
-	status, err := do(ctx, "POST", r.shop.base+"/api/orders", body, p.Key, &ans)
+	status, err := r.shop.do(ctx, "POST", "/api/orders", body, p.Key, &ans)
 	p.Attempts++
 	p.End = time.Now()
 	p.Status, p.OrderID = status, ""
@@ -488,12 +488,6 @@ func (r *run) resend(ctx context.Context, p *load.Purchase) {
 	default:
 		p.Outcome = load.Other
 	}
-}
-
-// orders reads every stored order of the product (JSON lines).
-func (r *run) orders(ctx context.Context, id string) ([]order, error) {
-	u, _ := url.JoinPath(r.shop.base, "api", "products", id, "orders")
-	return readOrders(ctx, u)
 }
 
 // historyOps lists the purchases and reads by call time.
