@@ -515,9 +515,12 @@ func TestUSL(t *testing.T) {
 // the points and the fitted law from the JSON report.
 func TestLoadSweep(t *testing.T) {
 	_, c := startShop(t, "--store", "sqlite:"+filepath.Join(t.TempDir(), "shop.db"))
-	out, err := exec.Command(binary, "load", "--sweep", "1,2,4,8", "-d", "400ms", "--quiet", "--output", "json", c.Base+"/healthz").Output()
+	cmd := exec.Command(binary, "load", "--sweep", "1,2,4,8", "-d", "800ms", "--quiet", "--output", "json", c.Base+"/healthz")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("sweep: %v\n%s", err, out)
+		t.Fatalf("sweep: %v\n%s\nstderr: %s", err, out, stderr.String())
 	}
 	var rep struct {
 		Sweep []load.SweepPoint

@@ -355,9 +355,11 @@ func runSweep(ctx context.Context, cfg load.Config, levels []int, step, warmup t
 	if err != nil {
 		return err
 	}
-	data := make([]usl.Point, len(points))
-	for i, p := range points {
-		data[i] = usl.Point{N: float64(p.Concurrency), X: p.RPS}
+	data := make([]usl.Point, 0, len(points))
+	for _, p := range points {
+		if p.RPS > 0 { // as Sweep fitted them
+			data = append(data, usl.Point{N: float64(p.Concurrency), X: p.RPS})
+		}
 	}
 	rep := usl.Judge(*m, data, predict)
 	if htmlPath != "" {

@@ -62,9 +62,14 @@ func Sweep(ctx context.Context, cfg Config, levels []int, step, warmup time.Dura
 			progress(p)
 		}
 	}
+	// A step that got no answer in its time (a server stalled, or a
+	// machine too busy to send) measured nothing the law can fit; the
+	// others still can.
 	data := make([]usl.Point, 0, len(points))
 	for _, p := range points {
-		data = append(data, usl.Point{N: float64(p.Concurrency), X: p.RPS})
+		if p.RPS > 0 {
+			data = append(data, usl.Point{N: float64(p.Concurrency), X: p.RPS})
+		}
 	}
 	m, err := usl.Fit(data)
 	if err != nil {
