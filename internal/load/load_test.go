@@ -185,9 +185,9 @@ func TestSaleOutcome(t *testing.T) {
 		{0, ``, errClosed, Unsettled, ""},
 		{201, `{"order":"x"}`, nil, Other, ""},
 	} {
-		got, id := saleOutcome(tc.status, []byte(tc.body), tc.err)
+		got, id := SaleOutcome(tc.status, []byte(tc.body), tc.err)
 		if got != tc.want || id != tc.id {
-			t.Errorf("saleOutcome(%d, %s) = %v %q, want %v %q", tc.status, tc.body, got, id, tc.want, tc.id)
+			t.Errorf("SaleOutcome(%d, %s) = %v %q, want %v %q", tc.status, tc.body, got, id, tc.want, tc.id)
 		}
 	}
 }

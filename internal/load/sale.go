@@ -43,7 +43,7 @@ func (w *worker) purchase(ctx context.Context, intended time.Time) {
 		if w.c != nil {
 			body = w.c.body
 		}
-		outcome, id := saleOutcome(status, body, err)
+		outcome, id := SaleOutcome(status, body, err)
 		if outcome == Unsettled && ctx.Err() == nil {
 			wait := pause/2 + rand.N(pause/2+1)
 			if time.Now().Add(wait).Before(giveUp) && sleep(ctx, wait) {
@@ -80,9 +80,11 @@ func (w *worker) purchase(ctx context.Context, intended time.Time) {
 	}
 }
 
-// saleOutcome reads a shop's answer without decoding JSON: 200 and 201
-// carry "order_id", a 409 carries an error "code".
-func saleOutcome(status int, body []byte, err error) (Outcome, string) {
+// SaleOutcome reads a shop's answer to a purchase (a transport error as
+// err): what it settled, and the order id of an acknowledgement. It reads
+// without decoding JSON: 200 and 201 carry "order_id", a 409 carries an
+// error "code".
+func SaleOutcome(status int, body []byte, err error) (Outcome, string) {
 	switch {
 	case err != nil, status == 503:
 		return Unsettled, ""

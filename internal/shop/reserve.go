@@ -270,7 +270,7 @@ func (r *Reserve) write() {
 		c, refused, err := CommitGuarded(r.store, orders)
 		for _, p := range batch {
 			switch {
-			case slices.Contains(refused, p.order.ID) && r.storeHolds(p.order):
+			case slices.Contains(refused, p.order.ID) && refusedForLimit(r.store, p.order):
 				// The store has the units but not the user's allowance:
 				// the units go back on sale, the user's stays taken.
 				p.book.mu.Lock()
@@ -291,17 +291,6 @@ func (r *Reserve) write() {
 			r.landed(p)
 		}
 	}
-}
-
-// storeHolds reports whether the store still holds o's units: then a
-// refusal of o was for the per-user limit (stock only falls, so it held
-// them when it refused). A store that cannot say counts as not holding
-// them: sold out, the safe answer.
-func (r *Reserve) storeHolds(o Order) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	p, err := r.store.Product(ctx, o.ProductID)
-	return err == nil && p.Stock >= o.Quantity
 }
 
 // maxLinger bounds the writer's wait for a batch to grow.
@@ -363,6 +352,27 @@ func CommitGuardedOnce(s Store, orders []Order) (c Committed, refused []string, 
 // refusal leaves the outcome of the batch unknown, as CommitWithRetry's.
 func CommitGuarded(s Store, orders []Order) (c Committed, refused []string, err error) {
 	return commitGuarded(s, orders, 5)
+}
+
+// StoreHolds reports whether the store still holds o's units. For an order
+// CommitGuarded refused, yes means the per-user limit refused it, not the
+// stock: stock only falls, so the store held the units when it refused.
+func StoreHolds(ctx context.Context, s Store, o Order) (bool, error) {
+	p, err := s.Product(ctx, o.ProductID)
+	if err != nil {
+		return false, err
+	}
+	return p.Stock >= o.Quantity, nil
+}
+
+// refusedForLimit is StoreHolds for the in-memory writer: a store that
+// cannot say counts as not holding them, so the buyer hears sold out, the
+// safe answer.
+func refusedForLimit(s Store, o Order) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	held, err := StoreHolds(ctx, s, o)
+	return err == nil && held
 }
 
 func commitGuarded(s Store, orders []Order, attempts int) (c Committed, refused []string, err error) {

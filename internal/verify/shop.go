@@ -143,9 +143,25 @@ func (s *shopProc) get(ctx context.Context, path string, v any) (int, error) {
 }
 
 func (s *shopProc) do(ctx context.Context, method, path string, body []byte, key string, v any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, method, s.base+path, bytes.NewReader(body))
+	status, b, err := s.raw(ctx, method, path, body, key)
 	if err != nil {
 		return 0, err
+	}
+	if v != nil {
+		// An error's body decodes too: answer types carry the error's code.
+		if err := json.Unmarshal(b, v); err != nil && status/100 == 2 {
+			return status, fmt.Errorf("%s %s: %w", method, path, err)
+		}
+	}
+	return status, nil
+}
+
+// raw sends a request to the shop and returns the status and up to 1 MiB
+// of the answer; status 0 when nothing answered.
+func (s *shopProc) raw(ctx context.Context, method, path string, body []byte, key string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, s.base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -155,18 +171,12 @@ func (s *shopProc) do(ctx context.Context, method, path string, body []byte, key
 	}
 	resp, err := s.http.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	if v != nil {
-		// An error's body decodes too: answer types carry the error's code.
-		if err := json.Unmarshal(b, v); err != nil && resp.StatusCode/100 == 2 {
-			return resp.StatusCode, fmt.Errorf("%s %s: %w", method, path, err)
-		}
-	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, b, nil
 }

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -247,7 +248,7 @@ func (r *run) open(ctx context.Context) error {
 		return err
 	}
 	r.shop = &shopProc{exe: cfg.Exe, args: args, base: "http://" + addr, http: newClient(), log: log}
-	r.progress("starting the shop: stampede %s", join(args))
+	r.progress("starting the shop: stampede %s", strings.Join(args, " "))
 	if err := r.shop.start(ctx); err != nil {
 		return err
 	}
@@ -262,17 +263,6 @@ func (r *run) open(ctx context.Context) error {
 	}
 	r.product, r.initial = p.ID, p.Stock
 	return nil
-}
-
-func join(args []string) string {
-	s := ""
-	for i, a := range args {
-		if i > 0 {
-			s += " "
-		}
-		s += a
-	}
-	return s
 }
 
 func (r *run) close() {
@@ -463,31 +453,15 @@ func (r *run) settle(ctx context.Context) (settled, error) {
 	return st, ctx.Err()
 }
 
-// resend sends p again with its key and records the answer in p.
+// resend sends p again with its key and records the answer in p, read
+// as the load engine reads the flash sale's answers.
 func (r *run) resend(ctx context.Context, p *load.Purchase) {
 	body := fmt.Appendf(nil, `{"product_id":%d,"user_id":%q,"quantity":%d}`, r.product, p.User, p.Quantity)
-	var ans struct {
-		OrderID string `json:"order_id"`
-		Error   struct {
-			Code string `json:"code"`
-		} `json:"error"`
-	}
-	status, err := r.shop.do(ctx, "POST", "/api/orders", body, p.Key, &ans)
+	status, answer, err := r.shop.raw(ctx, "POST", "/api/orders", body, p.Key)
 	p.Attempts++
 	p.End = time.Now()
-	p.Status, p.OrderID = status, ""
-	switch {
-	case err != nil || status == 503:
-		p.Outcome = load.Unsettled
-	case (status == 200 || status == 201) && ans.OrderID != "":
-		p.Outcome, p.OrderID = load.Acknowledged, ans.OrderID
-	case status == 409 && ans.Error.Code == "sold_out":
-		p.Outcome = load.SoldOut
-	case status == 409 && ans.Error.Code == "limit_exceeded":
-		p.Outcome = load.LimitExceeded
-	default:
-		p.Outcome = load.Other
-	}
+	p.Status = status
+	p.Outcome, p.OrderID = load.SaleOutcome(status, answer, err)
 }
 
 // historyOps lists the purchases and reads by call time.

@@ -1011,7 +1011,6 @@ func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage,
 	// buyer hears 503 and reserves anew.
 	names := make([]string, len(orders))
 	pipe := r.wdb.TxPipeline()
-	stockOf := make(map[int64]int64)
 	for i, o := range orders {
 		names[i] = o.ID
 		switch {
@@ -1025,18 +1024,14 @@ func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage,
 			giveBack.Eval(ctx, pipe, []string{productKey(r.prefix, "stock", o.ProductID), productKey(r.prefix, "users", o.ProductID),
 				productKey(r.prefix, "restocks", o.ProductID)}, o.Quantity, o.UserID, r.channel, o.ProductID)
 		case slices.Contains(refused, o.ID):
-			left, ok := stockOf[o.ProductID]
-			if !ok {
-				p, err := r.store.Product(ctx, o.ProductID)
-				if err != nil {
-					// Left unacknowledged: committed again (and refused
-					// again) once the store answers.
-					r.log.Error("read the stock of refused orders", "err", err)
-					return err
-				}
-				left, stockOf[o.ProductID] = p.Stock, p.Stock
+			held, err := shop.StoreHolds(ctx, r.store, o)
+			if err != nil {
+				// Left unacknowledged: committed again (and refused
+				// again) once the store answers.
+				r.log.Error("read the stock of a refused order", "err", err)
+				return err
 			}
-			if left >= o.Quantity {
+			if held {
 				names[i] = "^" + o.ID
 				giveBack.Eval(ctx, pipe, []string{productKey(r.prefix, "stock", o.ProductID), productKey(r.prefix, "users", o.ProductID),
 					productKey(r.prefix, "restocks", o.ProductID)}, o.Quantity, o.UserID, r.channel, o.ProductID)
