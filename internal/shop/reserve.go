@@ -294,7 +294,7 @@ func (r *Reserve) write() {
 }
 
 // maxLinger bounds the writer's wait for a batch to grow.
-const maxLinger = 200 * time.Microsecond
+const maxLinger = time.Millisecond
 
 // drain adds what is queued, up to maxBatch, to batch without waiting; open
 // is false once the queue is closed and empty.

@@ -1,0 +1,89 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stampede-dev/stampede/internal/shop"
+)
+
+// A database written by an older stampede (migrations 0001 and 0002 only)
+// keeps every order, purchase and key through 0003, which rebuilds orders
+// and user_purchases WITHOUT ROWID, and takes new orders afterwards.
+func TestMigrationKeepsOlderDatabases(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"0001_init.sql", "0002_reserve_epoch.sql"} {
+		body, err := migrations.ReadFile("migrations/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := old.Exec(string(body)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (name TEXT PRIMARY KEY)`,
+		`INSERT INTO schema_migrations VALUES ('0001_init.sql'), ('0002_reserve_epoch.sql')`,
+		`INSERT INTO products (id, name, stock, sold, per_user_limit, created_at) VALUES (1, 'phone', 8, 2, 2, 0)`,
+		`INSERT INTO user_purchases VALUES (1, 'ada', 2)`,
+		`INSERT INTO orders VALUES ('o1', 1, 'ada', 1, 'k1', 'h1', 10), ('o2', 1, 'ada', 1, NULL, NULL, 20)`,
+	} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("open the older database: %v", err)
+	}
+	defer s.Close()
+	var ids []string
+	if err := s.Orders(ctx, 1, func(o shop.Order) error { ids = append(ids, o.ID); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 2 || ids[0] != "o1" || ids[1] != "o2" {
+		t.Fatalf("orders after the migration = %v, want [o1 o2]", ids)
+	}
+	o, err := s.OrderByKey(ctx, "k1")
+	if err != nil || o.ID != "o1" || o.RequestHash != "h1" {
+		t.Fatalf("OrderByKey(k1) = %+v, %v; want o1 with hash h1", o, err)
+	}
+	users, err := s.UserPurchases(ctx, 1)
+	if err != nil || len(users) != 1 || users["ada"] != 2 {
+		t.Fatalf("UserPurchases = %v, %v; want map[ada:2]", users, err)
+	}
+	// New orders go in; a key already used is still refused, and ada is
+	// still at her limit of 2.
+	now := time.Now()
+	c, err := s.CommitBatch(ctx, []shop.Order{
+		{ID: "o3", ProductID: 1, UserID: "bob", Quantity: 1, IdempotencyKey: "k3", CreatedAt: now},
+		{ID: "o4", ProductID: 1, UserID: "eve", Quantity: 1, IdempotencyKey: "k1", CreatedAt: now},
+	})
+	if err != nil {
+		t.Fatalf("CommitBatch after the migration: %v", err)
+	}
+	if len(c.Rejected) != 1 || c.Rejected[0] != "o4" {
+		t.Fatalf("Rejected = %v, want [o4] (its key k1 is o1's)", c.Rejected)
+	}
+	_, err = s.CommitBatch(ctx, []shop.Order{{ID: "o5", ProductID: 1, UserID: "ada", Quantity: 1, CreatedAt: now}})
+	if !errors.Is(err, shop.ErrWouldOversell) {
+		t.Fatalf("ada past her limit: err = %v, want ErrWouldOversell", err)
+	}
+	p, err := s.Product(ctx, 1)
+	if err != nil || p.Stock != 7 || p.Sold != 3 {
+		t.Fatalf("product = %+v, %v; want stock 7, sold 3", p, err)
+	}
+}
