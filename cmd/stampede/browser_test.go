@@ -330,6 +330,66 @@ func TestBrowserLab(t *testing.T) {
 		screenshot(t, ctx, "lab-chapter5-async.png")
 	})
 
+	t.Run("chapter 7: races", func(t *testing.T) {
+		nav("#/interleave")
+		if err := runExperiment(ctx, "interleave", map[string]string{"program": "lost-update"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := text(t, ctx, "#interleave-summary"); got != "18 of 20 schedules fail (90.0 %)." {
+			t.Errorf("summary: %q", got)
+		}
+		if got := text(t, ctx, "#interleave-checks"); got != "Must hold at the end: x == 2" {
+			t.Errorf("checks: %q", got)
+		}
+		mustMatch(t, "outcomes", `x=1\s+broken: x == 2\s+18\s+90\.0 %.*x=2\s+holds\s+2\s+10\.0 %`, strings.Join(strings.Fields(text(t, ctx, "#table-interleave tbody")), " "))
+		mustMatch(t, "fixes", `mutex 2 0 .*atomic 2 0 `, strings.Join(strings.Fields(text(t, ctx, "#table-interleave-fixes tbody")), " ")+" ")
+		// Play the lost update: both load 0 before either stores.
+		for _, g := range []string{"0", "1", "0", "0", "1"} {
+			if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#interleave-moves button.move[data-g="`+g+`"]`))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := strings.Join(strings.Fields(text(t, ctx, "#interleave-shared")), " "); got != "Shared: x = 1" {
+			t.Errorf("after G1's store: %q", got)
+		}
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#interleave-moves button.move[data-g="1"]`))); err != nil {
+			t.Fatal(err)
+		}
+		if got := text(t, ctx, "#interleave-end"); got != "Finished: x=1. Broken: x == 2." {
+			t.Errorf("the end of the game: %q", got)
+		}
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#interleave-undo"))); err != nil {
+			t.Fatal(err)
+		}
+		if got := text(t, ctx, "#interleave-step"); got != "step 5" {
+			t.Errorf("after undo: %q", got)
+		}
+		screenshot(t, ctx, "lab-chapter7-interleave.png")
+		// The lock-order deadlock, replayed from its row: two steps.
+		if err := runExperiment(ctx, "interleave", map[string]string{"program": "lock-order"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#table-interleave button[data-outcome="0"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#interleave-end"))); err != nil {
+			t.Fatal(err)
+		}
+		if got := text(t, ctx, "#interleave-end"); got != `Deadlock: G1 at "lock b", G2 at "lock a" — each waits for what another holds, and none can move.` {
+			t.Errorf("the replayed deadlock: %q", got)
+		}
+		// Real goroutines: the fix never fails; the channel deadlock always does.
+		if err := runExperiment(ctx, "interleave-real", map[string]string{"program": "lost-update+mutex", "trials": "2000"}); err != nil {
+			t.Fatal(err)
+		}
+		mustMatch(t, "real fix", `^2,000 runs of lost-update\+mutex on real goroutines \(GOMAXPROCS \d+\) in [\d,]+ ms: none went wrong\.$`, text(t, ctx, "#interleave-real-summary"))
+		if err := runExperiment(ctx, "interleave-real", map[string]string{"program": "channel-deadlock", "trials": "200"}); err != nil {
+			t.Fatal(err)
+		}
+		mustMatch(t, "real deadlock", `: 200 went wrong \(100\.0 %\)\.$`, text(t, ctx, "#interleave-real-summary"))
+		mustMatch(t, "runtime", `(Go's runtime stopped the process itself at run 1: fatal error: all goroutines are asleep - deadlock!|Run 1 hung\. This binary links cgo)`, text(t, ctx, "#interleave-runtime"))
+		mustMatch(t, "runtime goroutines", `goroutine \d+ \[chan send\].*\n.*goroutine \d+ \[chan send\]`, text(t, ctx, "#interleave-goroutines"))
+		screenshot(t, ctx, "lab-chapter7-interleave-real.png")
+	})
+
 	t.Run("chapter 8: flash sale", func(t *testing.T) {
 		nav("#/flashsale")
 		sale := map[string]string{"stock": "100", "buyers": "800", "users": "500", "seconds": "2"}

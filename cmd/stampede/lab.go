@@ -18,6 +18,7 @@ import (
 	"github.com/stampede-dev/stampede/internal/lab/async"
 	"github.com/stampede-dev/stampede/internal/lab/costs"
 	"github.com/stampede-dev/stampede/internal/lab/flashsale"
+	"github.com/stampede-dev/stampede/internal/lab/interleave"
 	"github.com/stampede-dev/stampede/internal/lab/isolation"
 	"github.com/stampede-dev/stampede/internal/lab/lostupdate"
 	"github.com/stampede-dev/stampede/internal/lab/sched"
@@ -35,6 +36,8 @@ func experiments() []lab.Experiment {
 		lostupdate.New(),
 		isolation.New(shopBinary()),
 		async.New(shopBinary()),
+		interleave.NewModel(),
+		interleave.NewReal(shopBinary()),
 		flashsale.New(shopBinary()),
 	}
 }

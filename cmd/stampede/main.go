@@ -17,6 +17,7 @@ import (
 
 	"github.com/stampede-dev/stampede/internal/lab/async"
 	"github.com/stampede-dev/stampede/internal/lab/costs"
+	"github.com/stampede-dev/stampede/internal/lab/interleave"
 	"github.com/stampede-dev/stampede/internal/lab/isolation"
 )
 
@@ -48,6 +49,9 @@ func main() {
 		return
 	}
 	if isolation.ChildMain() { // a child of the lab's fourth chapter
+		return
+	}
+	if interleave.ChildMain() { // the deadlock child of the lab's seventh chapter
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -402,7 +402,7 @@ func (p *Program) Graph() (nodes []Node, ok bool) {
 	for i := 0; i < len(nodes); i++ {
 		s := nodes[i].State
 		moves := p.Moves(s)
-		nodes[i].Moves = moves
+		nodes[i].Moves = orEmpty(moves)
 		nodes[i].Next = make([]int, 0, len(moves))
 		if len(moves) == 0 {
 			o := p.End(s)

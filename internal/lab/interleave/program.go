@@ -75,11 +75,11 @@ type Instr struct {
 
 // Goroutine is one goroutine's steps.
 type Goroutine struct {
-	Name      string   `json:"name"`
-	Registers []string `json:"registers"`
-	Steps     []string `json:"steps"` // each step's text, for the page
-	Labels    map[int][]string
-	Ins       []Instr `json:"-"`
+	Name      string           `json:"name"`
+	Registers []string         `json:"registers"`
+	Steps     []string         `json:"steps"` // each step's text, for the page
+	Labels    map[int][]string `json:"labels"`
+	Ins       []Instr          `json:"-"`
 }
 
 // Check is a condition on the final state: Var Cmp Value.
