@@ -544,7 +544,7 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"costs", "sched", "schedstat", "sync", "lostupdate", "isolation", "async", "flashsale"} {
+	for _, id := range []string{"costs", "sched", "schedstat", "sync", "lostupdate", "isolation", "async", "interleave", "interleave-real", "flashsale"} {
 		if !strings.Contains(string(out), "\n  "+id+" ") {
 			t.Errorf("bench list lacks %s:\n%s", id, out)
 		}
@@ -607,6 +607,31 @@ func TestBench(t *testing.T) {
 		if inv.Verdict != "pass" {
 			t.Errorf("bench flashsale atomic: %s %s", inv.Name, inv.Verdict)
 		}
+	}
+	// The default program of chapter 7 enumerated: 20 schedules of two
+	// goroutines of three steps, 18 of which lose an update.
+	out, err = exec.Command(binary, "bench", "interleave", "--json").Output()
+	if err != nil {
+		t.Fatalf("bench interleave: %v %s", err, out)
+	}
+	var il struct {
+		Result struct {
+			Program string
+			Model   struct {
+				Schedules, Failing uint64
+				Outcomes           []struct {
+					Label     string
+					Schedules uint64
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(out, &il); err != nil {
+		t.Fatalf("%v in %s", err, out)
+	}
+	if m := il.Result.Model; il.Result.Program != "lost-update" || m.Schedules != 20 || m.Failing != 18 || len(m.Outcomes) != 2 ||
+		m.Outcomes[0].Label != "x=1" || m.Outcomes[0].Schedules != 18 || m.Outcomes[1].Label != "x=2" || m.Outcomes[1].Schedules != 2 {
+		t.Errorf("bench interleave --json: %s", out)
 	}
 	// Text output, with the machine it was measured on.
 	out, err = exec.Command(binary, "bench", "lostupdate", "-p", "goroutines=4", "-p", "increments=1000", "-p", "yield=true").Output()

@@ -18,7 +18,8 @@ import (
 	"time"
 )
 
-// childEnv starts this binary as the deadlock child: "PROGRAM-ID TRIALS".
+// childEnv starts this binary as the deadlock child: "PROGRAM-ID TRIALS
+// YIELD".
 const childEnv = "STAMPEDE_INTERLEAVE_CHILD"
 
 // RuntimeReport is what Go's runtime said about a program run with real
@@ -59,11 +60,11 @@ const (
 )
 
 // runChild runs the program id in the child for up to trials trials.
-func runChild(ctx context.Context, exe, id string, trials int) (RuntimeReport, error) {
+func runChild(ctx context.Context, exe, id string, trials int, yield bool) (RuntimeReport, error) {
 	ctx, cancel := context.WithTimeout(ctx, childTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", childEnv, id, trials), "GOTRACEBACK=all")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %t", childEnv, id, trials, yield), "GOTRACEBACK=all")
 	cmd.WaitDelay = time.Second
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -192,10 +193,14 @@ func ChildMain() bool {
 	if v == "" {
 		return false
 	}
-	id, n, _ := strings.Cut(v, " ")
-	trials, err := strconv.Atoi(n)
-	src, _, ok := lookup(id)
-	if err != nil || !ok || trials < 1 {
+	f := strings.Fields(v)
+	if len(f) != 3 {
+		f = []string{"", "", ""}
+	}
+	trials, err := strconv.Atoi(f[1])
+	yield, err2 := strconv.ParseBool(f[2])
+	src, _, ok := lookup(f[0])
+	if err != nil || err2 != nil || !ok || trials < 1 {
 		fmt.Fprintf(os.Stderr, "interleave child: bad %s=%q\n", childEnv, v)
 		os.Exit(2)
 	}
@@ -208,7 +213,7 @@ func ChildMain() bool {
 	// reports a deadlock only when nothing at all could wake a goroutine.
 	for i := 1; i <= trials; i++ {
 		os.Stdout.WriteString(strconv.Itoa(i) + "\n")
-		runtimeTrial(p)
+		runtimeTrial(p, yield)
 	}
 	os.Stdout.WriteString("done\n")
 	os.Exit(0)
@@ -216,7 +221,7 @@ func ChildMain() bool {
 }
 
 // runtimeTrial runs p once with Go's own sync.Mutex and channels.
-func runtimeTrial(p *Program) {
+func runtimeTrial(p *Program, yield bool) {
 	vars := make([]atomic.Int64, len(p.Shared))
 	for i, v := range p.Initial {
 		vars[i].Store(v)
@@ -225,7 +230,7 @@ func runtimeTrial(p *Program) {
 	for i, c := range p.Caps {
 		r.chans[i] = make(chan int64, c)
 	}
-	together(len(p.G), func(g int) { steps(p, g, vars, r, false, nil) })
+	together(len(p.G), func(g int) { steps(p, g, vars, r, yield, nil) })
 }
 
 // goPrimitives are Go's own: a deadlock blocks for ever, and the runtime

@@ -289,7 +289,7 @@ func (e *Real) Run(ctx context.Context, params lab.Values, emit func(lab.Event))
 	}
 	if deadlocks && e.exe != "" {
 		emit(lab.Progress("Go's runtime, in a child process", int64(ran), int64(n)))
-		rr, err := runChild(ctx, e.exe, id, min(n, 100_000))
+		rr, err := runChild(ctx, e.exe, id, min(n, 100_000), yield)
 		if err != nil {
 			return err
 		}
@@ -313,6 +313,14 @@ func (r RealReport) WriteText(w io.Writer) error {
 	}
 	if rt := r.Runtime; rt != nil {
 		fmt.Fprintf(w, "\nGo's runtime, with sync.Mutex and channels, in a child process: %d trials, %s.\n", rt.Trials, rt.Exit)
+		switch rt.Detector {
+		case "runtime":
+			fmt.Fprintln(w, "The runtime found the deadlock itself.")
+		case "sigquit":
+			fmt.Fprintln(w, "The child hung, and this binary links cgo, so the runtime never reports a deadlock; the lab sent SIGQUIT for a dump.")
+		default:
+			fmt.Fprintln(w, "No trial deadlocked.")
+		}
 		if rt.Fatal != "" {
 			fmt.Fprintln(w, rt.Fatal)
 			for _, g := range rt.Goroutines {

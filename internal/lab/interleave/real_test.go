@@ -100,7 +100,7 @@ func exe(t *testing.T) string {
 // deadlock, and the SIGQUIT dump shows both goroutines blocked in a send
 // and the trial's goroutine waiting for them.
 func TestRuntimeReportsTheDeadlock(t *testing.T) {
-	r, err := runChild(context.Background(), exe(t), "channel-deadlock", 1000)
+	r, err := runChild(context.Background(), exe(t), "channel-deadlock", 1000, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestRuntimeReportsTheDeadlock(t *testing.T) {
 		t.Fatalf("goroutines %q; want two in chan send and one waiting for them", r.Goroutines)
 	}
 	// A program that cannot deadlock runs all its trials.
-	r, err = runChild(context.Background(), exe(t), "channel-deadlock+buffered", 1000)
+	r, err = runChild(context.Background(), exe(t), "channel-deadlock+buffered", 1000, true)
 	if err != nil {
 		t.Fatal(err)
 	}
