@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -328,6 +329,37 @@ func TestBrowserLab(t *testing.T) {
 		mustMatch(t, "trap, preemption on", `^Preemption on: the loop ran \d+ ms; the sleepers woke at worst [\d.]+ ms late\.$`, text(t, ctx, `p[data-preemption="true"]`))
 		mustMatch(t, "trap, preemption off", `^Preemption off: the loop ran \d+ ms; the sleepers woke at worst [\d.]+ ms late\.$`, text(t, ctx, `p[data-preemption="false"]`))
 		screenshot(t, ctx, "lab-chapter5-async.png")
+	})
+
+	t.Run("chapter 6: parallelism", func(t *testing.T) {
+		nav("#/parallel")
+		if err := runExperiment(ctx, "parallel", map[string]string{"tasks": "4", "work": "20", "procs": "2", "rounds": "1"}); err != nil {
+			t.Fatal(err)
+		}
+		mustMatch(t, "verdict", `^CPU-bound: 4 tasks of 20 ms took [\d,]+ ms on one P \([\d.]+× one task: one after another\) and [\d,]+ ms on 2 \(a speed-up of [\d.]+×\)\. Waiting: [\d,]+ ms on one P \([\d.]+× one task: all at once, without a second core\)\.$`, text(t, ctx, "#parallel-verdict"))
+		rows := strings.Join(strings.Fields(text(t, ctx, "#table-parallel tbody")), " ")
+		mustMatch(t, "table", `^CPU-bound \(hashing\) 1 [\d.]+ ms 1\.00× 1\.00× [\d.]+ 0 CPU-bound \(hashing\) 2 [\d.]+ ms [\d.]+× [\d.]+× [\d.]+ \d waiting .* 1 [\d.]+ ms 1\.00× — [\d.]+ 0 waiting .* 2 `, rows)
+		mustMatch(t, "amdahl", `^Fitted serial fraction s = [\d.]+ from 1 speed-up: `, text(t, ctx, "#parallel-amdahl"))
+		// One lane at GOMAXPROCS 1, two at 2, each with the tasks' bars.
+		for id, lanes := range map[string][]string{"cpu-1": {"P0"}, "cpu-2": {"P0", "P1"}, "wait-1": {"P0"}} {
+			got := text(t, ctx, "#parallel-trace-"+id)
+			for _, l := range lanes {
+				if !strings.Contains(got, l) {
+					t.Errorf("trace %s lacks lane %s: %q", id, l, got)
+				}
+			}
+			if strings.Contains(got, "P"+strconv.Itoa(len(lanes))) {
+				t.Errorf("trace %s has a lane too many: %q", id, got)
+			}
+		}
+		bars, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#parallel-trace-cpu-2 rect.bar").length`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bars < 4 {
+			t.Errorf("the two-P trace draws %d bars, want one per task at least", bars)
+		}
+		screenshot(t, ctx, "lab-chapter6-parallel.png")
 	})
 
 	t.Run("chapter 7: races", func(t *testing.T) {

@@ -544,7 +544,7 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"costs", "sched", "schedstat", "sync", "lostupdate", "isolation", "async", "interleave", "interleave-real", "flashsale"} {
+	for _, id := range []string{"costs", "sched", "schedstat", "sync", "lostupdate", "isolation", "async", "parallel", "interleave", "interleave-real", "flashsale"} {
 		if !strings.Contains(string(out), "\n  "+id+" ") {
 			t.Errorf("bench list lacks %s:\n%s", id, out)
 		}

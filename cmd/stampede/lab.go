@@ -21,6 +21,7 @@ import (
 	"github.com/stampede-dev/stampede/internal/lab/interleave"
 	"github.com/stampede-dev/stampede/internal/lab/isolation"
 	"github.com/stampede-dev/stampede/internal/lab/lostupdate"
+	"github.com/stampede-dev/stampede/internal/lab/parallel"
 	"github.com/stampede-dev/stampede/internal/lab/sched"
 	"github.com/stampede-dev/stampede/internal/lab/schedobs"
 	"github.com/stampede-dev/stampede/internal/lab/syncbench"
@@ -36,6 +37,7 @@ func experiments() []lab.Experiment {
 		lostupdate.New(),
 		isolation.New(shopBinary()),
 		async.New(shopBinary()),
+		parallel.New(shopBinary()),
 		interleave.NewModel(),
 		interleave.NewReal(shopBinary()),
 		flashsale.New(shopBinary()),

@@ -19,6 +19,7 @@ import (
 	"github.com/stampede-dev/stampede/internal/lab/costs"
 	"github.com/stampede-dev/stampede/internal/lab/interleave"
 	"github.com/stampede-dev/stampede/internal/lab/isolation"
+	"github.com/stampede-dev/stampede/internal/lab/parallel"
 )
 
 // command is one subcommand. run returns an error to print as one line;
@@ -49,6 +50,9 @@ func main() {
 		return
 	}
 	if isolation.ChildMain() { // a child of the lab's fourth chapter
+		return
+	}
+	if parallel.ChildMain() { // a workload of the lab's sixth chapter
 		return
 	}
 	if interleave.ChildMain() { // the deadlock child of the lab's seventh chapter

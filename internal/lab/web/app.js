@@ -7,11 +7,12 @@ import { scheduling } from "./ch2.js";
 import { sync } from "./ch3.js";
 import { isolation } from "./ch4.js";
 import { async } from "./ch5.js";
+import { parallel } from "./ch6.js";
 import { interleave } from "./ch7.js";
 import { flashsale } from "./ch8.js";
 import { glossary } from "./glossary.js";
 
-const chapters = { costs, scheduling, sync, isolation, async, interleave, flashsale, glossary };
+const chapters = { costs, scheduling, sync, isolation, async, parallel, interleave, flashsale, glossary };
 const rendered = {};
 
 async function route() {

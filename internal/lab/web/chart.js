@@ -237,7 +237,7 @@ export function gantt(container, { title, tasks, slices, at, x, unit }) {
     if (!s.task) continue;
     const row = tasks.indexOf(s.task);
     const r = el("rect", { x: xs(s.start), y: f.m.t + row * rowH + 2, width: Math.max(1, xs(s.end) - xs(s.start) - 1), height: rowH - 4,
-      fill: colour(row), class: "bar" + (at !== undefined && at < s.start ? " future" : "") }, f.svg);
+      fill: s.colour !== undefined ? (s.colour < 0 ? "var(--muted)" : colour(s.colour)) : colour(row), class: "bar" + (at !== undefined && at < s.start ? " future" : "") }, f.svg);
     tooltip(r, s.tip || (unit ? `${s.task}: ${s.start} to ${s.end} ${unit}` : `${s.task}: ticks ${s.start} to ${s.end}`) + (s.level !== undefined && s.levels > 1 ? `, level ${s.level}` : ""));
   }
   if (at !== undefined) el("line", { x1: xs(at), x2: xs(at), y1: f.m.t - 4, y2: base, class: "cursor" }, f.svg);

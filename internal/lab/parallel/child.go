@@ -1,0 +1,123 @@
+package parallel
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"runtime/trace"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// childEnv starts this binary as a run of the workload: "KIND TASKS ITERS
+// WAIT-MS TRACE-FILE" (TRACE-FILE "-" for no trace). GOMAXPROCS comes
+// from the environment, as the runtime reads it.
+const childEnv = "STAMPEDE_PARALLEL_CHILD"
+
+// childResult is what a child prints.
+type childResult struct {
+	WallNs     int64 `json:"wallNs"`
+	GOMAXPROCS int   `json:"gomaxprocs"`
+}
+
+// hashSink keeps the hashes alive, so the work is not optimised away.
+var hashSink [32]byte
+
+// hashWork hashes a 16 KiB block iters times: CPU-bound work with no
+// system call and no allocation.
+func hashWork(iters int) {
+	var block [16 << 10]byte
+	sum := hashSink
+	for range iters {
+		block[0], block[1] = sum[0], sum[1]
+		sum = sha256.Sum256(block[:])
+	}
+	hashSink = sum
+}
+
+// itersPerMS measures how many hash iterations take a millisecond on one
+// core here: the best of three timings, as the others were slowed by
+// whatever else the machine was doing.
+func itersPerMS() int {
+	n := 16
+	for {
+		t := time.Now()
+		hashWork(n)
+		if d := time.Since(t); d > 30*time.Millisecond {
+			break
+		}
+		n *= 2
+	}
+	best := time.Duration(math.MaxInt64)
+	for range 3 {
+		t := time.Now()
+		hashWork(n)
+		best = min(best, time.Since(t))
+	}
+	return max(1, int(float64(n)/(float64(best)/float64(time.Millisecond))))
+}
+
+// ChildMain runs the workload when this process was started as its
+// child, and then exits; it reports false at once otherwise. Call it first
+// in main.
+func ChildMain() bool {
+	v := os.Getenv(childEnv)
+	if v == "" {
+		return false
+	}
+	fail := func(err error) {
+		fmt.Fprintln(os.Stderr, "parallel child:", err)
+		os.Exit(2)
+	}
+	f := strings.Fields(v)
+	if len(f) != 5 || (f[0] != KindCPU && f[0] != KindWait) {
+		fail(fmt.Errorf("bad %s=%q", childEnv, v))
+	}
+	tasks, err1 := strconv.Atoi(f[1])
+	iters, err2 := strconv.Atoi(f[2])
+	waitMS, err3 := strconv.Atoi(f[3])
+	if err1 != nil || err2 != nil || err3 != nil || tasks < 1 {
+		fail(fmt.Errorf("bad %s=%q", childEnv, v))
+	}
+	var out *os.File
+	if f[4] != "-" {
+		var err error
+		if out, err = os.Create(f[4]); err != nil {
+			fail(err)
+		}
+		if err := trace.Start(out); err != nil {
+			fail(err)
+		}
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	began := time.Now()
+	for i := range tasks {
+		wg.Go(func() {
+			trace.WithRegion(ctx, fmt.Sprintf("task %d", i), func() {
+				if f[0] == KindCPU {
+					hashWork(iters)
+				} else {
+					time.Sleep(time.Duration(waitMS) * time.Millisecond)
+				}
+			})
+		})
+	}
+	wg.Wait()
+	wall := time.Since(began)
+	if out != nil {
+		trace.Stop()
+		if err := out.Close(); err != nil {
+			fail(err)
+		}
+	}
+	json.NewEncoder(os.Stdout).Encode(childResult{WallNs: wall.Nanoseconds(), GOMAXPROCS: runtime.GOMAXPROCS(0)})
+	os.Exit(0)
+	return true
+}

@@ -1,0 +1,121 @@
+package parallel
+
+import (
+	"context"
+	"math"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stampede-dev/stampede/internal/lab"
+	"github.com/stampede-dev/stampede/internal/lab/labtest"
+	"github.com/stampede-dev/stampede/internal/testenv"
+)
+
+// TestMain lets this test binary be the workload's child, as the stampede
+// binary is in the lab.
+func TestMain(m *testing.M) {
+	if ChildMain() {
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// The fit recovers a known serial fraction from the law's own speed-ups,
+// and the textbook figure: 5 % serial caps the speed-up at 20×.
+func TestFitAmdahl(t *testing.T) {
+	for _, s := range []float64{0, 0.05, 0.1, 0.5, 1} {
+		var ps, ss []float64
+		for p := 1.0; p <= 16; p++ {
+			ps, ss = append(ps, p), append(ss, 1/(s+(1-s)/p))
+		}
+		f := FitAmdahl(ps, ss)
+		if math.Abs(f.Serial-s) > 1e-12 || f.Points != 15 {
+			t.Errorf("s = %v: fitted %+v", s, f)
+		}
+		if s == 0.05 && (math.Abs(f.Limit-20) > 1e-9 || math.Abs(f.Speedup(16)-1/(0.05+0.95/16)) > 1e-12) {
+			t.Errorf("5 %% serial: limit %v, S(16) %v", f.Limit, f.Speedup(16))
+		}
+	}
+	// Two cores, a speed-up of 1.6: 1/1.6 − 1/2 = s/2, so s = 0.25.
+	if f := FitAmdahl([]float64{1, 2}, []float64{1, 1.6}); math.Abs(f.Serial-0.25) > 1e-12 || f.Points != 1 || math.Abs(f.Limit-4) > 1e-9 {
+		t.Errorf("two cores: %+v", f)
+	}
+	// A slowdown is clamped to fully serial; no speed-up to fit, too.
+	if f := FitAmdahl([]float64{1, 2}, []float64{1, 0.8}); f.Serial != 1 {
+		t.Errorf("slowdown: %+v", f)
+	}
+	if f := FitAmdahl([]float64{1}, []float64{1}); f.Serial != 1 || f.Points != 0 {
+		t.Errorf("one point: %+v", f)
+	}
+}
+
+func TestParallel(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := labtest.Run[Result](t, New(exe), map[string]any{"tasks": 4, "work": 10, "procs": 2, "rounds": 1}, nil)
+	if len(r.Points) != 4 || len(r.Fits) != 1 || r.Fits[0].Kind != KindCPU || r.Fits[0].Points != 1 {
+		t.Fatalf("result %+v", r)
+	}
+	for i, want := range []struct {
+		kind  string
+		procs int
+	}{{KindCPU, 1}, {KindCPU, 2}, {KindWait, 1}, {KindWait, 2}} {
+		p := r.Points[i]
+		if p.Kind != want.kind || p.Procs != want.procs || p.Lanes.Procs != want.procs || p.WallMS <= 0 {
+			t.Fatalf("point %d: %+v, want %s at GOMAXPROCS %d", i, p, want.kind, want.procs)
+		}
+		if p.Procs == 1 && p.Speedup != 1 {
+			t.Errorf("point %d: speed-up %v at GOMAXPROCS 1", i, p.Speedup)
+		}
+		// Every task ran, and only on the Ps the child had.
+		tasks := map[int]bool{}
+		ps := map[int]bool{}
+		for _, s := range p.Lanes.Slices {
+			if s.P < 0 || s.P >= want.procs || s.End < s.Start || s.Start < 0 || s.End > p.Lanes.SpanUS+1e-6 {
+				t.Fatalf("point %d: slice %+v outside %d Ps or %v µs", i, s, want.procs, p.Lanes.SpanUS)
+			}
+			if s.Task >= 0 {
+				tasks[s.Task] = true
+				ps[s.P] = true
+			}
+		}
+		if len(tasks) != 4 {
+			t.Errorf("point %d: the trace shows tasks %v, want 4", i, tasks)
+		}
+		// Four CPU-bound tasks of 10 ms on two Ps: both Ps run tasks.
+		if p.Kind == KindCPU && len(ps) != want.procs {
+			t.Errorf("point %d: tasks ran on Ps %v, want all %d", i, ps, want.procs)
+		}
+	}
+	if n := testenv.ChildProcesses(t, os.Getpid()); n != 0 {
+		t.Errorf("%d child processes left behind", n)
+	}
+}
+
+// Stop ends the run within a second and leaves no child process behind.
+func TestParallelStops(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(exe)
+	p, err := lab.Resolve(e.Info().Params, map[string]any{"tasks": 64, "work": 500, "procs": 2, "rounds": 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	began := time.Now()
+	if err := e.Run(ctx, p, func(lab.Event) {}); err != context.Canceled {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+	if d := time.Since(began); d > 3*time.Second {
+		t.Errorf("Run returned %v after it began, long after the cancellation", d)
+	}
+	if n := testenv.ChildProcesses(t, os.Getpid()); n != 0 {
+		t.Errorf("%d child processes left behind", n)
+	}
+}

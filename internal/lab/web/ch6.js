@@ -1,0 +1,83 @@
+// Chapter 6: one core or many. The same tasks at GOMAXPROCS 1, 2, …, in
+// child processes: CPU-bound work speeds up only with cores, waiting work
+// overlaps on one; a runtime trace of each run shows who ran on which P.
+import { panel, h, table, onFrame } from "./run.js";
+import { gantt, lineChart, fmtNum } from "./chart.js";
+
+const kindName = { cpu: "CPU-bound (hashing)", wait: "waiting (a timer, as for a network answer)" };
+
+export async function parallel(root) {
+  root.append(
+    h("h1", {}, "6 · One core or many: concurrency and parallelism"),
+    h("p", {}, h("span", { class: "real-label" }, "REAL MEASUREMENT"),
+      " Concurrency is dealing with many things at once; parallelism is doing many things at once. ",
+      "Here the same tasks run in child processes of this lab with ", h("code", {}, "GOMAXPROCS"), " set to 1, 2, … : the number of Ps, Go's licences to run Go code on a thread. ",
+      "Tasks that hash need a core the whole time, so they finish sooner only with more Ps, and only up to the cores the machine has. ",
+      "Tasks that wait need no core while they wait, so they all finish together even on one P: that is concurrency, and it is what a server with 100,000 mostly idle connections lives on."),
+    h("p", {}, "Amdahl's law says a program with a serial fraction s can go at most 1/s times faster on any number of cores: S(p) = 1 / (s + (1 − s)/p). The fit below finds s from the CPU-bound speed-ups. ",
+      "Below the table, a ", h("code", {}, "runtime/trace"), " of each run, read with ", h("code", {}, "golang.org/x/exp/trace"), ": one lane per P, one colour per task, grey for the runtime's own goroutines."),
+  );
+  const card = h("div", { class: "card" });
+  const live = h("div", { id: "parallel-live" });
+  const out = h("div", { id: "result-parallel" });
+  root.append(card, live, out);
+  const series = {};
+  const drawLive = onFrame(() => lineChart(live, { title: "Wall time so far", series: Object.entries(series).map(([name, points]) => ({ name: kindName[name], points })),
+    x: { label: "GOMAXPROCS", ticksAt: [...new Set(Object.values(series).flat().map((p) => p[0]))] }, y: { label: "Wall time (ms)", unit: "ms" } }));
+  await panel(card, "parallel", {
+    onStart() { out.replaceChildren(); live.replaceChildren(); for (const k in series) delete series[k]; },
+    onEvent(e) {
+      if (e.kind !== "point") return;
+      (series[e.series] ||= []).push([e.x, e.y]);
+      drawLive();
+    },
+    onResult(r) { live.replaceChildren(); render(out, r); },
+  });
+}
+
+function render(out, r) {
+  const cpu = r.points.filter((p) => p.kind === "cpu"), wait = r.points.filter((p) => p.kind === "wait");
+  const top = (pts) => pts[pts.length - 1];
+  const fit = r.fits.find((f) => f.kind === "cpu");
+  out.append(
+    h("p", { class: "users", id: "parallel-verdict" },
+      `CPU-bound: ${r.tasks} tasks of ${r.workMs} ms took ${fmtNum(Math.round(cpu[0].wallMs))} ms on one P (${cpu[0].tasks.toFixed(1)}× one task: one after another)` +
+      (cpu.length > 1 ? ` and ${fmtNum(Math.round(top(cpu).wallMs))} ms on ${top(cpu).procs} (a speed-up of ${top(cpu).speedup.toFixed(2)}×).` : ".") +
+      ` Waiting: ${fmtNum(Math.round(wait[0].wallMs))} ms on one P (${wait[0].tasks.toFixed(2)}× one task: all at once, without a second core).`),
+    table(["Work", "GOMAXPROCS", "Wall time", "Speed-up", "Amdahl's law", "× one task", "Tasks that changed P"],
+      r.points.map((p) => [kindName[p.kind], String(p.procs), `${p.wallMs.toFixed(1)} ms`, p.speedup.toFixed(2) + "×",
+        p.kind === "cpu" ? p.amdahl.toFixed(2) + "×" : "—", p.tasks.toFixed(2), String(p.lanes.moved)]), "table-parallel"),
+  );
+  if (fit) {
+    const beyond = top(cpu).procs > r.cores;
+    out.append(h("p", { id: "parallel-amdahl" },
+      `Fitted serial fraction s = ${fit.serial.toFixed(3)} from ${fit.points} speed-up${fit.points === 1 ? "" : "s"}: ` +
+      (fit.limit === null ? "no serial part measured, no limit." : `at most ${fit.limit.toFixed(1)}× on any number of cores. `) +
+      (fit.points < 3 ? `With ${fit.points} point${fit.points === 1 ? "" : "s"} the fit is fixed by the data, not tested by it: it says where the law would go, not that it will. ` : "") +
+      (beyond ? `Past ${r.cores} Ps the machine has no more cores: extra Ps only take turns on the same ones, and the serial fraction the fit reads is that ceiling.` : "")));
+  }
+  const chart = h("div");
+  out.append(chart);
+  const ps = r.points.filter((p) => p.kind === "cpu").map((p) => p.procs);
+  lineChart(chart, { title: "Speed-up over GOMAXPROCS 1",
+    series: [
+      { name: "ideal (p×)", points: ps.map((p) => [p, p]) },
+      { name: "CPU-bound, measured", points: cpu.map((p) => [p.procs, p.speedup]) },
+      { name: "Amdahl's law, fitted", points: cpu.map((p) => [p.procs, p.amdahl]) },
+      { name: "waiting, measured", points: wait.map((p) => [p.procs, p.speedup]) },
+    ],
+    x: { label: "GOMAXPROCS", ticksAt: ps }, y: { label: "Speed-up", unit: "×" } });
+  out.append(h("h3", {}, "Who ran where: the runtime's trace"),
+    h("p", { class: "note" }, "Each bar is a stretch in which one goroutine ran on one P. With one P the tasks take turns on one lane; with two, they run side by side. ",
+      "A waiting task holds a P only for a few microseconds before and after its wait, so its lanes are nearly empty. ",
+      "A task that changed P was moved by the scheduler: the trace shows that it moved, not whether another P stole it or it came back through the global run queue."));
+  for (const p of r.points) {
+    const div = h("div", { id: `parallel-trace-${p.kind}-${p.procs}` });
+    out.append(div);
+    const lanes = Array.from({ length: p.procs }, (_, i) => "P" + i);
+    gantt(div, { title: `${kindName[p.kind]}, GOMAXPROCS ${p.procs}` + (p.lanes.dropped ? ` (${fmtNum(p.lanes.dropped)} shortest slices left out)` : ""),
+      unit: "ms", x: { label: "time since the first task began (ms)" }, tasks: lanes,
+      slices: p.lanes.slices.map((s) => ({ task: "P" + s.p, start: s.start / 1000, end: s.end / 1000, colour: s.task,
+        tip: `${s.task >= 0 ? "task " + s.task : "runtime goroutine"} (goroutine ${s.g}) on P${s.p}: ${(s.start / 1000).toFixed(2)} to ${(s.end / 1000).toFixed(2)} ms` })) });
+  }
+}
