@@ -158,7 +158,13 @@ func (e *Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)
 		var ps, ss []float64
 		for _, pt := range pts {
 			pt.Speedup = base / pt.WallMS
-			ps, ss = append(ps, float64(pt.Procs)), append(ss, pt.Speedup)
+			// Past the cores, more Ps take turns on the same cores: that
+			// ceiling is the machine's, not a serial part of the work, so
+			// the law is fitted to the points within the cores and
+			// predicts the rest.
+			if pt.Procs <= res.Cores {
+				ps, ss = append(ps, float64(pt.Procs)), append(ss, pt.Speedup)
+			}
 		}
 		if kind != KindCPU {
 			continue

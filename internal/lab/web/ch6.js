@@ -54,7 +54,7 @@ function render(out, r) {
       `Fitted serial fraction s = ${fit.serial.toFixed(3)} from ${fit.points} speed-up${fit.points === 1 ? "" : "s"}: ` +
       (fit.limit === null ? "no serial part measured, no limit." : `at most ${fit.limit.toFixed(1)}× on any number of cores. `) +
       (fit.points < 3 ? `With ${fit.points} point${fit.points === 1 ? "" : "s"} the fit is fixed by the data, not tested by it: it says where the law would go, not that it will. ` : "") +
-      (beyond ? `Past ${r.cores} Ps the machine has no more cores: extra Ps only take turns on the same ones, and the serial fraction the fit reads is that ceiling.` : "")));
+      (beyond ? `The fit uses GOMAXPROCS up to ${r.cores}, the cores this machine has. Past them the law's line is what more cores would give; the measured line stays flat, because extra Ps only take turns on the same cores.` : "")));
   }
   const chart = h("div");
   out.append(chart);
