@@ -38,6 +38,7 @@ func experiments() []lab.Experiment {
 		isolation.New(shopBinary()),
 		async.New(shopBinary()),
 		parallel.New(shopBinary()),
+		parallel.NewGMP(shopBinary()),
 		interleave.NewModel(),
 		interleave.NewReal(shopBinary()),
 		flashsale.New(shopBinary()),

@@ -24,6 +24,7 @@ const childEnv = "STAMPEDE_PARALLEL_CHILD"
 type childResult struct {
 	WallNs     int64 `json:"wallNs"`
 	GOMAXPROCS int   `json:"gomaxprocs"`
+	SpinNs     int64 `json:"spinNs,omitempty"`
 }
 
 // hashSink keeps the hashes alive, so the work is not optimised away.
@@ -67,6 +68,9 @@ func itersPerMS() int {
 // child, and then exits; it reports false at once otherwise. Call it first
 // in main.
 func ChildMain() bool {
+	if gmpChildMain() {
+		return true
+	}
 	v := os.Getenv(childEnv)
 	if v == "" {
 		return false

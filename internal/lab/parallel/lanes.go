@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
-	"strings"
 
 	"golang.org/x/exp/trace"
 )
@@ -15,7 +13,7 @@ import (
 // microseconds from the start of the first task.
 type Slice struct {
 	P     int     `json:"p"`
-	Task  int     `json:"task"` // the task's index, or -1 for any other goroutine
+	Task  int     `json:"task"` // the index of its task in Lanes.Names, or -1 for any other goroutine
 	G     int64   `json:"g"`
 	Start float64 `json:"start"`
 	End   float64 `json:"end"`
@@ -24,8 +22,10 @@ type Slice struct {
 // Lanes is what a runtime/trace of one run shows: who ran on which P,
 // and when.
 type Lanes struct {
-	Procs  int     `json:"procs"`
-	Slices []Slice `json:"slices"`
+	Procs int `json:"procs"`
+	// Names are the tasks, in the order their regions began.
+	Names  []string `json:"names"`
+	Slices []Slice  `json:"slices"`
 	// SpanUS is from the first task's start to the last task's end.
 	SpanUS float64 `json:"spanUs"`
 	// Moved counts the tasks that ran on more than one P: the trace shows
@@ -33,15 +33,34 @@ type Lanes struct {
 	// global run queue.
 	Moved int `json:"moved"`
 	// Dropped counts slices left out to keep the picture small.
-	Dropped int `json:"dropped"`
+	Dropped int         `json:"dropped"`
+	Sched   SchedCounts `json:"sched"`
+}
+
+// SchedCounts are scheduler events a trace shows, over the whole run.
+type SchedCounts struct {
+	// Created counts goroutines created while tracing; RanElsewhere those
+	// whose first run was on another P than the one that created them.
+	Created      int `json:"created"`
+	RanElsewhere int `json:"ranElsewhere"`
+	// LostP counts system calls that blocked long enough for the P to be
+	// handed to another thread: the goroutine came back runnable, without
+	// a P, instead of running on.
+	LostP int `json:"lostP"`
+	// Preempted counts goroutines stopped by the runtime for running too
+	// long (the trace's reason "preempted"); PreemptedByTask splits them
+	// by task, as Lanes.Names.
+	Preempted       int   `json:"preempted"`
+	PreemptedByTask []int `json:"preemptedByTask"`
 }
 
 // maxSlices bounds what a run sends to the page.
 const maxSlices = 4000
 
 // ReadLanes reads a trace written by runtime/trace and returns, for every
-// goroutine, the intervals it ran and on which P. Tasks are named by
-// regions "task N".
+// goroutine, the intervals it ran and on which P. A goroutine's task is
+// the first region it begins; the picture spans the first region's start
+// to the last region's end.
 func ReadLanes(r io.Reader, procs int) (Lanes, error) {
 	tr, err := trace.NewReader(r)
 	if err != nil {
@@ -53,6 +72,9 @@ func ReadLanes(r io.Reader, procs int) (Lanes, error) {
 	}
 	running := map[trace.GoID]open{}
 	task := map[trace.GoID]int{}
+	names := map[string]int{}
+	var l Lanes
+	createdOn := map[trace.GoID]trace.ProcID{} // until its first run
 	var raw []struct {
 		g          trace.GoID
 		p          trace.ProcID
@@ -69,16 +91,21 @@ func ReadLanes(r io.Reader, procs int) (Lanes, error) {
 		}
 		switch e.Kind() {
 		case trace.EventRegionBegin:
-			if n, ok := strings.CutPrefix(e.Region().Type, "task "); ok {
-				if i, err := strconv.Atoi(n); err == nil {
-					task[e.Goroutine()] = i
-					if first == 0 || e.Time() < first {
-						first = e.Time()
-					}
-				}
+			name := e.Region().Type
+			i, ok := names[name]
+			if !ok {
+				i = len(l.Names)
+				names[name] = i
+				l.Names = append(l.Names, name)
+			}
+			if _, ok := task[e.Goroutine()]; !ok {
+				task[e.Goroutine()] = i
+			}
+			if first == 0 || e.Time() < first {
+				first = e.Time()
 			}
 		case trace.EventRegionEnd:
-			if strings.HasPrefix(e.Region().Type, "task ") && e.Time() > last {
+			if e.Time() > last {
 				last = e.Time()
 			}
 		case trace.EventStateTransition:
@@ -88,8 +115,29 @@ func ReadLanes(r io.Reader, procs int) (Lanes, error) {
 			}
 			g := st.Resource.Goroutine()
 			from, to := st.Goroutine()
+			switch {
+			case from == trace.GoNotExist && to == trace.GoRunnable:
+				l.Sched.Created++
+				createdOn[g] = e.Proc()
+			case from == trace.GoSyscall && to == trace.GoRunnable:
+				l.Sched.LostP++
+			case from == trace.GoRunning && to == trace.GoRunnable && st.Reason == "preempted":
+				l.Sched.Preempted++
+				if t, ok := task[g]; ok {
+					for len(l.Sched.PreemptedByTask) <= t {
+						l.Sched.PreemptedByTask = append(l.Sched.PreemptedByTask, 0)
+					}
+					l.Sched.PreemptedByTask[t]++
+				}
+			}
 			if to == trace.GoRunning && from != trace.GoRunning {
 				running[g] = open{e.Time(), e.Proc()}
+				if p, ok := createdOn[g]; ok {
+					if p != e.Proc() && p != trace.NoProc {
+						l.Sched.RanElsewhere++
+					}
+					delete(createdOn, g)
+				}
 			}
 			if from == trace.GoRunning && to != trace.GoRunning {
 				if o, ok := running[g]; ok && o.p != trace.NoProc {
@@ -106,7 +154,10 @@ func ReadLanes(r io.Reader, procs int) (Lanes, error) {
 	if first == 0 || last <= first {
 		return Lanes{}, errors.New("the trace holds no task")
 	}
-	l := Lanes{Procs: procs, SpanUS: us(last - first)}
+	l.Procs, l.SpanUS = procs, us(last-first)
+	for len(l.Sched.PreemptedByTask) < len(l.Names) {
+		l.Sched.PreemptedByTask = append(l.Sched.PreemptedByTask, 0)
+	}
 	ps := map[trace.GoID]map[trace.ProcID]bool{}
 	for _, s := range raw {
 		if s.end <= first || s.start >= last {

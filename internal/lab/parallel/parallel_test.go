@@ -5,6 +5,8 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,6 +119,57 @@ func TestParallelStops(t *testing.T) {
 	}
 	if d := time.Since(began); d > 3*time.Second {
 		t.Errorf("Run returned %v after it began, long after the cancellation", d)
+	}
+	if n := testenv.ChildProcesses(t, os.Getpid()); n != 0 {
+		t.Errorf("%d child processes left behind", n)
+	}
+}
+
+func TestParseSchedTrace(t *testing.T) {
+	in := "SCHED 0ms: gomaxprocs=2 idleprocs=1 threads=4 spinningthreads=0 needspinning=0 idlethreads=1 runqueue=0 [0 0]\n" +
+		"noise\n" +
+		"SCHED 5ms: gomaxprocs=2 idleprocs=0 threads=6 spinningthreads=1 needspinning=0 idlethreads=2 runqueue=7 [120 3]\n"
+	got := ParseSchedTrace(in)
+	if len(got) != 2 || got[1].MS != 5 || got[1].Global != 7 || len(got[1].Local) != 2 || got[1].Local[0] != 120 || got[1].Local[1] != 3 ||
+		got[1].Threads != 6 || got[1].IdlePs != 0 || got[0].IdlePs != 1 {
+		t.Fatalf("parsed %+v", got)
+	}
+}
+
+// The real workload, traced: every burst goroutine is created and seen,
+// the system calls and the spin appear, and GODEBUG=schedtrace was read.
+// What the scheduler chose (which P, how many steals) is the machine's
+// call and is shown, not asserted, except where the runtime's rules leave
+// it no choice.
+func TestGMP(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := labtest.Run[GMPResult](t, NewGMP(exe), map[string]any{"procs": 2, "burst": 50, "syscalls": 2, "spin": 100}, nil)
+	// The burst, the two system calls, the spinner and the creator.
+	if r.Lanes.Sched.Created < 54 {
+		t.Errorf("created %d goroutines, want at least 54", r.Lanes.Sched.Created)
+	}
+	names := strings.Join(r.Lanes.Names, ",")
+	for _, n := range []string{"spin", "syscall", "creator", "burst"} {
+		if !strings.Contains(names, n) {
+			t.Errorf("regions %q lack %s", names, n)
+		}
+	}
+	if len(r.Queues) < 2 || len(r.Queues[0].Local) != 2 {
+		t.Errorf("schedtrace samples %+v", r.Queues)
+	}
+	// A loop with no call that runs 100 ms while other goroutines wait is
+	// preempted at least once (every 10 ms, by sysmon's signal).
+	spin := slices.Index(r.Lanes.Names, "spin")
+	if spin < 0 || r.Lanes.Sched.PreemptedByTask[spin] < 1 {
+		t.Errorf("the spin (%.1f ms) was not preempted: %+v", r.SpunMS, r.Lanes.Sched)
+	}
+	for _, s := range r.Lanes.Slices {
+		if s.P < 0 || s.P >= 2 {
+			t.Fatalf("slice on P%d with GOMAXPROCS 2", s.P)
+		}
 	}
 	if n := testenv.ChildProcesses(t, os.Getpid()); n != 0 {
 		t.Errorf("%d child processes left behind", n)

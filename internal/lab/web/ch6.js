@@ -78,6 +78,6 @@ function render(out, r) {
     gantt(div, { title: `${kindName[p.kind]}, GOMAXPROCS ${p.procs}` + (p.lanes.dropped ? ` (${fmtNum(p.lanes.dropped)} shortest slices left out)` : ""),
       unit: "ms", x: { label: "time since the first task began (ms)" }, tasks: lanes,
       slices: p.lanes.slices.map((s) => ({ task: "P" + s.p, start: s.start / 1000, end: s.end / 1000, colour: s.task,
-        tip: `${s.task >= 0 ? "task " + s.task : "runtime goroutine"} (goroutine ${s.g}) on P${s.p}: ${(s.start / 1000).toFixed(2)} to ${(s.end / 1000).toFixed(2)} ms` })) });
+        tip: `${s.task >= 0 ? p.lanes.names[s.task] : "runtime goroutine"} (goroutine ${s.g}) on P${s.p}: ${(s.start / 1000).toFixed(2)} to ${(s.end / 1000).toFixed(2)} ms` })) });
   }
 }
