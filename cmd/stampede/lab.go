@@ -39,6 +39,7 @@ func experiments() []lab.Experiment {
 		async.New(shopBinary()),
 		parallel.New(shopBinary()),
 		parallel.NewGMP(shopBinary()),
+		parallel.NewGMPSim(),
 		interleave.NewModel(),
 		interleave.NewReal(shopBinary()),
 		flashsale.New(shopBinary()),

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,19 +28,20 @@ type childResult struct {
 	SpinNs     int64 `json:"spinNs,omitempty"`
 }
 
-// hashSink keeps the hashes alive, so the work is not optimised away.
-var hashSink [32]byte
+// sink keeps results alive, so the work is not optimised away; the
+// goroutines doing it add to it atomically.
+var sink atomic.Uint64
 
 // hashWork hashes a 16 KiB block iters times: CPU-bound work with no
 // system call and no allocation.
 func hashWork(iters int) {
 	var block [16 << 10]byte
-	sum := hashSink
+	var sum [32]byte
 	for range iters {
 		block[0], block[1] = sum[0], sum[1]
 		sum = sha256.Sum256(block[:])
 	}
-	hashSink = sum
+	sink.Add(uint64(sum[0]))
 }
 
 // itersPerMS measures how many hash iterations take a millisecond on one

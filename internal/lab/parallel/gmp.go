@@ -211,7 +211,7 @@ func gmpChildMain() bool {
 		wg.Go(func() {
 			trace.WithRegion(ctx, "spin", func() {
 				t := time.Now()
-				hashSink[0] += byte(spin(spinIters))
+				sink.Add(uint64(spin(spinIters)))
 				spinNs.Store(time.Since(t).Nanoseconds())
 			})
 		})
@@ -268,7 +268,7 @@ func spinItersPerMS() int {
 	n := 1 << 16
 	for {
 		t := time.Now()
-		hashSink[1] += byte(spin(n))
+		sink.Add(uint64(spin(n)))
 		if time.Since(t) > 20*time.Millisecond {
 			break
 		}
@@ -277,7 +277,7 @@ func spinItersPerMS() int {
 	best := time.Duration(1<<63 - 1)
 	for range 3 {
 		t := time.Now()
-		hashSink[1] += byte(spin(n))
+		sink.Add(uint64(spin(n)))
 		best = min(best, time.Since(t))
 	}
 	return max(1, int(float64(n)/(float64(best)/float64(time.Millisecond))))

@@ -33,6 +33,55 @@ export async function parallel(root) {
     },
     onResult(r) { live.replaceChildren(); render(out, r); },
   });
+
+  root.append(
+    h("h2", {}, "Go's scheduler at work: G, M and P"),
+    h("p", {}, h("span", { class: "real-label" }, "REAL MEASUREMENT"),
+      " Go runs goroutines (G) on OS threads (M), and a thread may run Go code only while it holds a P; each P has a local run queue of up to 256 goroutines and a ",
+      h("code", {}, "runnext"), " slot, and there is one global queue. A child of this lab now does what makes the scheduler move: one goroutine creates a burst of goroutines (all queued on its own P, so the other Ps must steal them), a few goroutines block in a system call while that work waits (so the runtime hands their P to another thread), and one goroutine spins in a loop with no function call (so the runtime must preempt it with a signal). ",
+      "The child runs under ", h("code", {}, "runtime/trace"), " and ", h("code", {}, "GODEBUG=schedtrace=5"), ", which prints the run queues every 5 ms."),
+  );
+  const card3 = h("div", { class: "card" });
+  const out3 = h("div", { id: "result-gmp" });
+  root.append(card3, out3);
+  await panel(card3, "gmp", {
+    onStart() { out3.replaceChildren(); },
+    onResult(r) { renderGMP(out3, r); },
+  });
+}
+
+function renderGMP(out, r) {
+  const s = r.lanes.sched;
+  const byTask = (name) => { const i = r.lanes.names.indexOf(name); return i < 0 ? 0 : (s.preemptedByTask[i] || 0); };
+  out.append(
+    h("p", { class: "users", id: "gmp-summary" },
+      `GOMAXPROCS ${r.procs}: ${fmtNum(r.burst)} goroutines in a burst, ${r.syscalls} blocking system calls and a ${r.spinMs} ms spin took ${fmtNum(Math.round(r.wallMs))} ms.`),
+    table(["What the trace shows", "Count", "Why"], [
+      ["goroutines created", fmtNum(s.created), "the burst, the system calls, the spinner, the creator, and the runtime's own"],
+      ["first ran on another P than their creator's", fmtNum(s.ranElsewhere), r.procs > 1 ? "an idle P found them queued on the creator's P and took them: work stealing (or the global queue; the trace does not say which)" : "with one P there is nowhere else to run"],
+      ["changed P later", fmtNum(r.lanes.moved), "a goroutine that stopped (a preemption, a system call, a wait) may resume on any P"],
+      ["system calls that lost their P", fmtNum(s.lostP), "sysmon saw the P stuck in a system call with work waiting and handed it to another thread (handoffp); the goroutine came back without one and queued"],
+      ["preemptions for running too long", fmtNum(s.preempted), `sysmon preempts a goroutine that has run 10 ms (forcePreemptNS) with a signal; ${byTask("spin")} of them hit the spinner, which ran ${r.spunMs.toFixed(1)} ms from start to end`],
+      ["longest global run queue", fmtNum(r.maxGlobal), "preempted goroutines and system calls that lost their P wait here; a P looks at it every 61st schedule, or when its own queue is empty"],
+      ["longest local run queue", fmtNum(r.maxLocal), "the burst, queued on the creator's P (at most 256; beyond, half go to the global queue)"],
+    ], "table-gmp"),
+  );
+  const lanesDiv = h("div", { id: "gmp-trace" });
+  out.append(lanesDiv);
+  gantt(lanesDiv, { title: `Who ran on which P (${r.lanes.names.join(", ")}; grey: the runtime's goroutines)` + (r.lanes.dropped ? `, ${fmtNum(r.lanes.dropped)} shortest slices left out` : ""),
+    unit: "ms", x: { label: "time since the first region began (ms)" }, tasks: Array.from({ length: r.procs }, (_, i) => "P" + i),
+    slices: r.lanes.slices.map((x) => ({ task: "P" + x.p, start: x.start / 1000, end: x.end / 1000, colour: x.task,
+      tip: `${x.task >= 0 ? r.lanes.names[x.task] : "runtime goroutine"} (goroutine ${x.g}) on P${x.p}: ${(x.start / 1000).toFixed(2)} to ${(x.end / 1000).toFixed(2)} ms` })) });
+  if (r.queues.length) {
+    const q = h("div", { id: "gmp-queues" });
+    out.append(q);
+    const series = [{ name: "global run queue", points: r.queues.map((x) => [x.ms, x.global]) }];
+    for (let i = 0; i < r.procs; i++) series.push({ name: `P${i}'s local queue`, points: r.queues.map((x) => [x.ms, x.local[i] || 0]) });
+    lineChart(q, { title: "Run queues every 5 ms (GODEBUG=schedtrace)", series, x: { label: "time since the child started (ms)" }, y: { label: "Goroutines waiting", unit: "" } });
+  }
+  out.append(h("p", { class: "note" }, "What a trace cannot tell apart: a goroutine that starts on another P was either stolen from a local queue or taken from the global one; both look the same. ",
+    "schedtrace samples every 5 ms, so a queue that filled and drained between two samples is not seen."),
+    h("details", {}, h("summary", {}, "What GODEBUG=schedtrace printed"), h("pre", { class: "code" }, r.schedtrace)));
 }
 
 function render(out, r) {
