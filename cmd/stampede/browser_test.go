@@ -360,6 +360,30 @@ func TestBrowserLab(t *testing.T) {
 			t.Errorf("the two-P trace draws %d bars, want one per task at least", bars)
 		}
 		screenshot(t, ctx, "lab-chapter6-parallel.png")
+
+		// The scheduler in a real trace.
+		if err := runExperiment(ctx, "gmp", map[string]string{"procs": "2", "burst": "100", "syscalls": "2", "spin": "40"}); err != nil {
+			t.Fatal(err)
+		}
+		mustMatch(t, "gmp summary", `^GOMAXPROCS 2: 100 goroutines in a burst, 2 blocking system calls and a 40 ms spin took [\d,]+ ms\.$`, text(t, ctx, "#gmp-summary"))
+		mustMatch(t, "gmp table", `goroutines created\s+\d{3}`, text(t, ctx, "#table-gmp"))
+		mustMatch(t, "gmp lanes", `P0.*\n?.*P1`, text(t, ctx, "#gmp-trace"))
+		mustMatch(t, "gmp queues", `global run queue`, text(t, ctx, "#gmp-queues"))
+
+		// The model: one P, six spawns: the newest in runnext, the rest in
+		// the local queue in order.
+		if err := runExperiment(ctx, "gmp-sim", map[string]string{"scenario": "burst", "procs": "1", "queue": "256"}); err != nil {
+			t.Fatal(err)
+		}
+		for range 6 {
+			if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#gmp-step"))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		board := strings.Join(strings.Fields(text(t, ctx, "#gmp-board")), " ")
+		mustMatch(t, "after six spawns", `P0 runs main \(6 ms\) runnext: w6 local \(5\): w1 ?w2 ?w3 ?w4 ?w5 schedtick: 1 `, board)
+		mustMatch(t, "the rule", `w6 goes to P0's runnext; w5, displaced, to the tail of its local queue`, text(t, ctx, "#gmp-events"))
+		screenshot(t, ctx, "lab-chapter6-gmp.png")
 	})
 
 	t.Run("chapter 7: races", func(t *testing.T) {

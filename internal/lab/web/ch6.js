@@ -22,16 +22,17 @@ export async function parallel(root) {
   const out = h("div", { id: "result-parallel" });
   root.append(card, live, out);
   const series = {};
-  const drawLive = onFrame(() => lineChart(live, { title: "Wall time so far", series: Object.entries(series).map(([name, points]) => ({ name: kindName[name], points })),
+  let finished = false; // a frame queued before the result must not redraw
+  const drawLive = onFrame(() => !finished && lineChart(live, { title: "Wall time so far", series: Object.entries(series).map(([name, points]) => ({ name: kindName[name], points })),
     x: { label: "GOMAXPROCS", ticksAt: [...new Set(Object.values(series).flat().map((p) => p[0]))] }, y: { label: "Wall time (ms)", unit: "ms" } }));
   await panel(card, "parallel", {
-    onStart() { out.replaceChildren(); live.replaceChildren(); for (const k in series) delete series[k]; },
+    onStart() { finished = false; out.replaceChildren(); live.replaceChildren(); for (const k in series) delete series[k]; },
     onEvent(e) {
       if (e.kind !== "point") return;
       (series[e.series] ||= []).push([e.x, e.y]);
       drawLive();
     },
-    onResult(r) { live.replaceChildren(); render(out, r); },
+    onResult(r) { finished = true; live.replaceChildren(); render(out, r); },
   });
 
   root.append(
@@ -48,6 +49,73 @@ export async function parallel(root) {
     onStart() { out3.replaceChildren(); },
     onResult(r) { renderGMP(out3, r); },
   });
+
+  root.append(
+    h("h3", {}, "The rules behind it, one tick at a time"),
+    h("p", {}, h("span", { class: "sim-label" }, "SIMULATION"),
+      " A trace shows what the scheduler did, not why. This model plays the runtime's rules (from ", h("code", {}, "src/runtime/proc.go"),
+      ") on a small workload, one millisecond per step: runnext, the local queue and its overflow to the global one, the 61st schedule, stealing half a queue, the hand-off of a P stuck in a system call, and preemption after 10 ms. ",
+      "Simplified: one M per P, a spinning M finds work at once, and Ps are tried in a fixed order rather than at random. Shrink the local queue to watch it spill."),
+  );
+  const card4 = h("div", { class: "card" });
+  const out4 = h("div", { id: "result-gmp-sim" });
+  root.append(card4, out4);
+  let stopSim = () => {};
+  await panel(card4, "gmp-sim", {
+    runLabel: "Simulate",
+    onStart() { stopSim(); out4.replaceChildren(); },
+    onResult(r) { stopSim = renderSim(out4, r); },
+  });
+}
+
+// renderSim draws the model's ticks with a stepper; it returns a function
+// that stops playing.
+function renderSim(out, r) {
+  const last = r.ticks.length - 1;
+  let at = 0, timer = null;
+  const stop = () => { if (timer) clearInterval(timer); timer = null; play.textContent = "▶ Play"; };
+  const slider = h("input", { type: "range", min: 0, max: last, value: 0, id: "gmp-tick", "aria-label": "Tick" });
+  const label = h("span", { class: "status", id: "gmp-tick-label" });
+  const play = h("button", { type: "button", id: "gmp-play" }, "▶ Play");
+  const step = (d) => () => { stop(); at = Math.min(last, Math.max(0, at + d)); draw(); };
+  slider.addEventListener("input", () => { stop(); at = Number(slider.value); draw(); });
+  play.addEventListener("click", () => {
+    if (timer) { stop(); return; }
+    if (at >= last) at = 0;
+    play.textContent = "⏸ Pause";
+    timer = setInterval(() => { if (at >= last) { stop(); return; } at++; draw(); }, 600);
+  });
+  const board = h("div", { id: "gmp-board" });
+  const events = h("div", { id: "gmp-events" });
+  out.append(h("div", { class: "stepper" },
+    h("button", { type: "button", onclick: () => { stop(); at = 0; draw(); } }, "Start"),
+    h("button", { type: "button", id: "gmp-back", onclick: step(-1) }, "◀ Step"),
+    play,
+    h("button", { type: "button", id: "gmp-step", onclick: step(1) }, "Step ▶"),
+    h("button", { type: "button", onclick: () => { stop(); at = last; draw(); } }, "End"),
+    slider, label), board, events);
+  const cells = (names) => names.length ? names.map((n) => h("span", {}, n)) : "empty";
+  function draw() {
+    const t = r.ticks[at];
+    slider.value = at;
+    label.textContent = `${t.tick} ms of ${r.ticks[last].tick}; ${t.done} goroutines ended`;
+    board.replaceChildren(
+      h("div", { class: "gcols" }, t.ps.map((p, i) => h("div", { class: "gcol", "data-p": i, "data-state": p.state === "running" ? "ready" : p.state === "syscall" ? "waiting" : "finished" },
+        h("h4", {}, `P${i} `, h("span", { class: "status" }, p.state === "running" ? `runs ${p.g} (${p.runFor} ms)` : p.state === "syscall" ? `held by ${p.g}'s system call` : "idle")),
+        h("div", { class: "queues" },
+          h("div", { class: "q" }, h("strong", {}, "runnext: "), p.runnext ? h("span", {}, p.runnext) : "empty"),
+          h("div", { class: "q" }, h("strong", {}, `local (${p.local.length}): `), cells(p.local)),
+          h("div", { class: "q" }, h("strong", {}, "schedtick: "), String(p.schedtick)))))),
+      h("div", { class: "queues" },
+        h("div", { class: "q", id: "gmp-global" }, h("strong", {}, `Global queue (${t.global.length}): `), cells(t.global)),
+        h("div", { class: "q" }, h("strong", {}, "In a system call, without a P: "), cells(t.syscalls))),
+    );
+    events.replaceChildren(t.events.length
+      ? h("ul", { class: "events" }, t.events.map((e) => h("li", { "data-rule": e.rule }, h("strong", {}, e.text), h("br"), h("span", { class: "note" }, r.rules[e.rule] || ""))))
+      : h("p", { class: "note" }, "Nothing changed hands this tick: each P ran its goroutine."));
+  }
+  draw();
+  return stop;
 }
 
 function renderGMP(out, r) {
