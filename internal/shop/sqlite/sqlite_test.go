@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -85,5 +86,36 @@ func TestMigrationKeepsOlderDatabases(t *testing.T) {
 	p, err := s.Product(ctx, 1)
 	if err != nil || p.Stock != 7 || p.Sold != 3 {
 		t.Fatalf("product = %+v, %v; want stock 7, sold 3", p, err)
+	}
+}
+
+// Group commits of one size reuse the statements the first one prepared
+// (they are prepared on the writer once its transaction ends): the
+// second and third batches find them ready and commit the same way.
+func TestGroupCommitsReuseTheirStatements(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "shop.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p, err := s.CreateProduct(ctx, shop.NewProduct{Name: "phone", Stock: 100, PerUserLimit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for b := range 3 {
+		var batch []shop.Order
+		for i := range 3 {
+			id := fmt.Sprintf("o%d-%d", b, i)
+			batch = append(batch, shop.Order{ID: id, ProductID: p.ID, UserID: "u" + id, Quantity: 1, IdempotencyKey: "k" + id, CreatedAt: now})
+		}
+		if c, err := s.CommitBatch(ctx, batch); err != nil || len(c.Rejected) != 0 {
+			t.Fatalf("batch %d: %+v, %v", b, c, err)
+		}
+	}
+	got, err := s.Product(ctx, p.ID)
+	if err != nil || got.Stock != 91 || got.Sold != 9 {
+		t.Fatalf("product %+v, %v; want stock 91, sold 9", got, err)
 	}
 }

@@ -63,11 +63,18 @@ type Dialect struct {
 // may be the same pool (PostgreSQL) or not (SQLite: one writer connection,
 // many readers).
 type Store struct {
-	w, r    *sql.DB
-	batch   *sql.DB  // group commits, when they have connections of their own (else w)
-	wStmts  sync.Map // SQL text → *sql.Stmt prepared on w
-	rStmts  sync.Map // … on r
-	bStmts  sync.Map // … on batch
+	w, r   *sql.DB
+	batch  *sql.DB  // group commits, when they have connections of their own (else w)
+	wStmts sync.Map // SQL text → *sql.Stmt prepared on w
+	rStmts sync.Map // … on r
+	bStmts sync.Map // … on batch
+	// cold holds statements first needed inside a transaction, which
+	// prepared them for itself alone (preparing on the handle could wait
+	// for the very connection the transaction holds). Once it ends they
+	// are prepared on their handle, so the next transaction finds them
+	// ready: the group commit's statements, one per batch size, were
+	// otherwise parsed again for every batch.
+	cold    sync.Map // coldStmt → *sync.Map, the cache it belongs in
 	d       Dialect
 	q       queries
 	onClose []func()
@@ -382,17 +389,21 @@ func (s *Store) prepare(ctx context.Context, on runner, q string) (*sql.Stmt, er
 	if inTx || on == s.w {
 		db, cache = s.w, &s.wStmts
 	}
-	if b, ok := on.(batchTx); ok && s.batch != s.w {
-		tx, inTx, db, cache = b.Tx, true, s.batch, &s.bStmts
-	} else if ok {
-		tx, inTx = b.Tx, true
+	if b, ok := on.(batchTx); ok {
+		// A group commit's transaction runs on batch, which may be w.
+		tx, inTx, db, cache = b.Tx, true, s.w, &s.wStmts
+		if s.batch != s.w {
+			db, cache = s.batch, &s.bStmts
+		}
 	}
 	var st *sql.Stmt
 	if v, ok := cache.Load(q); ok {
 		st = v.(*sql.Stmt)
 	} else if inTx {
 		// Preparing on the pool could wait for the connection this very
-		// transaction holds; prepare on the transaction, uncached.
+		// transaction holds; prepare on the transaction, and on the pool
+		// once it has ended (warm).
+		s.cold.Store(coldStmt{db, q}, cache)
 		return tx.PrepareContext(ctx, q)
 	} else {
 		var err error
@@ -455,6 +466,7 @@ func (s *Store) inTxOn(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) 
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	defer s.warm(ctx)
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
@@ -463,6 +475,34 @@ func (s *Store) inTxOn(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) 
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// coldStmt is a statement to prepare on db once no transaction of the
+// caller's holds a connection.
+type coldStmt struct {
+	db *sql.DB
+	q  string
+}
+
+// warm prepares, each on its handle, the statements transactions had to
+// prepare for themselves. A statement that fails to prepare is left to be
+// prepared in a transaction again, which reports the error.
+func (s *Store) warm(ctx context.Context) {
+	s.cold.Range(func(k, cache any) bool {
+		c := k.(coldStmt)
+		s.cold.Delete(k)
+		if _, ok := cache.(*sync.Map).Load(c.q); ok {
+			return true
+		}
+		st, err := c.db.PrepareContext(ctx, c.q)
+		if err != nil {
+			return true
+		}
+		if _, loaded := cache.(*sync.Map).LoadOrStore(c.q, st); loaded {
+			st.Close()
+		}
+		return true
+	})
 }
 
 // missing tells "no such product" from "condition not met" after an
