@@ -305,6 +305,17 @@ func TestBrowserLab(t *testing.T) {
 		mustMatch(t, "panic", `^One goroutine's panic: the process ended \(exit status 2\) with its four goroutines at \d+, \d+, \d+, \d+ counts\. panic: goroutine 4 gives up$`, text(t, ctx, "#isolation-panic"))
 		mustMatch(t, "maps", `rw-p .*the global\n.*r-xp .*the code`, text(t, ctx, "#isolation-maps"))
 		screenshot(t, ctx, "lab-chapter4-isolation.png")
+		// The doors: every mechanism in every placement, intact.
+		if err := runExperiment(ctx, "ipc", map[string]string{"trips": "200", "mib": "2", "limit": "1000"}); err != nil {
+			t.Fatal(err)
+		}
+		rows := text(t, ctx, "#table-ipc tbody")
+		for _, m := range []string{"pipe \\(two, one each way\\)", "Unix socket, stream", "Unix socket, datagram", "TCP over loopback", "shared memory, futex hand-off"} {
+			mustMatch(t, "ipc "+m, m+`\s+one core\s+200\s+[\d.]+ µs\s+[\d.]+ µs\s+[\d,]+ MiB/s`, rows)
+		}
+		mustMatch(t, "ipc signal", `signal \(SIGUSR1 each way, through Go's signal\.Notify\)\s+one core\s+200\s+[\d.]+ µs\s+[\d.]+ µs\s+– \(no data\)`, rows)
+		mustMatch(t, "ipc verdicts", `^Shared memory "fastest": (true|not so) for bulk data here`, text(t, ctx, "#ipc-verdicts li"))
+		screenshot(t, ctx, "lab-chapter4-ipc.png")
 	})
 
 	t.Run("chapter 5: waiting", func(t *testing.T) {

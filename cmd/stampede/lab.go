@@ -19,6 +19,7 @@ import (
 	"github.com/stampede-dev/stampede/internal/lab/costs"
 	"github.com/stampede-dev/stampede/internal/lab/flashsale"
 	"github.com/stampede-dev/stampede/internal/lab/interleave"
+	"github.com/stampede-dev/stampede/internal/lab/ipc"
 	"github.com/stampede-dev/stampede/internal/lab/isolation"
 	"github.com/stampede-dev/stampede/internal/lab/lostupdate"
 	"github.com/stampede-dev/stampede/internal/lab/parallel"
@@ -36,6 +37,7 @@ func experiments() []lab.Experiment {
 		syncbench.New(),
 		lostupdate.New(),
 		isolation.New(shopBinary()),
+		ipc.New(shopBinary()),
 		async.New(shopBinary()),
 		parallel.New(shopBinary()),
 		parallel.NewGMP(shopBinary()),

@@ -18,6 +18,7 @@ import (
 	"github.com/stampede-dev/stampede/internal/lab/async"
 	"github.com/stampede-dev/stampede/internal/lab/costs"
 	"github.com/stampede-dev/stampede/internal/lab/interleave"
+	"github.com/stampede-dev/stampede/internal/lab/ipc"
 	"github.com/stampede-dev/stampede/internal/lab/isolation"
 	"github.com/stampede-dev/stampede/internal/lab/parallel"
 )
@@ -53,6 +54,9 @@ func main() {
 		return
 	}
 	if parallel.ChildMain() { // a workload of the lab's sixth chapter
+		return
+	}
+	if ipc.ChildMain() { // an end of the lab's fourth chapter's IPC
 		return
 	}
 	if interleave.ChildMain() { // the deadlock child of the lab's seventh chapter

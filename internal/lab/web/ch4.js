@@ -1,7 +1,7 @@
 // Chapter 4: processes, walls and doors. One global, K processes, K values;
 // a crash that stays in its process; a panic that takes its process down.
 import { panel, h, table } from "./run.js";
-import { fmtNum } from "./chart.js";
+import { barChart, fmtNum } from "./chart.js";
 
 export async function isolation(root) {
   root.append(
@@ -36,6 +36,41 @@ export async function isolation(root) {
           "The guide's claim that each process has its own code segment is true of the mapping, not of the memory."),
         h("pre", { class: "code", id: "isolation-maps" }, `${first.mapLine}   ← the global\n${first.text}   ← the code`),
       );
+    },
+  });
+
+  root.append(
+    h("h2", {}, "The doors: how processes talk"),
+    h("p", {}, h("span", { class: "real-label" }, "REAL MEASUREMENT"),
+      " Two children of this lab, each pinned to a CPU, pass messages through each mechanism: round trips of 64 bytes (the latency of a request and its answer) and then a stream of 64 KiB chunks, each acknowledged (how much data per second). ",
+      "Both ends do blocking system calls on one pinned thread, so Go's runtime adds nothing but the signal path. First both on one core, where every hand-off is a context switch; then on two, where it is a wake-up across CPUs. ",
+      "The guide's table rates pipes and message queues \"medium\", shared memory \"fastest\", sockets \"slower\"; here is what this machine says."),
+  );
+  const card2 = h("div", { class: "card" });
+  const out2 = h("div", { id: "result-ipc" });
+  root.append(card2, out2);
+  await panel(card2, "ipc", {
+    onStart() { out2.replaceChildren(); },
+    onResult(r) {
+      const places = Object.keys(r.placements);
+      const mechs = [...new Set(r.rows.map((x) => x.name))];
+      const shortNames = { pipe: "pipe", unix: "Unix stream", unixgram: "Unix dgram", tcp: "TCP", "shm-spin": "shm spin", "shm-futex": "shm futex", signal: "signal" };
+      const short = (n) => shortNames[(r.rows.find((x) => x.name === n) || {}).mechanism] || n;
+      const lat = h("div"), tp = h("div");
+      out2.append(
+        table(["Mechanism", "Placement", "Round trips", "Median", "p99", "Stream", "The guide says"],
+          r.rows.map((x) => [x.name, x.placement, fmtNum(x.trips), `${x.medianUs.toFixed(2)} µs`, `${x.p99Us.toFixed(2)} µs`,
+            x.mibps ? `${fmtNum(Math.round(x.mibps))} MiB/s` : "– (no data)", x.claim]), "table-ipc"),
+        h("p", { class: "note" }, places.map((p) => `${p}: ${r.placements[p]}`).join("; ") + ". A test stops after the time limit, so a slow mechanism shows fewer round trips."),
+        lat, tp,
+        h("ul", { id: "ipc-verdicts" }, r.verdicts.map((v) => h("li", {}, v))));
+      barChart(lat, { title: "Median round trip of 64 bytes (log scale)", categories: mechs.map(short),
+        series: places.map((p) => ({ name: p, values: mechs.map((m) => (r.rows.find((x) => x.name === m && x.placement === p) || {}).medianUs * 1000) })),
+        y: { label: "Round trip", unit: "ns", log: true } });
+      const streamed = mechs.filter((m) => r.rows.some((x) => x.name === m && x.mibps > 0));
+      barChart(tp, { title: "Stream of 64 KiB chunks", categories: streamed.map(short),
+        series: places.map((p) => ({ name: p, values: streamed.map((m) => (r.rows.find((x) => x.name === m && x.placement === p) || {}).mibps) })),
+        y: { label: "MiB/s", unit: "MiB/s" } });
     },
   });
 }

@@ -1,0 +1,57 @@
+package ipc
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stampede-dev/stampede/internal/lab/labtest"
+	"github.com/stampede-dev/stampede/internal/testenv"
+)
+
+// TestMain lets this test binary be both ends, as the stampede binary is
+// in the lab.
+func TestMain(m *testing.M) {
+	if ChildMain() {
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// Every mechanism carries every round trip intact in every placement,
+// and every one but signals streams its data.
+func TestEveryMechanism(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := labtest.Run[Result](t, New(exe), map[string]any{"trips": 300, "mib": 4, "limit": 2000}, nil)
+	places := len(r.Placements)
+	if len(r.Rows) != places*len(Mechanisms) {
+		t.Fatalf("%d rows for %d placements", len(r.Rows), places)
+	}
+	for _, row := range r.Rows {
+		want := row.Trips == 300
+		if row.Mechanism == "shm-spin" && row.Placement == "one core" {
+			// Each side spins out its whole time slice before the other
+			// runs: milliseconds a trip, so the time limit ends it.
+			want = row.Trips > 0 && row.Trips <= 300
+		}
+		if !want || row.Corrupt != 0 || row.MedianUS <= 0 || row.P99US < row.MedianUS {
+			t.Errorf("%s, %s: %+v; want 300 intact round trips", row.Name, row.Placement, row)
+		}
+		wantMiB := 4.0
+		if row.Mechanism == "signal" {
+			wantMiB = 0
+		}
+		if row.MiB != wantMiB || (wantMiB > 0) != (row.MiBps > 0) {
+			t.Errorf("%s, %s: streamed %v MiB at %v MiB/s; want %v MiB", row.Name, row.Placement, row.MiB, row.MiBps, wantMiB)
+		}
+	}
+	if len(r.Verdicts) < 4 || !strings.HasPrefix(r.Verdicts[0], `Shared memory "fastest": `) {
+		t.Errorf("verdicts %q", r.Verdicts)
+	}
+	if n := testenv.ChildProcesses(t, os.Getpid()); n != 0 {
+		t.Errorf("%d child processes left behind", n)
+	}
+}
