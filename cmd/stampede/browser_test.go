@@ -340,6 +340,21 @@ func TestBrowserLab(t *testing.T) {
 		mustMatch(t, "trap, preemption on", `^Preemption on: the loop ran \d+ ms; the sleepers woke at worst [\d.]+ ms late\.$`, text(t, ctx, `p[data-preemption="true"]`))
 		mustMatch(t, "trap, preemption off", `^Preemption off: the loop ran \d+ ms; the sleepers woke at worst [\d.]+ ms late\.$`, text(t, ctx, `p[data-preemption="false"]`))
 		screenshot(t, ctx, "lab-chapter5-async.png")
+
+		// The event loop against net/http, one callback blocking 150 ms.
+		if err := runExperiment(ctx, "eventloop", map[string]string{"conns": "10", "seconds": "1", "idle": "200", "block": "150"}); err != nil {
+			t.Fatal(err)
+		}
+		rows := text(t, ctx, "#table-eventloop tbody")
+		mustMatch(t, "loop row", `epoll loop, one thread\s+[\d,]+\s+[\d.]+ ms\s+[\d.]+ ms\s+(1[5-9]\d|[2-9]\d\d|\d{4,})\.\d ms`, rows)
+		mustMatch(t, "net/http row", `net/http, a goroutine per connection\s+[\d,]+\s+[\d.]+ ms`, rows)
+		mustMatch(t, "block", `^On the loop, the slowest request took \d+ ms: the sleeping callback held the only thread`, text(t, ctx, "#eventloop-block"))
+		mustMatch(t, "totals", `^[\d,]+ iterations: [\d,]+ ms waiting in epoll_wait`, text(t, ctx, "#eventloop-totals"))
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#eventloop-next"))); err != nil {
+			t.Fatal(err)
+		}
+		mustMatch(t, "stepper", `^iteration 2 of the first \d+`, text(t, ctx, "#eventloop-iter-label"))
+		screenshot(t, ctx, "lab-chapter5-eventloop.png")
 	})
 
 	t.Run("chapter 6: parallelism", func(t *testing.T) {

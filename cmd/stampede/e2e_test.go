@@ -292,7 +292,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"load", "--sweep", "1,x,4", "http://127.0.0.1:1/"}, `stampede load: --sweep "1,x,4": want concurrencies from 1 to 1000000, as 1,2,4,8`},
 		{[]string{"load", "--sweep", "1,2", "http://127.0.0.1:1/"}, `stampede load: --sweep "1,2": want at least 3 concurrencies`},
 		{[]string{"report"}, "stampede report: give one or more .stl files written by stampede load -o"},
-		{[]string{"bench", "nope"}, "stampede bench: no experiment \"nope\" (have: costs, sched, schedstat, sync, lostupdate, isolation, ipc, async, parallel, gmp, gmp-sim, interleave, interleave-real, flashsale)"},
+		{[]string{"bench", "nope"}, "stampede bench: no experiment \"nope\" (have: costs, sched, schedstat, sync, lostupdate, isolation, ipc, async, eventloop, parallel, gmp, gmp-sim, interleave, interleave-real, flashsale)"},
 		{[]string{"bench", "costs", "-p", "goroutines=2000000"}, "stampede bench: goroutines: 2000000 is out of range: allowed 1 to 1000000"},
 		{[]string{"bench", "sync", "-p", "primitive=futex"}, "stampede bench: primitive: \"futex\" is not allowed: one of all, mutex, rwmutex, spin, spin-yield, cond, semaphore, chan-sem, atomic, queue-chan, queue-ring"},
 		{[]string{"bench", "sched", "-p", "quantum"}, `stampede bench: invalid value "quantum" for flag -p: want key=value, got "quantum" (see stampede bench -h)`},
@@ -544,7 +544,7 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"costs", "sched", "schedstat", "sync", "lostupdate", "isolation", "ipc", "async", "parallel", "gmp", "gmp-sim", "interleave", "interleave-real", "flashsale"} {
+	for _, id := range []string{"costs", "sched", "schedstat", "sync", "lostupdate", "isolation", "ipc", "async", "eventloop", "parallel", "gmp", "gmp-sim", "interleave", "interleave-real", "flashsale"} {
 		if !strings.Contains(string(out), "\n  "+id+" ") {
 			t.Errorf("bench list lacks %s:\n%s", id, out)
 		}

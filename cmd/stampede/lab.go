@@ -17,6 +17,7 @@ import (
 	"github.com/stampede-dev/stampede/internal/lab"
 	"github.com/stampede-dev/stampede/internal/lab/async"
 	"github.com/stampede-dev/stampede/internal/lab/costs"
+	"github.com/stampede-dev/stampede/internal/lab/eventloop"
 	"github.com/stampede-dev/stampede/internal/lab/flashsale"
 	"github.com/stampede-dev/stampede/internal/lab/interleave"
 	"github.com/stampede-dev/stampede/internal/lab/ipc"
@@ -39,6 +40,7 @@ func experiments() []lab.Experiment {
 		isolation.New(shopBinary()),
 		ipc.New(shopBinary()),
 		async.New(shopBinary()),
+		eventloop.New(shopBinary()),
 		parallel.New(shopBinary()),
 		parallel.NewGMP(shopBinary()),
 		parallel.NewGMPSim(),

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stampede-dev/stampede/internal/lab/async"
 	"github.com/stampede-dev/stampede/internal/lab/costs"
+	"github.com/stampede-dev/stampede/internal/lab/eventloop"
 	"github.com/stampede-dev/stampede/internal/lab/interleave"
 	"github.com/stampede-dev/stampede/internal/lab/ipc"
 	"github.com/stampede-dev/stampede/internal/lab/isolation"
@@ -54,6 +55,9 @@ func main() {
 		return
 	}
 	if parallel.ChildMain() { // a workload of the lab's sixth chapter
+		return
+	}
+	if eventloop.ChildMain() { // a server of the lab's fifth chapter
 		return
 	}
 	if ipc.ChildMain() { // an end of the lab's fourth chapter's IPC

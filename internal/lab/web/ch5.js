@@ -2,7 +2,7 @@
 // one after another, all at once and a few at a time; then the CPU-bound
 // trap on one P.
 import { panel, h, table } from "./run.js";
-import { gantt, fmtNum } from "./chart.js";
+import { gantt, lineChart, fmtNum, fmtBytes } from "./chart.js";
 
 const template = `// All at once, at most limit at a time: Go's answer to asyncio.gather
 // with a semaphore. Each g.Go is a goroutine; a blocked read parks it
@@ -66,4 +66,82 @@ export async function async(root) {
           `Preemption ${t.preemption ? "on" : "off"}: the loop ran ${fmtNum(Math.round(t.spinMs))} ms; the sleepers woke at worst ${t.worstLateMs.toFixed(1)} ms late.`)));
     },
   });
+
+  root.append(
+    h("h2", {}, "The event loop, for real"),
+    h("p", {}, h("span", { class: "real-label" }, "REAL MEASUREMENT"),
+      " Node.js, asyncio and nginx wait on many connections with one thread: ask the kernel which sockets are ready (", h("code", {}, "epoll_wait"),
+      "), run the callback of each, repeat. Here is such a loop, written with ", h("code", {}, "golang.org/x/sys/unix"),
+      " and run on one locked thread in a child of this lab, serving HTTP/1.1 keep-alive connections; every iteration is recorded. Then the same load against Go's ", h("code", {}, "net/http"),
+      ", a goroutine per connection, whose netpoller runs the same epoll underneath. Halfway through each load, one request asks its callback to sleep: on the loop, everyone waits."),
+    h("pre", { class: "code", id: "eventloop-template" }, loopTemplate),
+    h("p", { class: "note" }, "The guide's Python sample cannot run as printed: it calls ", h("code", {}, "popleft()"), " on a list (that is a ", h("code", {}, "collections.deque"),
+      " method) and uses ", h("code", {}, "time"), " without importing it. It also drains the ready queue until empty, so a callback that schedules another starves the I/O wait; the loop above runs only what was ready when it looked."),
+  );
+  const card2 = h("div", { class: "card" });
+  const out2 = h("div", { id: "result-eventloop" });
+  root.append(card2, out2);
+  await panel(card2, "eventloop", {
+    onStart() { out2.replaceChildren(); },
+    onResult(r) { renderLoop(out2, r); },
+  });
+}
+
+const loopTemplate = `for !stopped {
+	// 1. Wait for I/O, no longer than until the next timer is due.
+	n, _ := unix.EpollWait(epfd, events, msUntilNextTimer())
+	// 2. Run the timers that are due.
+	for len(timers) > 0 && !timers[0].at.After(time.Now()) {
+		fire(heap.Pop(&timers))
+	}
+	// 3. Run the callback of every descriptor that was ready.
+	for _, ev := range events[:n] {
+		if ev.Fd == listener {
+			acceptAll()                 // new connections join the epoll set
+		} else {
+			readAndAnswer(conns[ev.Fd]) // parse requests, write responses
+		}
+	}
+}`;
+
+const serverName = { reactor: "epoll loop, one thread", nethttp: "net/http, a goroutine per connection" };
+
+function renderLoop(out, r) {
+  out.append(table(["Server", "Requests/s", "p50", "p99", "Slowest", "Resident memory per idle connection", "Kernel slab per connection (both ends)", "Threads"],
+    r.runs.map((x) => [serverName[x.server], fmtNum(Math.round(x.perSecond)), `${x.p50Ms.toFixed(2)} ms`, `${x.p99Ms.toFixed(2)} ms`, `${x.maxMs.toFixed(1)} ms`,
+      fmtBytes(Math.max(0, x.rssPerConn)), fmtBytes(Math.max(0, x.kernelPerConn)), String(x.threads)]), "table-eventloop"),
+    h("p", { class: "note" }, `The load comes from goroutines in the lab process, which shares this machine's cores with the server: compare the two servers with each other, not with a load generator on a core of its own. `,
+      `Memory is read from the server's VmRSS and the kernel's Slab before and after ${fmtNum(r.runs[0].idleConns)} idle connections; resident memory grows by whole pages, so a figure of a few bytes means "less than the noise".`));
+  const blocked = r.runs.filter((x) => x.blockAtMs >= 0);
+  if (blocked.length) {
+    const div = h("div", { id: "eventloop-latency" });
+    out.append(div);
+    lineChart(div, { title: "The slowest request in each 50 ms, one blocking callback halfway",
+      series: r.runs.map((x) => ({ name: serverName[x.server], points: x.windows.filter((w) => w.served).map((w) => [w.atMs, w.maxMs]) })),
+      x: { label: "time since the load began (ms)" }, y: { label: "Slowest request", unit: "ms", log: true } });
+    const loop = r.runs.find((x) => x.server === "reactor"), goro = r.runs.find((x) => x.server === "nethttp");
+    out.append(h("p", { id: "eventloop-block" }, `On the loop, the slowest request took ${loop.maxMs.toFixed(0)} ms: the sleeping callback held the only thread, so every connection waited. `,
+      `With a goroutine per connection the slowest took ${goro.maxMs.toFixed(0)} ms: only the request that slept waited for itself.`));
+  }
+  const t = r.totals;
+  out.append(h("h3", {}, "Inside the loop"),
+    h("p", { id: "eventloop-totals" }, `${fmtNum(t.iterations)} iterations: ${fmtNum(Math.round(t.waitMs))} ms waiting in epoll_wait, ${fmtNum(Math.round(t.workMs))} ms running ${fmtNum(t.callbacks)} callbacks (${(t.callbacks / Math.max(1, t.iterations)).toFixed(1)} an iteration), ${fmtNum(t.timers)} timers, ${fmtNum(t.accepted)} accepts.`));
+  if (!r.iterations.length) return;
+  let at = 0;
+  const label = h("span", { class: "status", id: "eventloop-iter-label" });
+  const view = h("div", { id: "eventloop-iteration" });
+  const step = (d) => () => { at = Math.min(r.iterations.length - 1, Math.max(0, at + d)); draw(); };
+  out.append(h("div", { class: "stepper" },
+    h("button", { type: "button", id: "eventloop-back", onclick: step(-1) }, "◀ Iteration"),
+    h("button", { type: "button", id: "eventloop-next", onclick: step(1) }, "Iteration ▶"), label), view);
+  function draw() {
+    const it = r.iterations[at];
+    label.textContent = `iteration ${it.n + 1} of the first ${r.iterations.length}, at ${(it.atUs / 1000).toFixed(2)} ms`;
+    view.replaceChildren(
+      h("div", { class: "queues" },
+        h("div", { class: "q" }, h("strong", {}, "epoll_wait: "), `${it.waitUs.toFixed(0)} µs, timeout ${it.timeoutMs < 0 ? "none" : it.timeoutMs + " ms"}, ${it.ready} ready`),
+        h("div", { class: "q" }, h("strong", {}, "ran: "), `${it.accepted} accepts, ${it.timers} timers, ${it.callbacks} requests in ${it.workUs.toFixed(0)} µs`)),
+      it.queue && it.queue.length ? h("ol", { class: "history" }, it.queue.map((q) => h("li", {}, q))) : h("p", { class: "note" }, "Nothing ran: the wait timed out."));
+  }
+  draw();
 }
