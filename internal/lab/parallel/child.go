@@ -45,14 +45,19 @@ func hashWork(iters int) {
 }
 
 // itersPerMS measures how many hash iterations take a millisecond on one
-// core here: the best of three timings, as the others were slowed by
-// whatever else the machine was doing.
-func itersPerMS() int {
-	n := 16
+// core here.
+func itersPerMS() int { return perMS(hashWork, 16) }
+
+// perMS measures how many units of work run(n) does in a millisecond: n
+// doubles from start until a run takes 20 ms, then the best of three
+// timings counts, as the others were slowed by whatever else the machine
+// was doing.
+func perMS(run func(n int), start int) int {
+	n := start
 	for {
 		t := time.Now()
-		hashWork(n)
-		if d := time.Since(t); d > 30*time.Millisecond {
+		run(n)
+		if time.Since(t) > 20*time.Millisecond {
 			break
 		}
 		n *= 2
@@ -60,10 +65,35 @@ func itersPerMS() int {
 	best := time.Duration(math.MaxInt64)
 	for range 3 {
 		t := time.Now()
-		hashWork(n)
+		run(n)
 		best = min(best, time.Since(t))
 	}
 	return max(1, int(float64(n)/(float64(best)/float64(time.Millisecond))))
+}
+
+// die ends a child with one line on stderr and exit status 2.
+func die(who string, err error) {
+	fmt.Fprintf(os.Stderr, "%s child: %v\n", who, err)
+	os.Exit(2)
+}
+
+// startTrace starts runtime/trace into a new file at path.
+func startTrace(path string) (*os.File, error) {
+	out, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := trace.Start(out); err != nil {
+		out.Close()
+		return nil, err
+	}
+	return out, nil
+}
+
+// stopTrace stops the trace and closes its file.
+func stopTrace(out *os.File) error {
+	trace.Stop()
+	return out.Close()
 }
 
 // ChildMain runs the workload when this process was started as its
@@ -77,10 +107,7 @@ func ChildMain() bool {
 	if v == "" {
 		return false
 	}
-	fail := func(err error) {
-		fmt.Fprintln(os.Stderr, "parallel child:", err)
-		os.Exit(2)
-	}
+	fail := func(err error) { die("parallel", err) }
 	f := strings.Fields(v)
 	if len(f) != 5 || (f[0] != KindCPU && f[0] != KindWait) {
 		fail(fmt.Errorf("bad %s=%q", childEnv, v))
@@ -94,10 +121,7 @@ func ChildMain() bool {
 	var out *os.File
 	if f[4] != "-" {
 		var err error
-		if out, err = os.Create(f[4]); err != nil {
-			fail(err)
-		}
-		if err := trace.Start(out); err != nil {
+		if out, err = startTrace(f[4]); err != nil {
 			fail(err)
 		}
 	}
@@ -118,8 +142,7 @@ func ChildMain() bool {
 	wg.Wait()
 	wall := time.Since(began)
 	if out != nil {
-		trace.Stop()
-		if err := out.Close(); err != nil {
+		if err := stopTrace(out); err != nil {
 			fail(err)
 		}
 	}

@@ -95,7 +95,7 @@ func (e *GMP) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) error
 	}
 	procs, burst, syscalls, spin := p.Int("procs"), p.Int("burst"), p.Int("syscalls"), p.Int("spin")
 	emit(lab.Progress("calibrating", 0, 2))
-	perMS, spinPerMS := itersPerMS(), spinItersPerMS()
+	hashPerMS, spinPerMS := itersPerMS(), spinItersPerMS()
 	dir, err := os.MkdirTemp("", "stampede-gmp-")
 	if err != nil {
 		return err
@@ -105,7 +105,7 @@ func (e *GMP) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) error
 	emit(lab.Progress("running the workload under runtime/trace", 1, 2))
 	cmd := exec.CommandContext(ctx, e.exe)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs), "GODEBUG=schedtrace=5",
-		fmt.Sprintf("%s=%d %d %d %d %s", gmpChildEnv, burst, perMS, syscalls, spin*spinPerMS, traceFile))
+		fmt.Sprintf("%s=%d %d %d %d %s", gmpChildEnv, burst, hashPerMS, syscalls, spin*spinPerMS, traceFile))
 	cmd.WaitDelay = time.Second
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -179,27 +179,21 @@ func gmpChildMain() bool {
 	if v == "" {
 		return false
 	}
-	fail := func(err error) {
-		fmt.Fprintln(os.Stderr, "gmp child:", err)
-		os.Exit(2)
-	}
+	fail := func(err error) { die("gmp", err) }
 	f := strings.Fields(v)
+	if len(f) != 5 {
+		fail(fmt.Errorf("bad %s=%q", gmpChildEnv, v))
+	}
 	var n [4]int
 	for i := range n {
 		var err error
-		if len(f) != 5 {
-			fail(fmt.Errorf("bad %s=%q", gmpChildEnv, v))
-		}
 		if n[i], err = strconv.Atoi(f[i]); err != nil || n[i] < 0 {
 			fail(fmt.Errorf("bad %s=%q", gmpChildEnv, v))
 		}
 	}
-	burst, perMS, syscalls, spinIters := n[0], n[1], n[2], n[3]
-	out, err := os.Create(f[4])
+	burst, hashPerMS, syscalls, spinIters := n[0], n[1], n[2], n[3]
+	out, err := startTrace(f[4])
 	if err != nil {
-		fail(err)
-	}
-	if err := trace.Start(out); err != nil {
 		fail(err)
 	}
 	ctx := context.Background()
@@ -233,14 +227,13 @@ func gmpChildMain() bool {
 	wg.Go(func() {
 		trace.WithRegion(ctx, "creator", func() {
 			for range burst {
-				wg.Go(func() { trace.WithRegion(ctx, "burst", func() { hashWork(perMS) }) })
+				wg.Go(func() { trace.WithRegion(ctx, "burst", func() { hashWork(hashPerMS) }) })
 			}
 		})
 	})
 	wg.Wait()
 	wall := time.Since(began)
-	trace.Stop()
-	if err := out.Close(); err != nil {
+	if err := stopTrace(out); err != nil {
 		fail(err)
 	}
 	w := bufio.NewWriter(os.Stdout)
@@ -263,25 +256,8 @@ func spin(n int) int {
 }
 
 // spinItersPerMS measures how many iterations of spin take a millisecond
-// here, the best of three timings.
-func spinItersPerMS() int {
-	n := 1 << 16
-	for {
-		t := time.Now()
-		sink.Add(uint64(spin(n)))
-		if time.Since(t) > 20*time.Millisecond {
-			break
-		}
-		n *= 2
-	}
-	best := time.Duration(1<<63 - 1)
-	for range 3 {
-		t := time.Now()
-		sink.Add(uint64(spin(n)))
-		best = min(best, time.Since(t))
-	}
-	return max(1, int(float64(n)/(float64(best)/float64(time.Millisecond))))
-}
+// here.
+func spinItersPerMS() int { return perMS(func(n int) { sink.Add(uint64(spin(n))) }, 1<<16) }
 
 // WriteText prints what the scheduler did.
 func (r GMPResult) WriteText(w io.Writer) error {
