@@ -302,6 +302,7 @@ func TestBrowserLab(t *testing.T) {
 			t.Errorf("shared: %q", got)
 		}
 		mustMatch(t, "crash", `^The crashing child: exit status 2; \[signal SIGSEGV: segmentation violation`, text(t, ctx, "#isolation-crash"))
+		mustMatch(t, "counting", `^They were counting milliseconds when it died, and went on: [\d,]+ ticks, \d+ ms before the crash to \d+ ms after; [\d,]+ ticks, .*; [\d,]+ ticks, \d+ ms before the crash to \d+ ms after\.$`, text(t, ctx, "#isolation-counting"))
 		mustMatch(t, "panic", `^One goroutine's panic: the process ended \(exit status 2\) with its four goroutines at \d+, \d+, \d+, \d+ counts\. panic: goroutine 4 gives up$`, text(t, ctx, "#isolation-panic"))
 		mustMatch(t, "maps", `rw-p .*the global\n.*r-xp .*the code`, text(t, ctx, "#isolation-maps"))
 		screenshot(t, ctx, "lab-chapter4-isolation.png")
@@ -310,7 +311,7 @@ func TestBrowserLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		rows := text(t, ctx, "#table-ipc tbody")
-		for _, m := range []string{"pipe \\(two, one each way\\)", "Unix socket, stream", "Unix socket, datagram", "TCP over loopback", "shared memory, futex hand-off"} {
+		for _, m := range []string{"pipe \\(two, one each way\\)", "Unix socket, stream", "Unix socket, datagram", "TCP over loopback", "POSIX message queue \\(two, one each way\\)", "shared memory, futex hand-off"} {
 			mustMatch(t, "ipc "+m, m+`\s+one core\s+200\s+[\d.]+ µs\s+[\d.]+ µs\s+[\d,]+ MiB/s`, rows)
 		}
 		mustMatch(t, "ipc signal", `signal \(SIGUSR1 each way, through Go's signal\.Notify\)\s+one core\s+200\s+[\d.]+ µs\s+[\d.]+ µs\s+– \(no data\)`, rows)

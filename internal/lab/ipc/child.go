@@ -130,6 +130,55 @@ func (e *shmEnd) recv(b []byte) error {
 	return nil
 }
 
+// mqEnd is a pair of POSIX message queues (one each way), used as a byte
+// stream: a send is cut into messages of at most mqMsgSize, and a receive
+// takes what is left of the last message before the next.
+type mqEnd struct {
+	r, w int
+	left []byte
+	buf  []byte
+}
+
+// mqMsgSize is Linux's default largest message (fs.mqueue.msgsize_max),
+// which an unprivileged process cannot raise.
+const mqMsgSize = 8192
+
+func (e *mqEnd) send(b []byte) error {
+	for len(b) > 0 {
+		n := min(len(b), mqMsgSize)
+		for {
+			_, _, errno := unix.Syscall6(unix.SYS_MQ_TIMEDSEND, uintptr(e.w), uintptr(unsafe.Pointer(&b[0])), uintptr(n), 0, 0, 0)
+			if errno == unix.EINTR {
+				continue
+			}
+			if errno != 0 {
+				return errno
+			}
+			break
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+func (e *mqEnd) recv(b []byte) error {
+	for len(b) > 0 {
+		if len(e.left) == 0 {
+			n, _, errno := unix.Syscall6(unix.SYS_MQ_TIMEDRECEIVE, uintptr(e.r), uintptr(unsafe.Pointer(&e.buf[0])), uintptr(len(e.buf)), 0, 0, 0)
+			if errno == unix.EINTR {
+				continue
+			}
+			if errno != 0 {
+				return errno
+			}
+			e.left = e.buf[:n]
+		}
+		k := copy(b, e.left)
+		b, e.left = b[k:], e.left[k:]
+	}
+	return nil
+}
+
 // sigEnd carries no data: a signal is the message.
 type sigEnd struct {
 	peer int
@@ -196,6 +245,8 @@ func open(role, mech string) (end, error) {
 		return fdEnd{r: 3, w: 4}, nil
 	case "unix", "tcp":
 		return fdEnd{r: 3, w: 3}, nil
+	case "mq":
+		return &mqEnd{r: 3, w: 4, buf: make([]byte, mqMsgSize)}, nil
 	case "unixgram":
 		return fdEnd{r: 3, w: 3, dgram: true}, nil
 	case "shm-spin", "shm-futex":

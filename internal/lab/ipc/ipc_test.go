@@ -25,22 +25,24 @@ func TestEveryMechanism(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := labtest.Run[Result](t, New(exe), map[string]any{"trips": 300, "mib": 4, "limit": 2000}, nil)
+	// A limit long enough that no mechanism meets it on a loaded machine,
+	// but for the busy-wait on one core, which is meant to.
+	r := labtest.Run[Result](t, New(exe), map[string]any{"trips": 100, "mib": 1, "limit": 5000}, nil)
 	places := len(r.Placements)
 	if len(r.Rows) != places*len(Mechanisms) {
 		t.Fatalf("%d rows for %d placements", len(r.Rows), places)
 	}
 	for _, row := range r.Rows {
-		want := row.Trips == 300
+		want := row.Trips == 100
 		if row.Mechanism == "shm-spin" && row.Placement == "one core" {
 			// Each side spins out its whole time slice before the other
-			// runs: milliseconds a trip, so the time limit ends it.
-			want = row.Trips > 0 && row.Trips <= 300
+			// runs: milliseconds a trip, so the time limit may end it.
+			want = row.Trips > 0 && row.Trips <= 100
 		}
 		if !want || row.Corrupt != 0 || row.MedianUS <= 0 || row.P99US < row.MedianUS {
-			t.Errorf("%s, %s: %+v; want 300 intact round trips", row.Name, row.Placement, row)
+			t.Errorf("%s, %s: %+v; want 100 intact round trips", row.Name, row.Placement, row)
 		}
-		wantMiB := 4.0
+		wantMiB := 1.0
 		if row.Mechanism == "signal" {
 			wantMiB = 0
 		}

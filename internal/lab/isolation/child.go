@@ -35,14 +35,28 @@ type Report struct {
 	PrivateKiB int64 `json:"privateKiB"`
 	SharedKiB  int64 `json:"sharedKiB"`
 	PssKiB     int64 `json:"pssKiB"`
+	// The child counts milliseconds for countFor after storing its value,
+	// across the moment its sibling crashes: Counted ticks from CountFrom
+	// to CountTo (Unix nanoseconds).
+	Counted   int64 `json:"counted"`
+	CountFrom int64 `json:"countFrom"`
+	CountTo   int64 `json:"countTo"`
 }
+
+// countFor is how long each value child counts; the crashing child dies
+// crashAfter into it.
+const (
+	countFor   = 600 * time.Millisecond
+	crashAfter = 200 * time.Millisecond
+)
 
 // ChildMain runs a child when this process was started as one, then
 // exits; it reports false at once otherwise. Call it first in main.
 //
 // Modes: "value:N:K" stores N in cell, adds 1 to the shared counter on
 // file descriptor 3 (a MAP_SHARED mapping), waits until K children have,
-// and reports; "segv" reads through a nil pointer after 100 ms; "panic"
+// counts milliseconds for 600 ms, and reports; "segv" prints the time and
+// reads through a nil pointer after 200 ms; "panic"
 // runs four counting goroutines and lets one panic after 100 ms.
 func ChildMain() bool {
 	mode := os.Getenv(childEnv)
@@ -53,7 +67,8 @@ func ChildMain() bool {
 	case strings.HasPrefix(mode, "value:"):
 		valueChild(mode)
 	case mode == "segv":
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(crashAfter)
+		fmt.Println(time.Now().UnixNano()) // when, for the parent to set beside the others' counting
 		var p *int64
 		fmt.Println(*p) // the kernel sends SIGSEGV; Go's runtime reports it and exits 2
 	case mode == "panic":
@@ -75,12 +90,19 @@ func valueChild(mode string) {
 	}
 	counter := (*atomic.Int64)(unsafe.Pointer(&shared[0]))
 	counter.Add(1)
+	// Count, while a sibling crashes: nothing of it reaches this process.
+	var r Report
+	r.CountFrom = time.Now().UnixNano()
+	for end := time.Now().Add(countFor); time.Now().Before(end); r.Counted++ {
+		time.Sleep(time.Millisecond)
+	}
+	r.CountTo = time.Now().UnixNano()
 	for deadline := time.Now().Add(5 * time.Second); counter.Load() < k && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(20 * time.Millisecond) // the others have written their cells too
 	addr := uintptr(unsafe.Pointer(&cell))
-	r := Report{PID: os.Getpid(), Addr: fmt.Sprintf("%#x", addr), Wrote: n, Read: cell.Load(), Shared: counter.Load()}
+	r.PID, r.Addr, r.Wrote, r.Read, r.Shared = os.Getpid(), fmt.Sprintf("%#x", addr), n, cell.Load(), counter.Load()
 	r.MapLine, r.Text = mapsLines(addr)
 	r.PrivateKiB, r.SharedKiB, r.PssKiB = rollup()
 	json.NewEncoder(os.Stdout).Encode(r)

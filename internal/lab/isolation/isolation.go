@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -69,7 +70,10 @@ type Panic struct {
 type Result struct {
 	Children []Child `json:"children"`
 	Crashed  Child   `json:"crashed"`
-	Panic    Panic   `json:"panic"`
+	// CrashedAt is when the crashing child read through nil (Unix
+	// nanoseconds), to set beside the others' counting.
+	CrashedAt int64 `json:"crashedAt"`
+	Panic     Panic `json:"panic"`
 	// SameAddress is true when every child saw its global at one address,
 	// and OwnValues when each read back what it wrote.
 	SameAddress bool `json:"sameAddress"`
@@ -135,6 +139,7 @@ func (e *Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)
 		c := Child{Exit: exitOf(r.cmd, werr), Signal: faultLine(r.stderr.String())}
 		if r == crash {
 			res.Crashed = c
+			res.CrashedAt, _ = strconv.ParseInt(strings.TrimSpace(r.stdout.String()), 10, 64)
 			continue
 		}
 		if err := json.Unmarshal(r.stdout.Bytes(), &c.Report); err != nil {

@@ -40,6 +40,12 @@ func TestWallsAndDoors(t *testing.T) {
 	if r.Crashed.Exit != "exit status 2" || !strings.HasPrefix(r.Crashed.Signal, "[signal SIGSEGV: segmentation violation") {
 		t.Errorf("the crashing child: %+v", r.Crashed)
 	}
+	// Each other child was counting when its sibling crashed, and went on.
+	for i, c := range r.Children {
+		if r.CrashedAt == 0 || c.CountFrom >= r.CrashedAt || c.CountTo <= r.CrashedAt || c.Counted < 1 {
+			t.Errorf("child %d counted %d ticks from %d to %d; the crash was at %d", i, c.Counted, c.CountFrom, c.CountTo, r.CrashedAt)
+		}
+	}
 	if r.Panic.Exit != "exit status 2" || r.Panic.Reason != "panic: goroutine 4 gives up" || len(r.Panic.Counts) != 4 {
 		t.Errorf("the panic: %+v", r.Panic)
 	}

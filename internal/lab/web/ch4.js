@@ -29,6 +29,8 @@ export async function isolation(root) {
             : "The children did not all see their own value at one address; see the table."),
         h("p", { id: "isolation-shared" }, `The shared counter reads ${fmtNum(first.shared)} in every child: the one page they all mapped with MAP_SHARED.`),
         h("p", { id: "isolation-crash", class: "wrong" }, `The crashing child: ${r.crashed.exit}; ${r.crashed.signal || "no fault line"}. The others above exited 0.`),
+        r.crashedAt ? h("p", { id: "isolation-counting", class: "right" },
+          `They were counting milliseconds when it died, and went on: ${r.children.map((c) => `${fmtNum(c.counted)} ticks, ${((r.crashedAt - c.countFrom) / 1e6).toFixed(0)} ms before the crash to ${((c.countTo - r.crashedAt) / 1e6).toFixed(0)} ms after`).join("; ")}.`) : null,
         h("p", { id: "isolation-panic", class: "wrong" }, `One goroutine's panic: the process ended (${r.panic.exit}) with its four goroutines at ${(r.panic.counts || []).join(", ")} counts. ${r.panic.reason}`),
         h("h2", {}, "Where the memory is"),
         h("p", {}, "From the first child's /proc/self/maps: the page of the global is private (", h("code", {}, "rw-p"), "), the program's code is mapped from the binary and read-only (",
@@ -54,7 +56,7 @@ export async function isolation(root) {
     onResult(r) {
       const places = Object.keys(r.placements);
       const mechs = [...new Set(r.rows.map((x) => x.name))];
-      const shortNames = { pipe: "pipe", unix: "Unix stream", unixgram: "Unix dgram", tcp: "TCP", "shm-spin": "shm spin", "shm-futex": "shm futex", signal: "signal" };
+      const shortNames = { pipe: "pipe", unix: "Unix stream", unixgram: "Unix dgram", tcp: "TCP", mq: "mqueue", "shm-spin": "shm spin", "shm-futex": "shm futex", signal: "signal" };
       const short = (n) => shortNames[(r.rows.find((x) => x.name === n) || {}).mechanism] || n;
       const lat = h("div"), tp = h("div");
       out2.append(
