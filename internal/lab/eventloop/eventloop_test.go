@@ -2,6 +2,8 @@ package eventloop
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stampede-dev/stampede/internal/lab"
 	"github.com/stampede-dev/stampede/internal/lab/labtest"
 	"github.com/stampede-dev/stampede/internal/testenv"
 )
@@ -106,5 +109,35 @@ func TestExperiment(t *testing.T) {
 	}
 	if n := testenv.ChildProcesses(t, os.Getpid()); n != 0 {
 		t.Errorf("%d child processes left behind", n)
+	}
+}
+
+// Stop ends the run promptly and leaves no child process and no
+// descriptor behind.
+func TestStopLeavesNothing(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := openFDs(t)
+	e := New(exe)
+	p, err := lab.Resolve(e.Info().Params, map[string]any{"conns": 20, "seconds": 10, "idle": 100, "block": 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(500*time.Millisecond, cancel)
+	began := time.Now()
+	if err := e.Run(ctx, p, func(lab.Event) {}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("Run returned %v after it began", d)
+	}
+	if n := testenv.ChildProcesses(t, os.Getpid()); n != 0 {
+		t.Errorf("%d child processes left behind", n)
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("%d descriptors open after the run, %d before", after, before)
 	}
 }

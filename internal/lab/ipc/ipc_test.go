@@ -1,10 +1,14 @@
 package ipc
 
 import (
+	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/stampede-dev/stampede/internal/lab"
 	"github.com/stampede-dev/stampede/internal/lab/labtest"
 	"github.com/stampede-dev/stampede/internal/testenv"
 )
@@ -56,4 +60,43 @@ func TestEveryMechanism(t *testing.T) {
 	if n := testenv.ChildProcesses(t, os.Getpid()); n != 0 {
 		t.Errorf("%d child processes left behind", n)
 	}
+}
+
+// Stop ends the run promptly and leaves no child process and no
+// descriptor behind.
+func TestStopLeavesNothing(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := openFDs(t)
+	e := New(exe)
+	p, err := lab.Resolve(e.Info().Params, map[string]any{"trips": 1_000_000, "mib": 8192, "limit": 10_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	began := time.Now()
+	if err := e.Run(ctx, p, func(lab.Event) {}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("Run returned %v after it began", d)
+	}
+	if n := testenv.ChildProcesses(t, os.Getpid()); n != 0 {
+		t.Errorf("%d child processes left behind", n)
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("%d descriptors open after the run, %d before", after, before)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
 }

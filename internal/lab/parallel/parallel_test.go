@@ -175,3 +175,28 @@ func TestGMP(t *testing.T) {
 		t.Errorf("%d child processes left behind", n)
 	}
 }
+
+// Stopping the scheduler run kills its child at once.
+func TestGMPStops(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewGMP(exe)
+	p, err := lab.Resolve(e.Info().Params, map[string]any{"procs": 2, "burst": 5000, "syscalls": 64, "spin": 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	began := time.Now()
+	if err := e.Run(ctx, p, func(lab.Event) {}); err != context.Canceled {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+	if d := time.Since(began); d > 3*time.Second {
+		t.Errorf("Run returned %v after it began", d)
+	}
+	if n := testenv.ChildProcesses(t, os.Getpid()); n != 0 {
+		t.Errorf("%d child processes left behind", n)
+	}
+}
