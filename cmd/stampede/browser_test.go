@@ -340,6 +340,9 @@ func TestBrowserLab(t *testing.T) {
 		}
 		mustMatch(t, "trap, preemption on", `^Preemption on: the loop ran \d+ ms; the sleepers woke at worst [\d.]+ ms late\.$`, text(t, ctx, `p[data-preemption="true"]`))
 		mustMatch(t, "trap, preemption off", `^Preemption off: the loop ran \d+ ms; the sleepers woke at worst [\d.]+ ms late\.$`, text(t, ctx, `p[data-preemption="false"]`))
+		if got := text(t, ctx, "#async-pipeline"); !strings.HasPrefix(got, "2 producers of 5 values each, 2 consumers: 10 received, summing to 45 (every value once), in ") {
+			t.Errorf("pipeline: %q", got)
+		}
 		screenshot(t, ctx, "lab-chapter5-async.png")
 
 		// The event loop against net/http, one callback blocking 150 ms.

@@ -11,6 +11,7 @@ package async
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,7 +83,25 @@ type Result struct {
 	SlowestMS int    `json:"slowestMs"` // the longest delay: what all at once can take at best
 	Runs      []Run  `json:"runs"`
 	Trap      []Trap `json:"trap,omitempty"`
+	// Pipeline is the guide's producer/consumer template, fixed, as run
+	// here.
+	Pipeline PipelineRun `json:"pipeline"`
 }
+
+// PipelineRun is one run of Pipeline with its source, for the page.
+type PipelineRun struct {
+	Source    string  `json:"source"`
+	Producers int     `json:"producers"`
+	Consumers int     `json:"consumers"`
+	Each      int     `json:"each"`
+	Received  int     `json:"received"`
+	Sum       int     `json:"sum"`
+	WantSum   int     `json:"wantSum"`
+	ElapsedMS float64 `json:"elapsedMs"`
+}
+
+//go:embed pipeline.go
+var pipelineSource string
 
 // Run runs the three ways, then the trap.
 func (e *Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) error {
@@ -131,6 +150,16 @@ func (e *Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)
 			res.Trap = append(res.Trap, t)
 		}
 	}
+	began := time.Now()
+	pr := PipelineRun{Source: pipelineSource, Producers: 2, Consumers: 2, Each: 5}
+	pr.Received, pr.Sum = Pipeline(ctx, pr.Producers, pr.Consumers, pr.Each, 100*time.Millisecond)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	pr.ElapsedMS = float64(time.Since(began).Microseconds()) / 1000
+	values := pr.Producers * pr.Each
+	pr.WantSum = values * (values - 1) / 2
+	res.Pipeline = pr
 	emit(lab.Result(res))
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,6 +33,9 @@ func TestTasks(t *testing.T) {
 	res := labtest.Run[*Result](t, New(exe), map[string]any{"tasks": 6, "delay": 20, "spread": 50, "limit": 2, "spin": 0}, nil)
 	if res.SumMS != 20+30+40+50+60+70 || res.SlowestMS != 70 || len(res.Runs) != 3 || len(res.Trap) != 0 {
 		t.Fatalf("result %+v", res)
+	}
+	if pl := res.Pipeline; pl.Received != 10 || pl.Sum != 45 || pl.WantSum != 45 || !strings.Contains(pl.Source, "func Pipeline(") {
+		t.Errorf("pipeline %+v", pl)
 	}
 	for _, r := range res.Runs {
 		for _, tk := range r.Tasks {

@@ -54,6 +54,13 @@ export async function async(root) {
           slices: run.tasks.map((t) => ({ task: `T${t.index}`, start: Math.round(t.start), end: Math.max(Math.round(t.end), Math.round(t.start) + 1),
             tip: `T${t.index}: asked for a ${t.delayMs} ms answer; started at ${t.start.toFixed(1)} ms, sent at ${t.sent.toFixed(1)}, answered at ${t.answer.toFixed(1)}, done at ${t.end.toFixed(1)} ms` })) });
       }
+      const pl = r.pipeline;
+      out.append(h("h3", {}, "The guide's producer/consumer, made to work"),
+        h("p", {}, "The guide's version closes its channel after a fixed three-second sleep: it makes the program slow when the work is quick, and would panic (a send on a closed channel) if a producer were slower than the sleep. This one closes the channel when the last producer returns, so the consumers' ",
+          h("code", {}, "range"), " loops end when the work does. Run here:"),
+        h("p", { id: "async-pipeline", class: pl.sum === pl.wantSum ? "right" : "wrong" },
+          `${pl.producers} producers of ${pl.each} values each, ${pl.consumers} consumers: ${pl.received} received, summing to ${pl.sum} (${pl.sum === pl.wantSum ? "every value once" : "expected " + pl.wantSum}), in ${fmtNum(Math.round(pl.elapsedMs))} ms.`),
+        h("details", {}, h("summary", {}, "The code"), h("pre", { class: "code" }, pl.source)));
       if (!r.trap || !r.trap.length) return;
       out.append(
         h("h2", {}, "The CPU-bound trap"),
