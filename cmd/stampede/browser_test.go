@@ -258,6 +258,26 @@ func TestBrowserLab(t *testing.T) {
 		}
 		// At tick 5 round robin runs P2 with P3 then P1 waiting.
 		mustMatch(t, "rr queues at tick 5", `Running:\s*P2\s*Ready:\s*P3\s*P1`, text(t, ctx, `[data-algorithm="rr"] .queues`))
+		// A new seed generates a new workload instead of replaying the last.
+		box := func() string {
+			v, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS("#p-sched-workload")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#p-sched-seed"), "7")); err != nil {
+			t.Fatal(err)
+		}
+		if w := box(); w != "" {
+			t.Errorf("after a new seed the workload box still holds %q", w)
+		}
+		if err := runExperiment(ctx, "sched", map[string]string{"algorithm": "rr", "compare": "fcfs", "tasks": "4"}); err != nil {
+			t.Fatal(err)
+		}
+		if w := box(); w == "" || strings.HasPrefix(w, "P1 0 24") {
+			t.Errorf("the seed's workload: %q; want one generated from seed 17, not the textbook case", w)
+		}
 		if err := runExperiment(ctx, "schedstat", map[string]string{"threads": "4", "ms": "300"}); err != nil {
 			t.Fatal(err)
 		}

@@ -31,6 +31,11 @@ export async function scheduling(root) {
   const gen = h("button", { type: "button", id: "sched-generate" }, "New workload from the seed");
   gen.addEventListener("click", () => { p.setParam("workload", ""); p.run(); });
   p.form.querySelector(".actions").append(gen);
+  // The box holds the last workload so it can be edited; a new seed or
+  // task count means a new generated workload, not the old one replayed.
+  for (const name of ["seed", "tasks"]) {
+    p.form.querySelector(`[name="${name}"]`).addEventListener("input", () => p.setParam("workload", ""));
+  }
 
   root.append(
     h("h2", {}, "The real scheduler, watched"),
