@@ -307,7 +307,8 @@ func TestBrowserLab(t *testing.T) {
 		lost := text(t, ctx, "#table-lostupdate tbody")
 		mustMatch(t, "read-then-write loses", `read, then write \(x = x \+ 1\)\s+40,000\s+[\d,]+\s+[1-9][\d,]* \(`, lost)
 		mustMatch(t, "mutex total", `sync\.Mutex around x = x \+ 1\s+40,000\s+40,000\s+0`, lost)
-		mustMatch(t, "atomic total", `atomic add\s+40,000\s+40,000\s+0`, lost)
+		mustMatch(t, "atomic total", `atomic add\s+40,000\s+40,000\s+0\s+5 of 5\s+0 – 0`, lost)
+		mustMatch(t, "lost-update trials", `^Read, then write lost (updates in every one of 5 trials|nothing in [1-4] of 5 trials)`, text(t, ctx, "#lostupdate-verdict"))
 		screenshot(t, ctx, "lab-chapter3-sync.png")
 	})
 

@@ -23,9 +23,13 @@ func TestLostUpdate(t *testing.T) {
 		t.Errorf("read-then-write: %+v, want updates lost", plain)
 	}
 	for _, c := range []Counter{mutex, atomic} {
-		if c.Got != 16000 || c.Lost != 0 {
-			t.Errorf("%s: got %d, want exactly 16000", c.Method, c.Got)
+		if c.Got != 16000 || c.Lost != 0 || c.ZeroTrials != 5 || c.MaxLost != 0 || len(c.LostByTrial) != 5 {
+			t.Errorf("%s: %+v, want exactly 16000 in each of 5 trials", c.Method, c)
 		}
+	}
+	// The median trial is reported, and the spread around it.
+	if len(plain.LostByTrial) != 5 || plain.MinLost > plain.Lost || plain.Lost > plain.MaxLost || plain.ZeroTrials != count0(plain.LostByTrial) {
+		t.Errorf("read-then-write trials: %+v", plain)
 	}
 	// Without the yield the loss depends on cores and timing; the safe
 	// counters stay exact.
@@ -33,4 +37,14 @@ func TestLostUpdate(t *testing.T) {
 	if res.Counters[0].Got > 320000 || res.Counters[1].Got != 320000 || res.Counters[2].Got != 320000 {
 		t.Errorf("no yield: %+v", res.Counters)
 	}
+}
+
+func count0(xs []int64) int {
+	n := 0
+	for _, x := range xs {
+		if x == 0 {
+			n++
+		}
+	}
+	return n
 }

@@ -60,11 +60,20 @@ export async function sync(root) {
     onStart() { out2.replaceChildren(); },
     onResult(r) {
       const bars = h("div");
+      const plain = r.counters[0], trials = plain.lostByTrial.length;
       out2.append(
-        table(["Method", "Expected", "Got", "Lost", "Time"], r.counters.map((c) => [c.method, fmtNum(c.expected),
-          h("span", { class: c.lost ? "wrong" : "right" }, fmtNum(c.got)), c.lost ? `${fmtNum(c.lost)} (${c.lostPercent.toFixed(2)} %)` : "0", fmtNs(c.ns)]), "table-lostupdate"),
+        table(["Method", "Expected", "Got (median trial)", "Lost (median trial)", "Trials losing none", "Lost, fewest to most", "Time"], r.counters.map((c) => [c.method, fmtNum(c.expected),
+          h("span", { class: c.lost ? "wrong" : "right" }, fmtNum(c.got)), c.lost ? `${fmtNum(c.lost)} (${c.lostPercent.toFixed(2)} %)` : "0",
+          `${c.zeroTrials} of ${c.lostByTrial.length}`, `${fmtNum(c.minLost)} – ${fmtNum(c.maxLost)}`, fmtNs(c.ns)]), "table-lostupdate"),
+        h("p", { id: "lostupdate-verdict", class: plain.maxLost ? "wrong" : "note" },
+          plain.maxLost === 0
+            ? `Read, then write lost nothing in all ${trials} trials here. That does not make it safe: the race is still there, and a busier machine, more cores or real work between the read and the write will show it.`
+            : plain.zeroTrials
+              ? `Read, then write lost nothing in ${plain.zeroTrials} of ${trials} trials, and up to ${fmtNum(plain.maxLost)} updates in the others: one clean run proves nothing.`
+              : `Read, then write lost updates in every one of ${trials} trials, from ${fmtNum(plain.minLost)} to ${fmtNum(plain.maxLost)}.`),
         bars);
-      barChart(bars, { title: "Updates lost", categories: ["read, then write", "mutex", "atomic"], series: [{ name: "", values: r.counters.map((c) => c.lost) }], y: { label: "Lost updates", unit: "" } });
+      barChart(bars, { title: "Updates lost in each trial", categories: plain.lostByTrial.map((_, i) => `trial ${i + 1}`),
+        series: r.counters.map((c) => ({ name: c.method, values: c.lostByTrial })), y: { label: "Lost updates", unit: "" } });
     },
   });
 }
