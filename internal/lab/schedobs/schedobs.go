@@ -61,7 +61,52 @@ type Result struct {
 	WallNs   int64    `json:"wallNs"`
 	Cores    int      `json:"cores"`
 	Expected float64  `json:"expectedSharePercent"` // 100 × min(1, cores/N)
-	Summary  string   `json:"summary"`
+	// OthersPercent is the share of the machine's CPU time that went to
+	// everything but these threads during the run: the fair share above
+	// assumes it is zero.
+	OthersPercent float64 `json:"othersPercent"`
+	Summary       string  `json:"summary"`
+}
+
+// cpuTimes is the first line of /proc/stat: the machine's CPU time, busy
+// and in all, in clock ticks.
+type cpuTimes struct{ busy, total int64 }
+
+func readCPU() (cpuTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return cpuTimes{}, fmt.Errorf("/proc/stat: unexpected %q", line)
+	}
+	var c cpuTimes
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i >= 8 { // guest time is counted in user already
+			break
+		}
+		c.total += n
+		if i != 3 && i != 4 { // idle, iowait
+			c.busy += n
+		}
+	}
+	return c, nil
+}
+
+// othersPercent is how much of the machine's CPU time between before and
+// after went to anything but ours (the threads' run time, ns) on cores
+// over wall: the busy fraction /proc/stat saw, less the threads' own.
+func othersPercent(before, after cpuTimes, oursNs int64, cores int, wall time.Duration) float64 {
+	total := after.total - before.total
+	if total <= 0 || wall <= 0 {
+		return 0
+	}
+	busy := float64(after.busy-before.busy) / float64(total)
+	ours := float64(oursNs) / (float64(cores) * float64(wall.Nanoseconds()))
+	return 100 * min(1, max(0, busy-ours))
 }
 
 type schedstat struct{ run, wait, slices, involuntary int64 }
@@ -133,6 +178,10 @@ func (*Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) 
 			return err
 		}
 	}
+	cpu0, err := readCPU()
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -151,6 +200,10 @@ func (*Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) 
 		}
 	}
 	wall := time.Since(start)
+	cpu1, err := readCPU()
+	if err != nil {
+		return err
+	}
 	res := Result{WallNs: wall.Nanoseconds(), Cores: runtime.NumCPU()}
 	res.Expected = 100 * min(1, float64(res.Cores)/float64(n))
 	var minShare, maxShare float64 = 101, -1
@@ -168,8 +221,16 @@ func (*Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) 
 		minShare, maxShare = min(minShare, t.SharePercent), max(maxShare, t.SharePercent)
 		res.Threads = append(res.Threads, t)
 	}
+	var ours int64
+	for _, t := range res.Threads {
+		ours += t.RunNs
+	}
+	res.OthersPercent = othersPercent(cpu0, cpu1, ours, res.Cores, wall)
 	res.Summary = fmt.Sprintf("%d busy threads on %d cores: each got %.0f%% to %.0f%% of a core (a fair share is %.0f%%); the rest of the time each sat runnable, waiting for a core.",
 		n, res.Cores, minShare, maxShare, res.Expected)
+	if res.OthersPercent >= 10 {
+		res.Summary += fmt.Sprintf(" The machine was not idle: %.0f%% of its CPU time went to other work meanwhile, so the shares fall short of a fair one (and Linux's autogroup shares CPU between sessions, not threads).", res.OthersPercent)
+	}
 	emit(lab.Result(res))
 	return nil
 }

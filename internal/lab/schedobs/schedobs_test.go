@@ -1,6 +1,7 @@
 package schedobs
 
 import (
+	"math"
 	"runtime"
 	"strconv"
 	"strings"
@@ -45,5 +46,19 @@ func TestBusyThreadsAreAccounted(t *testing.T) {
 			t.Fatalf("%d goroutines left, had %d", runtime.NumGoroutine(), g0)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The machine's busy fraction less the threads' own: 2 cores for 1 s,
+// /proc/stat saw 150 of 200 ticks busy, the threads ran 1 s in all (half
+// the machine), so others took 25 %.
+func TestOthersPercent(t *testing.T) {
+	got := othersPercent(cpuTimes{busy: 1000, total: 5000}, cpuTimes{busy: 1150, total: 5200}, int64(time.Second), 2, time.Second)
+	if math.Abs(got-25) > 1e-9 {
+		t.Fatalf("others %v%%, want 25%%", got)
+	}
+	// Never below zero (tick rounding), never above 100.
+	if got := othersPercent(cpuTimes{0, 0}, cpuTimes{100, 200}, int64(2*time.Second), 2, time.Second); got != 0 {
+		t.Fatalf("others %v%%, want 0", got)
 	}
 }
