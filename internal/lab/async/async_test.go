@@ -26,10 +26,7 @@ func TestMain(m *testing.M) {
 // another takes at least the sum of the delays, all at once at least the
 // slowest, and the limited run never has more than its limit in flight.
 func TestTasks(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe := labtest.Executable(t)
 	res := labtest.Run[*Result](t, New(exe), map[string]any{"tasks": 6, "delay": 20, "spread": 50, "limit": 2, "spin": 0}, nil)
 	if res.SumMS != 20+30+40+50+60+70 || res.SlowestMS != 70 || len(res.Runs) != 3 || len(res.Trap) != 0 {
 		t.Fatalf("result %+v", res)
@@ -80,10 +77,7 @@ func TestTasks(t *testing.T) {
 // a sleeper due during the spin cannot run before the spin has ended,
 // however fast the machine.
 func TestTrapWithoutPreemption(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe := labtest.Executable(t)
 	tr, err := runTrap(context.Background(), exe, false, 120)
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +103,7 @@ func TestTrapWithoutPreemption(t *testing.T) {
 }
 
 func TestStopEndsTheRun(t *testing.T) {
-	exe, _ := os.Executable()
+	exe := labtest.Executable(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	p, _ := lab.Resolve(New(exe).Info().Params, map[string]any{"tasks": 3, "delay": 2000, "spread": 0})

@@ -2,8 +2,6 @@ package eventloop
 
 import (
 	"bufio"
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stampede-dev/stampede/internal/lab"
 	"github.com/stampede-dev/stampede/internal/lab/labtest"
 	"github.com/stampede-dev/stampede/internal/testenv"
 )
@@ -28,12 +25,7 @@ func TestMain(m *testing.M) {
 // The reactor answers pipelined and keep-alive requests on one thread,
 // records its iterations, and Stop closes every descriptor.
 func TestReactor(t *testing.T) {
-	// Go's netpoller opens its own descriptors on first use; open them
-	// before counting.
-	if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
-		l.Close()
-	}
-	before := openFDs(t)
+	before := labtest.OpenFDs(t)
 	r, err := Listen(10)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +57,7 @@ func TestReactor(t *testing.T) {
 		t.Fatalf("totals %+v, %d iterations kept", totals, len(iters))
 	}
 	// The listener, the epoll, the eventfd and the connection are closed.
-	if after := openFDs(t); after != before {
+	if after := labtest.OpenFDs(t); after != before {
 		t.Errorf("%d descriptors open after Stop, %d before Listen", after, before)
 	}
 }
@@ -82,20 +74,8 @@ func readOK(br *bufio.Reader) error {
 	return nil
 }
 
-func openFDs(t *testing.T) int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(entries)
-}
-
 func TestExperiment(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe := labtest.Executable(t)
 	r := labtest.Run[Result](t, New(exe), map[string]any{"conns": 10, "seconds": 1, "idle": 200, "block": 150}, nil)
 	if len(r.Runs) != 2 || r.Runs[0].Server != "reactor" || r.Runs[1].Server != "nethttp" {
 		t.Fatalf("runs %+v", r.Runs)
@@ -121,34 +101,9 @@ func TestExperiment(t *testing.T) {
 // Stop ends the run promptly and leaves no child process and no
 // descriptor behind.
 func TestStopLeavesNothing(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Go's netpoller opens its own descriptors on first use; open them
-	// before counting.
-	if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
-		l.Close()
-	}
-	before := openFDs(t)
-	e := New(exe)
-	p, err := lab.Resolve(e.Info().Params, map[string]any{"conns": 20, "seconds": 10, "idle": 100, "block": 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(500*time.Millisecond, cancel)
-	began := time.Now()
-	if err := e.Run(ctx, p, func(lab.Event) {}); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Run = %v, want context.Canceled", err)
-	}
-	if d := time.Since(began); d > 5*time.Second {
-		t.Errorf("Run returned %v after it began", d)
-	}
-	if n := testenv.ChildProcesses(t, os.Getpid()); n != 0 {
-		t.Errorf("%d child processes left behind", n)
-	}
-	if after := openFDs(t); after != before {
+	before := labtest.OpenFDs(t)
+	labtest.Stops(t, New(labtest.Executable(t)), map[string]any{"conns": 20, "seconds": 10, "idle": 100, "block": 0}, 500*time.Millisecond, 5*time.Second)
+	if after := labtest.OpenFDs(t); after != before {
 		t.Errorf("%d descriptors open after the run, %d before", after, before)
 	}
 }

@@ -86,21 +86,12 @@ func TestUnlockOfUnlockedMutexIsFatal(t *testing.T) {
 	}
 }
 
-func exe(t *testing.T) string {
-	t.Helper()
-	e, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
 // The channel deadlock hangs the child at its first trial. Without cgo,
 // Go's runtime stops it, in its own words; with cgo it never calls it a
 // deadlock, and the SIGQUIT dump shows both goroutines blocked in a send
 // and the trial's goroutine waiting for them.
 func TestRuntimeReportsTheDeadlock(t *testing.T) {
-	r, err := runChild(context.Background(), exe(t), "channel-deadlock", 1000, false)
+	r, err := runChild(context.Background(), labtest.Executable(t), "channel-deadlock", 1000, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +113,7 @@ func TestRuntimeReportsTheDeadlock(t *testing.T) {
 		t.Fatalf("goroutines %q; want two in chan send and one waiting for them", r.Goroutines)
 	}
 	// A program that cannot deadlock runs all its trials.
-	r, err = runChild(context.Background(), exe(t), "channel-deadlock+buffered", 1000, true)
+	r, err = runChild(context.Background(), labtest.Executable(t), "channel-deadlock+buffered", 1000, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +123,7 @@ func TestRuntimeReportsTheDeadlock(t *testing.T) {
 }
 
 func TestRealExperiment(t *testing.T) {
-	r := labtest.Run[RealReport](t, NewReal(exe(t)), map[string]any{"program": "lock-order", "trials": 3000, "yield": true}, nil)
+	r := labtest.Run[RealReport](t, NewReal(labtest.Executable(t)), map[string]any{"program": "lock-order", "trials": 3000, "yield": true}, nil)
 	sum := 0
 	for _, row := range r.Rows {
 		sum += row.Trials
@@ -159,7 +150,7 @@ func TestRealRunStopsWhenCancelled(t *testing.T) {
 	before := runtime.NumGoroutine()
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
-	e := NewReal(exe(t))
+	e := NewReal(labtest.Executable(t))
 	params := map[string]any{"program": "philosophers", "trials": 1_000_000}
 	p, err := lab.Resolve(e.Info().Params, params)
 	if err != nil {

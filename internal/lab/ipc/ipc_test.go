@@ -1,15 +1,11 @@
 package ipc
 
 import (
-	"context"
-	"errors"
-	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/stampede-dev/stampede/internal/lab"
 	"github.com/stampede-dev/stampede/internal/lab/labtest"
 	"github.com/stampede-dev/stampede/internal/testenv"
 )
@@ -26,10 +22,7 @@ func TestMain(m *testing.M) {
 // Every mechanism carries every round trip intact in every placement,
 // and every one but signals streams its data.
 func TestEveryMechanism(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe := labtest.Executable(t)
 	// A limit long enough that no mechanism meets it on a loaded machine,
 	// but for the busy-wait on one core, which is meant to.
 	r := labtest.Run[Result](t, New(exe), map[string]any{"trips": 100, "mib": 1, "limit": 5000}, nil)
@@ -66,43 +59,9 @@ func TestEveryMechanism(t *testing.T) {
 // Stop ends the run promptly and leaves no child process and no
 // descriptor behind.
 func TestStopLeavesNothing(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Go's netpoller opens its own descriptors on first use; open them
-	// before counting.
-	if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
-		l.Close()
-	}
-	before := openFDs(t)
-	e := New(exe)
-	p, err := lab.Resolve(e.Info().Params, map[string]any{"trips": 1_000_000, "mib": 8192, "limit": 10_000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(300*time.Millisecond, cancel)
-	began := time.Now()
-	if err := e.Run(ctx, p, func(lab.Event) {}); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Run = %v, want context.Canceled", err)
-	}
-	if d := time.Since(began); d > 5*time.Second {
-		t.Errorf("Run returned %v after it began", d)
-	}
-	if n := testenv.ChildProcesses(t, os.Getpid()); n != 0 {
-		t.Errorf("%d child processes left behind", n)
-	}
-	if after := openFDs(t); after != before {
+	before := labtest.OpenFDs(t)
+	labtest.Stops(t, New(labtest.Executable(t)), map[string]any{"trips": 1_000_000, "mib": 8192, "limit": 10_000}, 300*time.Millisecond, 5*time.Second)
+	if after := labtest.OpenFDs(t); after != before {
 		t.Errorf("%d descriptors open after the run, %d before", after, before)
 	}
-}
-
-func openFDs(t *testing.T) int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(entries)
 }

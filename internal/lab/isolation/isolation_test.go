@@ -19,10 +19,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestWallsAndDoors(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe := labtest.Executable(t)
 	r := labtest.Run[*Result](t, New(exe), map[string]any{"children": 5}, nil)
 	if len(r.Children) != 5 || !r.SameAddress || !r.OwnValues {
 		t.Fatalf("children %+v, same address %v, own values %v", r.Children, r.SameAddress, r.OwnValues)

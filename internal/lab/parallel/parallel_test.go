@@ -1,7 +1,6 @@
 package parallel
 
 import (
-	"context"
 	"math"
 	"os"
 	"runtime"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stampede-dev/stampede/internal/lab"
 	"github.com/stampede-dev/stampede/internal/lab/labtest"
 	"github.com/stampede-dev/stampede/internal/testenv"
 )
@@ -54,10 +52,7 @@ func TestFitAmdahl(t *testing.T) {
 }
 
 func TestParallel(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe := labtest.Executable(t)
 	r := labtest.Run[Result](t, New(exe), map[string]any{"tasks": 4, "work": 10, "procs": 2, "rounds": 1}, nil)
 	// The fit uses the speed-ups within the cores: GOMAXPROCS 2 only
 	// where there are two.
@@ -102,27 +97,7 @@ func TestParallel(t *testing.T) {
 
 // Stop ends the run within a second and leaves no child process behind.
 func TestParallelStops(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := New(exe)
-	p, err := lab.Resolve(e.Info().Params, map[string]any{"tasks": 64, "work": 500, "procs": 2, "rounds": 9})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(300*time.Millisecond, cancel)
-	began := time.Now()
-	if err := e.Run(ctx, p, func(lab.Event) {}); err != context.Canceled {
-		t.Fatalf("Run = %v, want context.Canceled", err)
-	}
-	if d := time.Since(began); d > 3*time.Second {
-		t.Errorf("Run returned %v after it began, long after the cancellation", d)
-	}
-	if n := testenv.ChildProcesses(t, os.Getpid()); n != 0 {
-		t.Errorf("%d child processes left behind", n)
-	}
+	labtest.Stops(t, New(labtest.Executable(t)), map[string]any{"tasks": 64, "work": 500, "procs": 2, "rounds": 9}, 300*time.Millisecond, 3*time.Second)
 }
 
 func TestParseSchedTrace(t *testing.T) {
@@ -142,10 +117,7 @@ func TestParseSchedTrace(t *testing.T) {
 // call and is shown, not asserted, except where the runtime's rules leave
 // it no choice.
 func TestGMP(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe := labtest.Executable(t)
 	r := labtest.Run[GMPResult](t, NewGMP(exe), map[string]any{"procs": 2, "burst": 50, "syscalls": 2, "spin": 100}, nil)
 	// The burst, the two system calls, the spinner and the creator.
 	if r.Lanes.Sched.Created < 54 {
@@ -178,25 +150,5 @@ func TestGMP(t *testing.T) {
 
 // Stopping the scheduler run kills its child at once.
 func TestGMPStops(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := NewGMP(exe)
-	p, err := lab.Resolve(e.Info().Params, map[string]any{"procs": 2, "burst": 5000, "syscalls": 64, "spin": 500})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(300*time.Millisecond, cancel)
-	began := time.Now()
-	if err := e.Run(ctx, p, func(lab.Event) {}); err != context.Canceled {
-		t.Fatalf("Run = %v, want context.Canceled", err)
-	}
-	if d := time.Since(began); d > 3*time.Second {
-		t.Errorf("Run returned %v after it began", d)
-	}
-	if n := testenv.ChildProcesses(t, os.Getpid()); n != 0 {
-		t.Errorf("%d child processes left behind", n)
-	}
+	labtest.Stops(t, NewGMP(labtest.Executable(t)), map[string]any{"procs": 2, "burst": 5000, "syscalls": 64, "spin": 500}, 300*time.Millisecond, 3*time.Second)
 }
