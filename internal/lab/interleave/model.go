@@ -173,7 +173,7 @@ func (p *Program) Apply(s State, m Move) State {
 		s.Regs[g][in.Dst] = s.Bufs[in.Var][0]
 		s.Bufs[in.Var] = s.Bufs[in.Var][1:]
 	case OpIf:
-		if comparisons[in.Cmp](s.val(g, in.A), s.val(g, in.B)) {
+		if in.cmp(s.val(g, in.A), s.val(g, in.B)) {
 			next = in.Target
 		}
 	}
@@ -229,7 +229,7 @@ func (p *Program) Final(vars []int64) Outcome {
 		o.Label = "finished"
 	}
 	for _, c := range p.Checks {
-		if !comparisons[c.Cmp](vars[c.Var], c.Value) {
+		if !c.cmp(vars[c.Var], c.Value) {
 			o.Broken = append(o.Broken, c.Text)
 		}
 	}

@@ -70,7 +70,8 @@ type Instr struct {
 	// A old and B new; if: A and B compared by Cmp).
 	A, B   Operand
 	Cmp    string
-	Target int // if: the step jumped to (may be the goroutine's end)
+	cmp    func(a, b int64) bool // Cmp's function, looked up once at parse time
+	Target int                   // if: the step jumped to (may be the goroutine's end)
 }
 
 // Goroutine is one goroutine's steps.
@@ -86,6 +87,7 @@ type Goroutine struct {
 type Check struct {
 	Var   int
 	Cmp   string
+	cmp   func(a, b int64) bool
 	Value int64
 	Text  string
 }
@@ -240,7 +242,7 @@ func Parse(src string) (*Program, error) {
 			if err != nil {
 				return nil, fail(line, "%q is not an integer", f[3])
 			}
-			p.Checks = append(p.Checks, Check{Var: index(p.Shared, f[1]), Cmp: f[2], Value: v, Text: strings.Join(f[1:], " ")})
+			p.Checks = append(p.Checks, Check{Var: index(p.Shared, f[1]), Cmp: f[2], cmp: comparisons[f[2]], Value: v, Text: strings.Join(f[1:], " ")})
 		case "go":
 			if len(f) > 2 {
 				return nil, fail(line, "go NAME")
@@ -391,7 +393,7 @@ func parseInstr(f []string, kinds map[string]string, p *Program, g *Goroutine, r
 		if comparisons[f[2]] == nil || f[4] != "goto" {
 			return in, "", fmt.Errorf("if A CMP B goto LABEL, with ==, !=, <, <=, > or >=")
 		}
-		in.Cmp, label = f[2], f[5]
+		in.Cmp, in.cmp, label = f[2], comparisons[f[2]], f[5]
 		if in.A, err = value(f[1]); err == nil {
 			in.B, err = value(f[3])
 		}

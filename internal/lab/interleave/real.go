@@ -167,7 +167,7 @@ func steps(p *Program, g int, vars []atomic.Int64, prims primitives, yield bool,
 				regs[in.Dst] = 1
 			}
 		case OpIf:
-			if comparisons[in.Cmp](val(in.A), val(in.B)) {
+			if in.cmp(val(in.A), val(in.B)) {
 				pc = in.Target
 			}
 		case OpLock:

@@ -105,7 +105,6 @@ type simG struct {
 	at, left int // current action and what is left of it
 	spawned  int
 	until    int // end of its system call
-	lastP    int
 }
 
 type simP struct {
@@ -135,7 +134,7 @@ func (s *sim) event(p int, rule, format string, args ...any) {
 func (s *sim) newG(spec *SimSpec) *simG {
 	s.names[spec.Name]++
 	s.total++
-	g := &simG{name: fmt.Sprintf("%s%d", spec.Name, s.names[spec.Name]), actions: spec.Actions, lastP: -1}
+	g := &simG{name: fmt.Sprintf("%s%d", spec.Name, s.names[spec.Name]), actions: spec.Actions}
 	if spec.Name == "main" {
 		g.name = "main"
 	}
@@ -197,7 +196,6 @@ func (s *sim) schedule(i int) {
 		if !inherit {
 			p.schedtick++
 		}
-		g.lastP = i
 		s.event(i, rule, format, args...)
 		s.events[len(s.events)-1].Runs = g.name
 	}
@@ -257,7 +255,7 @@ func Simulate(spec SimSpec, procs, cap, maxTicks int) []SimTick {
 		s.ps = append(s.ps, &simP{})
 	}
 	main := s.newG(&spec)
-	s.ps[0].g, main.lastP = main, 0
+	s.ps[0].g = main
 	s.ps[0].schedtick = 1
 	s.event(0, "local", "P0 runs main")
 	s.events[0].Runs = "main"
@@ -328,7 +326,6 @@ func (s *sim) exitSyscall(g *simG, own *simP, i int) {
 	for k, p := range s.ps {
 		if p.g == nil && p.syscall == nil && p.runnext == nil && len(p.local) == 0 {
 			p.g, p.runFor = g, 0
-			g.lastP = k
 			s.event(k, "exitother", "%s's system call returned; it takes idle P%d", g.name, k)
 			return
 		}
