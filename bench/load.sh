@@ -2,9 +2,11 @@
 # stampede load against wrk, in one go: nginx (one worker, pinned to core 0)
 # serves a 13-byte file; each generator, pinned to core 1, runs 64
 # connections for DURATION (default 5s), ROUNDS times (default 3),
-# interleaved. Prints medians of requests/s and of the generator's CPU time
-# (user+sys) per request, and the ratios to wrk. Installs nginx-light and
-# wrk with apt-get when root and they are missing.
+# interleaved; stampede load runs with each of its engines (the epoll
+# reactor, its default here, and a goroutine per connection). Prints
+# medians of requests/s and of the generator's CPU time (user+sys) per
+# request, and the ratios to wrk. Installs nginx-light and wrk with
+# apt-get when root and they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf 'bench: %s\n' "$*" >&2; }
@@ -48,11 +50,13 @@ for r in $(seq "$rounds"); do
   rps=$(awk '/Requests\/sec/ {print $2}' "$dir/wrk.out")
   reqs=$(awk '/requests in/ {print $1}' "$dir/wrk.out")
   echo "wrk $rps $reqs $(cat "$dir/wrk.time")" >>"$results"
-  { time taskset -c 1 "$dir/stampede" load -c 64 -d "$dur" --quiet --output json "$url" >"$dir/st.out"; } 2>"$dir/st.time"
-  rps=$(sed -n 's/.*"rps": \([0-9.]*\).*/\1/p' "$dir/st.out")
-  reqs=$(sed -n 's/.*"requests": \([0-9]*\).*/\1/p' "$dir/st.out")
-  echo "stampede $rps $reqs $(cat "$dir/st.time")" >>"$results"
-  say "round $r: $(tail -2 "$results" | tr '\n' ' ')"
+  for engine in epoll goroutines; do
+    { time taskset -c 1 "$dir/stampede" load -c 64 -d "$dur" --engine "$engine" --quiet --output json "$url" >"$dir/st.out"; } 2>"$dir/st.time"
+    rps=$(sed -n 's/.*"rps": \([0-9.]*\).*/\1/p' "$dir/st.out")
+    reqs=$(sed -n 's/.*"requests": \([0-9]*\).*/\1/p' "$dir/st.out")
+    echo "stampede-$engine $rps $reqs $(cat "$dir/st.time")" >>"$results"
+  done
+  say "round $r: $(tail -3 "$results" | tr '\n' ' ')"
 done
 
 printf '\nmachine: %s, %s cores; nginx on core 0, generator on core 1; 64 connections, %s × %s rounds\n\n' \
@@ -68,7 +72,7 @@ awk '
     wr = med(rps, "wrk"); wc = med(cpu, "wrk")
     print "| generator | requests/s (median) | CPU µs/request (median) | × wrk requests/s | × wrk CPU/request |"
     print "|---|---:|---:|---:|---:|"
-    split("wrk stampede", names, " ")
-    for (k = 1; k <= 2; k++) { g = names[k]
+    split("wrk stampede-epoll stampede-goroutines", names, " ")
+    for (k = 1; k <= 3; k++) { g = names[k]
       printf "| %s | %.0f | %.2f | %.2f | %.2f |\n", g, med(rps, g), med(cpu, g), med(rps, g) / wr, med(cpu, g) / wc }
   }' "$results"

@@ -291,6 +291,8 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"load", "--sweep", "1,2,4", "--rate", "10", "http://127.0.0.1:1/"}, `stampede load: --sweep runs the closed model by itself: not with --rate, --stages, -n or --procs`},
 		{[]string{"load", "--sweep", "1,x,4", "http://127.0.0.1:1/"}, `stampede load: --sweep "1,x,4": want concurrencies from 1 to 1000000, as 1,2,4,8`},
 		{[]string{"load", "--sweep", "1,2", "http://127.0.0.1:1/"}, `stampede load: --sweep "1,2": want at least 3 concurrencies`},
+		{[]string{"load", "--engine", "epoll", "--rate", "10", "http://127.0.0.1:1/"}, "stampede load: the epoll engine cannot run the open model (--rate); leave --engine out"},
+		{[]string{"load", "--engine", "fibers", "http://127.0.0.1:1/"}, `stampede load: engine "fibers": epoll or goroutines`},
 		{[]string{"report"}, "stampede report: give one or more .stl files written by stampede load -o"},
 		{[]string{"bench", "nope"}, "stampede bench: no experiment \"nope\" (have: costs, sched, schedstat, sync, lostupdate, isolation, ipc, async, eventloop, parallel, gmp, gmp-sim, interleave, interleave-real, flashsale)"},
 		{[]string{"bench", "costs", "-p", "goroutines=2000000"}, "stampede bench: goroutines: 2000000 is out of range: allowed 1 to 1000000"},

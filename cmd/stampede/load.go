@@ -56,6 +56,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	output := fs.String("output", "text", "report format: text or json")
 	resultFile := fs.String("o", "", "write the result (series, histogram, order ids) to this .stl file")
 	quiet := fs.Bool("quiet", false, "no live progress")
+	engine := fs.String("engine", "auto", "how requests are sent: epoll (the closed model over plain http, as wrk does), goroutines (one per user, over Go's net package), or auto (epoll where it can)")
 	sweep := fs.String("sweep", "", "closed-model runs at each concurrency in turn, as 1,2,4,8,16 (each -d long, default 5s), then the Universal Scalability Law fitted to them")
 	warmup := fs.Duration("warmup", 0, "--sweep: run each concurrency this long before measuring it")
 	predictN := fs.Float64("predict", 100000, "--sweep: the concurrency to predict throughput and latency at")
@@ -130,9 +131,13 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *procs < 1 || *procs > 64 {
 		return bad("--procs must be from 1 to 64")
 	}
+	if *engine == "auto" {
+		*engine = load.EngineAuto
+	}
 	cfg := load.Config{
 		Users: *users, Rate: *rate, MaxInFlight: *maxInFlight, Duration: *dur, Requests: *count,
 		Think: *think, Timeout: *timeout, KeepAlive: !*noKeepAlive, Connections: *conns, Insecure: *insecure,
+		Engine: *engine,
 	}
 	if cfg.Rate == 0 && cfg.Users == 0 && *stages == "" {
 		cfg.Users = 50
@@ -192,6 +197,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	default:
 		return bad("unknown --scenario %q (there is flash-sale)", *scenario)
+	}
+	if err := cfg.Check(); err != nil {
+		return usageError{err}
 	}
 	if err := load.Reachable(ctx, cfg.Targets[0].URL, *timeout); err != nil {
 		return usageError{err}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,21 +55,37 @@ func TestRunStopsOnCancel(t *testing.T) {
 	}
 }
 
-// TestEndlessHTTPSBodyCostsNoMemory: a server that never stops sending a
-// body over TLS is read through a fixed buffer until the request timeout;
-// the load generator's live memory does not grow with what it reads. The
-// heap is sampled throughout, and runs repeat until enough was read for
-// the bound to mean something, however slow a loaded machine reads.
-func TestEndlessHTTPSBodyCostsNoMemory(t *testing.T) {
+// TestEndlessBodyCostsNoMemory: a server that never stops sending a body
+// is read through a fixed buffer until the request timeout, over TLS (Go's
+// client) and plain http (the epoll reactor and the goroutine engine
+// alike); the load generator's live memory does not grow with what it
+// reads. The heap is sampled throughout, and runs repeat until enough was
+// read for the bound to mean something, however slow a loaded machine reads.
+func TestEndlessBodyCostsNoMemory(t *testing.T) {
 	chunk := make([]byte, 64<<10)
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	endless := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for r.Context().Err() == nil {
 			if _, err := w.Write(chunk); err != nil {
 				return
 			}
 		}
-	}))
-	defer srv.Close()
+	})
+	tlsSrv := httptest.NewTLSServer(endless)
+	defer tlsSrv.Close()
+	plain := httptest.NewServer(endless)
+	defer plain.Close()
+	for _, c := range []struct{ url, engine string }{
+		{tlsSrv.URL, EngineAuto}, {plain.URL, EngineEpoll}, {plain.URL, EngineGoroutines},
+	} {
+		scheme, _, _ := strings.Cut(c.url, ":")
+		t.Run(scheme+"-"+c.engine, func(t *testing.T) {
+			readEndlessBodies(t, Config{Targets: target(t, c.url), Users: 4, Duration: time.Second,
+				Timeout: time.Second, KeepAlive: true, Insecure: true, Engine: c.engine})
+		})
+	}
+}
+
+func readEndlessBodies(t *testing.T, cfg Config) {
 	const enough, bound = 64 << 20, 16 << 20
 	var base runtime.MemStats
 	runtime.GC()
@@ -93,8 +110,7 @@ func TestEndlessHTTPSBodyCostsNoMemory(t *testing.T) {
 	}()
 	var read, timeouts int64
 	for run := 0; run < 10 && read < enough; run++ {
-		res, err := Run(context.Background(), Config{Targets: target(t, srv.URL), Users: 4, Duration: time.Second,
-			Timeout: time.Second, KeepAlive: true, Insecure: true})
+		res, err := Run(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

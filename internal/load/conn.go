@@ -45,12 +45,7 @@ func (c *conn) roundTrip(req []byte, deadline time.Time, keepBody bool) (status 
 		}
 		return 0, n, err
 	}
-	// "HTTP/1.1 200 OK\r\n"
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
-		return 0, n, errMalformed
-	}
-	status = int(line[9]-'0')*100 + int(line[10]-'0')*10 + int(line[11]-'0')
-	if status < 100 || status > 599 {
+	if status = statusOf(line); status == 0 {
 		return 0, n, errMalformed
 	}
 	length, chunked, closeAfter := int64(-1), false, !c.keepAlive

@@ -126,6 +126,9 @@ type Config struct {
 	SourceIPs   []net.IP // local addresses to spread connections over
 	Insecure    bool     // accept any TLS certificate
 	Sale        *FlashSale
+	// Engine chooses how requests are sent: EngineAuto (the default),
+	// EngineEpoll or EngineGoroutines.
+	Engine string
 	// Tick, if not nil, is called once a second with the second just ended.
 	Tick func(elapsed time.Duration, s Second)
 }
@@ -136,7 +139,8 @@ var (
 	ErrNoStop   = errors.New("set -d, -n or --stages, or the run never ends")
 )
 
-func (c *Config) check() error {
+// Check says what is wrong with c, or nil; Run checks it too.
+func (c *Config) Check() error {
 	switch {
 	case len(c.Targets) == 0:
 		return ErrNoTarget
@@ -159,7 +163,21 @@ func (c *Config) check() error {
 			return fmt.Errorf("target %s: only http and https URLs", t.URL)
 		}
 	}
+	switch c.Engine {
+	case EngineAuto, EngineGoroutines:
+	case EngineEpoll:
+		if err := reactorFits(c); err != nil {
+			return fmt.Errorf("the epoll engine cannot run %v; leave --engine out", err)
+		}
+	default:
+		return fmt.Errorf("engine %q: epoll or goroutines", c.Engine)
+	}
 	return nil
+}
+
+// reactor reports whether the run goes through the epoll reactor.
+func (c *Config) reactor() bool {
+	return c.Engine != EngineGoroutines && reactorFits(c) == nil
 }
 
 // open reports whether the run uses the open model.
@@ -168,7 +186,7 @@ func (c *Config) open() bool { return c.Rate > 0 }
 // Run runs the load until the duration, the request count or the stages
 // end, or ctx is cancelled (which still returns the result so far).
 func Run(ctx context.Context, cfg Config) (*Result, error) {
-	if err := cfg.check(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	if cfg.Timeout == 0 {
@@ -221,6 +239,8 @@ type engine struct {
 	purchases atomic.Int64
 	srcNext   atomic.Uint64
 	start     time.Time
+	// reactorDone is closed when every reactor loop has returned.
+	reactorDone chan struct{}
 }
 
 func (e *engine) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -268,9 +288,15 @@ func (e *engine) run(ctx context.Context) (*Result, error) {
 	// the closed model's users from starting new ones, so the end of the
 	// run is not counted as timeouts; the open model's schedule ends with
 	// its pacer, and every slot in it is sent.
-	if e.cfg.open() {
+	switch {
+	case e.cfg.open():
 		e.runOpen(ctx, cancel, end, &wg)
-	} else {
+	case e.cfg.reactor():
+		e.reactorDone = make(chan struct{})
+		if err := e.runReactor(runCtx, ctx, cancel, &wg); err != nil {
+			return nil, err
+		}
+	default:
 		e.runClosed(runCtx, ctx, cancel, &wg)
 	}
 

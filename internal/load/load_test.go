@@ -219,16 +219,18 @@ func TestKnownLatency(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	res, err := Run(context.Background(), Config{Targets: target(t, srv.URL), Users: 4, Requests: 300, KeepAlive: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep := res.Report()
-	if rep.Requests != 300 || rep.StatusCodes["200"] != 200 || rep.StatusCodes["204"] != 100 || len(rep.Errors) != 0 {
-		t.Errorf("requests %d, statuses %v, errors %v; want 300 = 200×200 + 100×204, no errors", rep.Requests, rep.StatusCodes, rep.Errors)
-	}
-	if rep.Latency.Min < 0.010 {
-		t.Errorf("min latency %.4fs is below the server's 10ms", rep.Latency.Min)
+	for _, engine := range []string{EngineEpoll, EngineGoroutines} {
+		res, err := Run(context.Background(), Config{Targets: target(t, srv.URL), Users: 4, Requests: 300, KeepAlive: true, Engine: engine})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := res.Report()
+		if rep.Requests != 300 || rep.StatusCodes["200"] != 200 || rep.StatusCodes["204"] != 100 || len(rep.Errors) != 0 {
+			t.Errorf("%s: requests %d, statuses %v, errors %v; want 300 = 200×200 + 100×204, no errors", engine, rep.Requests, rep.StatusCodes, rep.Errors)
+		}
+		if rep.Latency.Min < 0.010 {
+			t.Errorf("%s: min latency %.4fs is below the server's 10ms", engine, rep.Latency.Min)
+		}
 	}
 }
 
