@@ -188,15 +188,20 @@ func TestBrowserLab(t *testing.T) {
 		}
 		creations := text(t, ctx, "#table-creations tbody")
 		for _, kind := range []string{"goroutine", "thread", "process"} {
-			mustMatch(t, kind+" row", kind+`\s+[\d,]+\s+[\d.]+ (ns|µs|ms)\s+[\d.]+ (B|KiB|MiB)`, creations)
+			mustMatch(t, kind+" row", kind+`\s+[\d,]+\s+[\d.]+ (ns|µs|ms)( cold, [\d.]+ (ns|µs) warm)?\s+[\d.]+ (B|KiB|MiB)`, creations)
 		}
-		mustMatch(t, "switch table", `goroutine\s+1\s+2,000\s+[\d.]+ (ns|µs)`, text(t, ctx, "#table-switches tbody"))
+		switches := text(t, ctx, "#table-switches tbody")
+		mustMatch(t, "switch table", `goroutine\s+1\s+goroutine switch on one P\s+400 × 5\s+[\d.]+ (ns|µs)\s+[\d.]+ (ns|µs) to [\d.]+ (ns|µs)`, switches)
+		mustMatch(t, "switch table", `thread\s+1\s+context switch on one CPU\s+400 × 5\s+[\d.]+ (ns|µs)`, switches)
+		mustMatch(t, "switch table", `process\s+2\s+cross-CPU wake-up \(one side on each of two CPUs\)`, switches)
 		claims := text(t, ctx, "#table-claims tbody")
 		if n := strings.Count(claims, "takes about"); n != 5 {
 			t.Errorf("claims table has %d claims, want 5:\n%s", n, claims)
 		}
-		mustMatch(t, "verdicts", `(matches|cheaper than claimed|dearer than claimed): [\d.]+ (ns|µs|ms|KiB|MiB|B) here`, claims)
-		mustMatch(t, "100,000 users", `^100,000 users with a thread each would hold [\d.]+ (KiB|MiB|GiB) of memory; with a goroutine each, [\d.]+ (KiB|MiB|GiB): goroutines save [\d.]+ (KiB|MiB|GiB) \(\d+%\)\.`, text(t, ctx, "#users-line"))
+		mustMatch(t, "verdicts", `(matches|cheaper than claimed|dearer than claimed|inconclusive): [\d.]+ (ns|µs|ms) here \(median; [\d.]+ (ns|µs|ms) to [\d.]+ (ns|µs|ms) over the rounds\)`, claims)
+		mustMatch(t, "thread stack verdict", `A thread's stack takes about 1 MB\s+[\d.]+ (KiB|MiB)\s+.*(stack mapping|no stack mapping of their own)`, claims)
+		mustMatch(t, "creation notes", `Starting (a static \d+-byte program that only exits|/bin/true.*) takes [\d.]+ (µs|ms)`, text(t, ctx, "#creation-notes"))
+		mustMatch(t, "100,000 users", `^100,000 users with a thread each would hold [\d.]+ (KiB|MiB|GiB) of memory \(kernel memory included\); with a goroutine each, [\d.]+ (KiB|MiB|GiB): goroutines save [\d.]+ (KiB|MiB|GiB) \(\d+%\)\..* But 100,000 threads cannot run here at all: .*Go stops a program at 10,000 threads`, text(t, ctx, "#users-line"))
 		mustMatch(t, "machine", `^Measured on .+, \d+ cores`, text(t, ctx, "#machine-costs"))
 		screenshot(t, ctx, "lab-chapter1-costs.png")
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#theme"))); err != nil {

@@ -8,18 +8,20 @@ import (
 	"github.com/stampede-dev/stampede/internal/lab"
 )
 
-// BenchmarkSwitch times one context switch (half a ping-pong round trip)
-// of each kind, on one core and on all. bench/lab.sh prints medians and
+// BenchmarkSwitch times one context switch (half a ping-pong round trip,
+// less the cost of passing the token with no switch) of each kind, on one
+// core and on two. bench/lab.sh prints medians and
 // ratios to the goroutine's.
 func BenchmarkSwitch(b *testing.B) {
 	for _, kind := range []string{"goroutine", "thread", "process"} {
 		for _, cores := range coreSettings() {
 			b.Run(fmt.Sprintf("%s/cores=%d", kind, cores), func(b *testing.B) {
-				ns, err := pingPong(context.Background(), kind, cores, max(b.N, 100))
+				sw, err := pingPong(context.Background(), kind, cores, max(b.N, 100))
 				if err != nil {
 					b.Fatal(err)
 				}
-				b.ReportMetric(ns, "ns/switch")
+				b.ReportMetric(sw.NsPerSwap, "ns/switch")
+				b.ReportMetric(sw.BaseNs, "ns/base")
 				b.ReportMetric(0, "ns/op") // the figure is per switch, not per b.N
 			})
 		}
@@ -28,7 +30,7 @@ func BenchmarkSwitch(b *testing.B) {
 
 // BenchmarkCreate creates and holds a fixed number of each kind per
 // iteration (run it with -benchtime 1x) and reports time and resident
-// memory per item (PSS for processes).
+// memory per item (private memory for processes).
 func BenchmarkCreate(b *testing.B) {
 	for _, c := range []struct {
 		kind string
@@ -47,8 +49,8 @@ func BenchmarkCreate(b *testing.B) {
 					b.Fatal(err)
 				}
 				ns += cr.EachNs
-				if cr.PSSEach > 0 { // processes share pages: count each its share
-					rss += cr.PSSEach
+				if cr.PrivateEach > 0 { // processes share pages: count what each holds alone
+					rss += cr.PrivateEach
 				} else {
 					rss += cr.RSSEach
 				}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -83,17 +85,35 @@ func TestCostsMeasuresAndCleansUp(t *testing.T) {
 		t.Fatalf("%d switch measurements, want %d", len(res.Switches), wantSwitches)
 	}
 	for _, s := range res.Switches {
-		if s.NsPerSwap <= 0 || s.RoundTrips != 500 {
-			t.Errorf("switch %+v", s)
+		// The figure is the median of the rounds, net of passing the
+		// token with no switch.
+		if s.RoundTrips != 100 || s.Rounds != switchRounds || s.BaseNs <= 0 || s.NsPerSwap >= s.RawNs ||
+			s.MinNs > s.NsPerSwap || s.NsPerSwap > s.MaxNs {
+			t.Errorf("switch %+v: want 5 rounds of 100 trips, a base taken off, the median within the range", s)
+		}
+		// The kernel switches threads and processes (about 2 per round
+		// trip, one each side) but not goroutines.
+		if k := s.KernelSwitches; (s.Kind == "goroutine" && k > 0.5) || (s.Kind != "goroutine" && s.Cores == 1 && (k < 1.5 || k > 3)) {
+			t.Errorf("%s on %d core(s): the kernel counted %.2f switches per round trip", s.Kind, s.Cores, k)
+		}
+		wantWhat := map[bool]string{true: "context switch on one CPU", false: "cross-CPU wake-up (one side on each of two CPUs)"}[s.Cores == 1]
+		if s.Kind != "goroutine" && s.What != wantWhat {
+			t.Errorf("%s on %d core(s) is called %q, want %q", s.Kind, s.Cores, s.What, wantWhat)
 		}
 	}
 	if len(res.Claims) != 5 {
 		t.Errorf("%d claims, want 5", len(res.Claims))
 	}
-	for _, c := range res.Claims {
-		if c.Measured <= 0 && c.Unit == "ns" || c.Verdict == "" || c.Verdict == "not measured" && c.Unit == "ns" {
-			t.Errorf("claim %+v", c)
+	for _, c := range res.Claims[:3] {
+		if c.Measured <= 0 || c.MinMeasured <= 0 || c.MaxMeasured < c.MinMeasured || c.Kind == "unmeasured" {
+			t.Errorf("claim %+v: want the median and the range of the rounds", c)
 		}
+	}
+	if g := res.Creations[0]; g.WarmEachNs <= 0 || g.StackEach < 2048 || g.StackEach > 8192 {
+		t.Errorf("goroutines: warm %v ns, stack %v bytes each; want a warm figure and Go's stack of 2 KiB and a little", g.WarmEachNs, g.StackEach)
+	}
+	if p := res.Creations[2]; p.SpawnNs <= 0 || p.SpawnWhat == "" || p.PrivateEach <= 0 || p.SharedEach <= 0 {
+		t.Errorf("processes: spawn %v ns of %q, private %v, shared %v", p.SpawnNs, p.SpawnWhat, p.PrivateEach, p.SharedEach)
 	}
 }
 
@@ -127,16 +147,26 @@ func TestCostsCancelLeavesNothing(t *testing.T) {
 func TestUsersSentence(t *testing.T) {
 	r := Result{Creations: []Creation{
 		{Kind: "goroutine", RSSEach: 2 << 10},
-		{Kind: "thread", RSSEach: 16 << 10},
-		{Kind: "process", PSSEach: 1 << 20},
+		{Kind: "thread", RSSEach: 12 << 10, KernelEach: 4 << 10},
+		{Kind: "process", PrivateEach: 1 << 20, SharedEach: 10 << 20},
 	}}
 	u := users(r, 100_000)
 	if u.SavedBytes != 14<<10*100_000 || u.SavedPercent != 87.5 {
 		t.Fatalf("saved %v bytes, %v%%", u.SavedBytes, u.SavedPercent)
 	}
-	want := "100,000 users with a thread each would hold 1.53 GiB of memory; with a goroutine each, 195.3 MiB: goroutines save 1.34 GiB (88%). A process each would hold 97.66 GiB."
+	want := "100,000 users with a thread each would hold 1.53 GiB of memory (kernel memory included); with a goroutine each, 195.3 MiB: goroutines save 1.34 GiB (88%). " +
+		"A process each would hold 97.67 GiB: what each holds alone, and once what they share. " +
+		"But 100,000 threads cannot run here at all: Go stops a program at 10,000 threads unless it raises the limit (debug.SetMaxThreads)."
 	if u.Sentence != want {
 		t.Errorf("sentence\n got %s\nwant %s", u.Sentence, want)
+	}
+	r.limits = limits{PidMax: 32768, ThreadsMax: 1_000_000, MaxMapCount: 65530}
+	if got := threadLimits(100_000, r.limits); len(got) != 3 || got[0] != "kernel.pid_max is 32,768, and every thread takes an id" ||
+		got[1] != "vm.max_map_count is 65,530 mappings per process, and each thread's stack takes two (the stack and its guard)" {
+		t.Errorf("limits for 100,000 threads: %q", got)
+	}
+	if got := threadLimits(1000, r.limits); len(got) != 0 {
+		t.Errorf("limits for 1,000 threads: %q", got)
 	}
 	r.Creations[0].RSSEach = 32 << 10 // goroutines dearer: no saving is claimed
 	if u := users(r, 10); u.SavedPercent != 0 || !strings.Contains(u.Sentence, "no saving") {
@@ -144,19 +174,43 @@ func TestUsersSentence(t *testing.T) {
 	}
 }
 
+// TestVerdict: one figure, or a range over rounds, against the claimed
+// band; a range across an edge of the band is inconclusive.
 func TestVerdict(t *testing.T) {
 	for _, c := range []struct {
-		claim Claim
-		want  string
+		claim      Claim
+		kind, want string
 	}{
-		{Claim{Low: 1e6, High: 1e7, Unit: "ns", Measured: 5e3}, "cheaper than claimed: 5.00 µs here, 200× below the low end"},
-		{Claim{Low: 1e3, High: 1e4, Unit: "ns", Measured: 2e3}, "matches: 2.00 µs here"},
-		{Claim{Low: 50, High: 200, Unit: "ns", Measured: 500}, "dearer than claimed: 500 ns here, 2.5× above the high end"},
-		{Claim{Low: 1 << 10, High: 4 << 10, Unit: "bytes", Measured: 2800}, "matches: 2.7 KiB here"},
-		{Claim{Low: 1, High: 2, Unit: "ns", Measured: 0}, "not measured"},
+		{Claim{Low: 1e6, High: 1e7, Unit: "ns", Measured: 5e3}, "cheaper", "cheaper than claimed: 5.00 µs here, 200× below the low end"},
+		{Claim{Low: 1e3, High: 1e4, Unit: "ns", Measured: 2e3}, "matches", "matches: 2.00 µs here"},
+		{Claim{Low: 50, High: 200, Unit: "ns", Measured: 500}, "dearer", "dearer than claimed: 500 ns here, 2.5× above the high end"},
+		{Claim{Low: 1 << 10, High: 4 << 10, Unit: "bytes", Measured: 2800}, "matches", "matches: 2.7 KiB here"},
+		{Claim{Low: 1, High: 2, Unit: "ns", Measured: 0}, "unmeasured", "not measured"},
+		{Claim{Low: 50, High: 200, Unit: "ns", Measured: 160, MinMeasured: 148, MaxMeasured: 313}, "inconclusive",
+			"inconclusive: 160 ns here (median; 148 ns to 313 ns over the rounds), across an edge of the claimed 50 ns to 200 ns"},
+		{Claim{Low: 50, High: 200, Unit: "ns", Measured: 160, MinMeasured: 148, MaxMeasured: 189}, "matches",
+			"matches: 160 ns here (median; 148 ns to 189 ns over the rounds)"},
+		{Claim{Low: 1e3, High: 1e4, Unit: "ns", Measured: 500, MinMeasured: 400, MaxMeasured: 600}, "cheaper",
+			"cheaper than claimed: 500 ns here (median; 400 ns to 600 ns over the rounds), 2.0× below the low end"},
 	} {
-		if got := verdict(c.claim); got != c.want {
-			t.Errorf("verdict(%+v) = %q, want %q", c.claim, got, c.want)
+		if kind, got := verdict(c.claim); kind != c.kind || got != c.want {
+			t.Errorf("verdict(%+v) = %s, %q; want %s, %q", c.claim, kind, got, c.kind, c.want)
 		}
+	}
+}
+
+// TestExitELF: the program spawnCost starts runs and exits 0 on this
+// machine's architecture.
+func TestExitELF(t *testing.T) {
+	elf := exitELF(runtime.GOARCH)
+	if elf == nil {
+		t.Skipf("no tiny program for %s; spawnCost uses /bin/true", runtime.GOARCH)
+	}
+	p := filepath.Join(t.TempDir(), "exit")
+	if err := os.WriteFile(p, elf, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command(p).Run(); err != nil {
+		t.Fatalf("the %d-byte program: %v", len(elf), err)
 	}
 }

@@ -10,7 +10,10 @@ export async function costs(root) {
       "A ", h("strong", {}, "thread"), " shares its process's memory but has its own stack and its own entry in the kernel's scheduler. ",
       "A ", h("strong", {}, "goroutine"), " is a function with a small growable stack that Go's runtime multiplexes onto a few threads; the kernel never hears of it."),
     h("p", {}, "The run creates N of each and keeps them alive while it reads this process's memory from ", h("code", {}, "/proc"),
-      ". Then it bounces one byte back and forth between two of each kind (channels for goroutines, pipes for threads and processes), on one core and on all, and divides by the number of switches."),
+      ". Then it bounces one byte back and forth between two of each kind (channels for goroutines, pipes for threads and processes), five rounds each, ",
+      "first with both on one CPU, where every hand-over is a context switch, then with each pinned to a CPU of its own, where nobody switches to anybody: ",
+      "each side sleeps and the other wakes it across CPUs. From every round it takes off what passing the byte costs one thread (or one goroutine) alone, ",
+      "with no switch, as lmbench does, and it counts the switches the kernel saw."),
   );
   const card = h("div", { class: "card" });
   root.append(card);
@@ -32,18 +35,19 @@ export async function costs(root) {
 
 function render(out, r) {
   const kinds = r.creations.map((c) => c.kind);
+  const made = (c) => fmtNs(c.eachNs) + (c.warmEachNs ? ` cold, ${fmtNs(c.warmEachNs)} warm` : "");
+  const held = (c) => fmtBytes(c.rssEach) + (c.privateEach ? ` (${fmtBytes(c.privateEach)} private, ${fmtBytes(c.sharedEach)} shared)` : "");
   out.append(
     h("h2", {}, "Creating them"),
     table(["Kind", "N", "Create each", "Resident each", "Reserved address space each", "Kernel memory each"],
-      r.creations.map((c) => [c.kind, fmtNum(c.n), fmtNs(c.eachNs),
-        fmtBytes(c.rssEach) + (c.pssEach ? ` (PSS ${fmtBytes(c.pssEach)})` : ""),
+      r.creations.map((c) => [c.kind, fmtNum(c.n), made(c), held(c),
         fmtBytes(c.virtEach), c.kernelEach < 0 ? "not readable" : fmtBytes(c.kernelEach)]), "table-creations"),
-    h("ul", {}, r.creations.map((c) => h("li", {}, h("strong", {}, c.kind + ": "), c.note))),
+    h("ul", { id: "creation-notes" }, r.creations.map((c) => h("li", {}, h("strong", {}, c.kind + ": "), c.note, ...details(c)))),
   );
   const mem = h("div"), make = h("div"), sw = h("div"), hist = h("div");
   out.append(mem, make);
   barChart(mem, { title: "Memory per item (log scale)", categories: kinds,
-    series: [{ name: "resident (RSS; PSS for processes)", values: r.creations.map((c) => c.pssEach || c.rssEach) },
+    series: [{ name: "resident (private memory for processes)", values: r.creations.map((c) => c.privateEach || c.rssEach) },
       { name: "reserved address space", values: r.creations.map((c) => c.virtEach) }], y: { label: "Bytes", unit: "bytes", log: true } });
   barChart(make, { title: "Time to create one (log scale)", categories: kinds, series: [{ name: "", values: r.creations.map((c) => c.eachNs) }], y: { label: "Time", unit: "ns", log: true } });
   const proc = r.creations.find((c) => c.kind === "process");
@@ -53,13 +57,31 @@ function render(out, r) {
   }
   const cores = [...new Set(r.switches.map((s) => s.cores))];
   out.append(h("h2", {}, "Switching between them"), sw);
-  barChart(sw, { title: "One context switch (half a ping-pong round trip, log scale)", categories: kinds,
-    series: cores.map((c) => ({ name: c === 1 ? "one core" : `all ${c} cores`, values: kinds.map((k) => (r.switches.find((s) => s.kind === k && s.cores === c) || {}).nsPerSwitch) })),
+  barChart(sw, { title: "Per hand-over, median of the rounds, base taken off (log scale)", categories: kinds,
+    series: cores.map((c) => ({ name: c === 1 ? "both on one CPU: a context switch" : "one on each of two CPUs: a cross-CPU wake-up", values: kinds.map((k) => (r.switches.find((s) => s.kind === k && s.cores === c) || {}).nsPerSwitch) })),
     y: { label: "Per switch", unit: "ns", log: true } });
-  out.append(table(["Kind", "Cores", "Round trips", "Per switch"], r.switches.map((s) => [s.kind, String(s.cores), fmtNum(s.roundTrips), fmtNs(s.nsPerSwitch)]), "table-switches"));
+  out.append(table(["Kind", "CPUs", "What it is", "Round trips × rounds", "Per switch (median)", "Range", "Raw", "Base taken off", "Kernel switches per round trip"],
+    r.switches.map((s) => [s.kind, String(s.cores), s.what, `${fmtNum(s.roundTrips)} × ${s.rounds}`, fmtNs(s.nsPerSwitch),
+      `${fmtNs(s.minNs)} to ${fmtNs(s.maxNs)}`, fmtNs(s.rawNs), fmtNs(s.baseNs), s.kernelSwitchesPerTrip.toFixed(2)]), "table-switches"),
+    h("p", {}, "About two kernel switches per round trip for threads and processes (one on each side); about none for goroutines: Go's runtime switches them itself, and the kernel never hears of it."));
   out.append(h("h2", {}, "The textbook, checked"),
-    table(["Claim", "Measured here", "Verdict"], r.claims.map((c) => [c.claim, c.unit === "bytes" ? fmtBytes(c.measured) : fmtNs(c.measured),
-      h("span", { class: "verdict-" + c.verdict.split(" ")[0].replace(":", "") }, c.verdict)]), "table-claims"),
+    table(["Claim", "Measured here", "Verdict"], r.claims.map((c) => [c.claim, measuredText(c),
+      h("span", { class: "verdict-" + c.kind }, c.verdict)]), "table-claims"),
+    h("p", {}, "A verdict reads the range of the rounds, not one run: a range that lies across an edge of the claim is inconclusive."),
     h("h2", {}, "What if 100,000 users each got one?"),
     h("p", { class: "card users", id: "users-line" }, r.users.sentence));
+}
+
+function measuredText(c) {
+  const f = c.unit === "bytes" ? fmtBytes : fmtNs;
+  return f(c.measured) + (c.minMeasured ? ` (${f(c.minMeasured)} to ${f(c.maxMeasured)})` : "");
+}
+
+// details are the figures a creation adds to its note.
+function details(c) {
+  const out = [];
+  if (c.warmEachNs) out.push(` Created cold (new stacks) in ${fmtNs(c.eachNs)} each; a second round, reusing the stacks the first freed, in ${fmtNs(c.warmEachNs)}. Go's own count of stack memory: ${fmtBytes(c.stackEach)} each.`);
+  if (c.stackReserved) out.push(` Each thread's stack is a mapping of ${fmtBytes(c.stackReserved)}, of which ${fmtBytes(c.stackResident)} is resident: the reserved address space is the stack size limit, not memory used.`);
+  if (c.spawnNs) out.push(` Starting ${c.spawnWhat} takes ${fmtNs(c.spawnNs)}: that is the kernel's fork, exec and exit; the rest of the ${fmtNs(c.eachNs)} is Go's start-up and this binary's initialisers. Private memory is what one child holds alone; the shared part (the binary's pages) is counted once however many run.`);
+  return out;
 }
