@@ -295,13 +295,16 @@ func TestBrowserLab(t *testing.T) {
 
 	t.Run("chapter 3: sync", func(t *testing.T) {
 		nav("#/sync")
-		if err := runExperiment(ctx, "sync", map[string]string{"goroutines": "4", "ops": "20000"}); err != nil {
+		if err := runExperiment(ctx, "sync", map[string]string{"goroutines": "4", "ms": "20", "runs": "3"}); err != nil {
 			t.Fatal(err)
 		}
-		if got := text(t, ctx, "#sync-check"); !strings.HasPrefix(got, "Every operation of all 30 points was counted exactly once.") {
+		if got := text(t, ctx, "#sync-check"); got != "Every operation of all 30 points, 3 runs each, was counted exactly once." {
 			t.Errorf("sync check: %q", got)
 		}
-		mustMatch(t, "mutex row", `sync\.Mutex\s+[\d.]+ (ns|µs)`, text(t, ctx, "#table-sync tbody"))
+		mustMatch(t, "mutex row", `sync\.Mutex\s+[\d.]+ \([\d.]+–[\d.]+\)`, text(t, ctx, "#table-sync tbody"))
+		// Strict turns are fair by construction: Jain's index 1.00 from the
+		// second goroutine on.
+		mustMatch(t, "fairness", `sync\.Cond hand-off \(strict turns\)\s+1\.00 \(1\.00–1\.00\)\s+1\.00 \(`, text(t, ctx, "#table-fairness tbody"))
 		// Yielding between the read and the write makes the loss certain.
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#p-lostupdate-yield"))); err != nil {
 			t.Fatal(err)

@@ -1,9 +1,13 @@
 // Package syncbench is the lab's third chapter: synchronisation
 // primitives under contention, measured. For each primitive and each
-// number of goroutines it runs a fixed number of operations through a
-// critical section and reports nanoseconds per operation, and it checks
-// that no operation was lost. It also holds the lock-free ring that the
-// queue comparison pits against a channel.
+// number of goroutines, every goroutine runs operations through a
+// critical section until a shared stop, a fixed time later; the run
+// counts each goroutine's operations, so it reports throughput and how
+// fairly the primitive shared it out (the fewest and most of one
+// goroutine, and Jain's index), and checks that no operation was lost.
+// Each point is run several times and reported as the median with the
+// range. It also holds the lock-free ring that the queue comparison pits
+// against a channel.
 package syncbench
 
 import (
@@ -63,28 +67,43 @@ func (*Experiment) Info() lab.Info {
 	return lab.Info{
 		ID: "sync", Chapter: 3, Heavy: true,
 		Title:   "Synchronisation primitives under contention",
-		Summary: "ns per operation against the number of goroutines, for locks, semaphores, atomics and two queues.",
+		Summary: "Throughput and fairness against the number of goroutines, for locks, semaphores, atomics and two queues.",
 		Params: []lab.Param{
 			{Name: "primitive", Label: "Primitive", Kind: lab.Choice, Default: "all", Choices: ids},
 			{Name: "goroutines", Label: "Up to goroutines", Help: "measured at 1, 2, 4, … up to this", Kind: lab.Int, Default: 16, Min: 1, Max: 256},
-			{Name: "ops", Label: "Operations per point", Kind: lab.Int, Default: 1_000_000, Min: 1_000, Max: 10_000_000},
+			{Name: "ms", Label: "Time per run", Help: "every goroutine works until this time is up", Unit: "ms", Kind: lab.Int, Default: 150, Min: 10, Max: 5000},
+			{Name: "runs", Label: "Runs per point", Help: "the median is reported, with the range", Kind: lab.Int, Default: 3, Min: 1, Max: 9},
 			{Name: "reads", Label: "RWMutex reads", Unit: "%", Kind: lab.Int, Default: 90, Min: 0, Max: 100},
 			{Name: "permits", Label: "Semaphore permits", Kind: lab.Int, Default: 4, Min: 1, Max: 64},
-			{Name: "ms", Label: "Time limit per point", Unit: "ms", Kind: lab.Int, Default: 1000, Min: 50, Max: 5000},
 		},
 	}
 }
 
-// Point is one measurement.
+// Point is one primitive at one number of goroutines, run Runs times.
 type Point struct {
-	Primitive  string  `json:"primitive"`
-	Goroutines int     `json:"goroutines"`
-	Ops        int64   `json:"ops"`
-	NsPerOp    float64 `json:"nsPerOp"`
-	// Complete is false when the time limit cut the point short; NsPerOp
-	// is then over the operations that did finish.
-	Complete bool `json:"complete"`
-	// Correct says the shared state shows every finished operation once.
+	Primitive  string `json:"primitive"`
+	Goroutines int    `json:"goroutines"`
+	Runs       int    `json:"runs"`
+	// Ops is the operations of the median run (by throughput).
+	Ops int64 `json:"ops"`
+	// OpsPerSec is the median throughput of the runs, MinOpsPerSec and
+	// MaxOpsPerSec the lowest and highest.
+	OpsPerSec    float64 `json:"opsPerSec"`
+	MinOpsPerSec float64 `json:"minOpsPerSec"`
+	MaxOpsPerSec float64 `json:"maxOpsPerSec"`
+	// NsPerOp is the inverse of the median throughput: wall time per
+	// operation of the whole crowd, not the time one operation takes.
+	// Flat as goroutines are added means the primitive does not scale
+	// (the operations run one after another); falling means it does.
+	NsPerOp float64 `json:"nsPerOp"`
+	// Fairness of the median run: the fewest and the most operations one
+	// goroutine did, as a fraction of an equal share, and Jain's index
+	// (1 when every goroutine did the same, 1/goroutines when one did all).
+	MinShare float64 `json:"minShare"`
+	MaxShare float64 `json:"maxShare"`
+	Jain     float64 `json:"jain"`
+	// Correct says that in every run the shared state shows every
+	// finished operation once.
 	Correct bool `json:"correct"`
 }
 
@@ -113,7 +132,7 @@ func (*Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) 
 		}
 	}
 	res := Result{Primitives: prims, Counts: Counts(p.Int("goroutines"))}
-	cfg := config{ops: int64(p.Int("ops")), reads: p.Int("reads"), permits: p.Int("permits"), limit: time.Duration(p.Int("ms")) * time.Millisecond}
+	cfg := config{runs: p.Int("runs"), reads: p.Int("reads"), permits: p.Int("permits"), dur: time.Duration(p.Int("ms")) * time.Millisecond}
 	total := int64(len(prims) * len(res.Counts))
 	for i, pr := range prims {
 		for j, g := range res.Counts {
@@ -126,7 +145,7 @@ func (*Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) 
 				return err
 			}
 			res.Points = append(res.Points, pt)
-			emit(lab.Point(pr.ID, float64(g), pt.NsPerOp))
+			emit(lab.Point(pr.ID, float64(g), pt.OpsPerSec))
 		}
 	}
 	emit(lab.Result(res))
@@ -134,16 +153,40 @@ func (*Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) 
 }
 
 type config struct {
-	ops     int64
+	runs    int
 	reads   int
 	permits int
-	limit   time.Duration
+	dur     time.Duration // of one run
 }
 
 // spinlock is a test-and-set lock on one word.
 type spinlock struct {
 	state atomic.Int32
 	yield bool
+}
+
+// cacheLine is the padding between hot words, so that two of them never
+// share a cache line and one's writes do not slow the other's readers
+// (false sharing). 128 bytes covers the adjacent-line prefetch of x86.
+const cacheLine = 128
+
+// hot holds the words a run contends on, each on its own cache line.
+type hot struct {
+	_       [cacheLine]byte
+	counter int64 // guarded by the primitive under test
+	_       [cacheLine - 8]byte
+	atom    atomic.Int64
+	_       [cacheLine - 8]byte
+	mu      sync.Mutex
+	_       [cacheLine - 8]byte
+	rw      sync.RWMutex
+	_       [cacheLine - 24]byte
+	spin    spinlock
+	_       [cacheLine - 8]byte
+	turn    int64
+	_       [cacheLine - 8]byte
+	stop    atomic.Bool
+	_       [cacheLine - 4]byte
 }
 
 func (l *spinlock) Lock() {
@@ -163,29 +206,98 @@ const (
 	opRead
 )
 
-// measure runs cfg.ops operations of primitive id split over g goroutines
-// and checks the shared state afterwards.
+// measure runs primitive id with g goroutines cfg.runs times and reports
+// the median run, the range of throughput and whether every run counted
+// every operation once. It stops early when ctx ends.
 func measure(ctx context.Context, id string, g int, cfg config) Point {
-	var stop atomic.Bool
-	timer := time.AfterFunc(cfg.limit, func() { stop.Store(true) })
+	runs := make([]run, 0, cfg.runs)
+	correct := true
+	for range max(cfg.runs, 1) {
+		if ctx.Err() != nil {
+			break
+		}
+		var r run
+		if id == "queue-chan" || id == "queue-ring" {
+			r = runQueue(ctx, id, g, cfg.dur)
+		} else {
+			r = runOnce(ctx, id, g, cfg)
+		}
+		correct = correct && r.correct
+		runs = append(runs, r)
+	}
+	pt := Point{Primitive: id, Goroutines: g, Runs: len(runs), Correct: correct}
+	if len(runs) == 0 {
+		return pt
+	}
+	slices.SortFunc(runs, func(a, b run) int { return cmpFloat(a.opsPerSec(), b.opsPerSec()) })
+	mid := runs[len(runs)/2]
+	pt.Ops, pt.OpsPerSec = mid.ops(), mid.opsPerSec()
+	pt.MinOpsPerSec, pt.MaxOpsPerSec = runs[0].opsPerSec(), runs[len(runs)-1].opsPerSec()
+	if pt.OpsPerSec > 0 {
+		pt.NsPerOp = 1e9 / pt.OpsPerSec
+	}
+	pt.MinShare, pt.MaxShare, pt.Jain = fairness(mid.counts)
+	return pt
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// run is one timed run: each goroutine's operations, their total, and
+// how long the crowd took from the start to the last goroutine's end.
+type run struct {
+	counts  []int64
+	total   int64
+	elapsed time.Duration
+	correct bool
+}
+
+func (r run) ops() int64 { return r.total }
+
+func (r run) opsPerSec() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.ops()) / r.elapsed.Seconds()
+}
+
+// fairness returns the fewest and most operations of one goroutine as a
+// fraction of an equal share, and Jain's index (Σx)² / (n·Σx²).
+func fairness(counts []int64) (minShare, maxShare, jain float64) {
+	var sum, sq float64
+	for _, c := range counts {
+		sum += float64(c)
+		sq += float64(c) * float64(c)
+	}
+	if sum == 0 || len(counts) == 0 {
+		return 0, 0, 0
+	}
+	equal := sum / float64(len(counts))
+	return float64(slices.Min(counts)) / equal, float64(slices.Max(counts)) / equal, sum * sum / (float64(len(counts)) * sq)
+}
+
+// runOnce runs primitive id with g goroutines, each looping until the
+// shared stop cfg.dur after they were released together, and checks the
+// shared state afterwards.
+func runOnce(ctx context.Context, id string, g int, cfg config) run {
+	var st hot
+	stop := &st.stop
+	timer := time.AfterFunc(cfg.dur, func() { stop.Store(true) })
 	defer timer.Stop()
 	defer context.AfterFunc(ctx, func() { stop.Store(true) })()
-
-	if id == "queue-chan" || id == "queue-ring" {
-		return measureQueue(id, g, cfg.ops, &stop)
-	}
+	st.spin.yield = id == "spin-yield"
 	var (
-		counter int64 // guarded by the primitive under test
-		atom    atomic.Int64
-		done    atomic.Int64 // operations finished, counted outside it
-		reads   atomic.Int64 // of which RWMutex reads
-		mu      sync.Mutex
-		rw      sync.RWMutex
-		spin    = &spinlock{yield: id == "spin-yield"}
-		sem     = semaphore.NewWeighted(int64(cfg.permits))
-		chsem   = make(chan struct{}, cfg.permits)
-		cond    = sync.NewCond(&mu)
-		turn    int64
+		sem   = semaphore.NewWeighted(int64(cfg.permits))
+		chsem = make(chan struct{}, cfg.permits)
+		cond  = sync.NewCond(&st.mu)
+		reads atomic.Int64 // RWMutex reads, added once per goroutine
 	)
 	// op does one operation and says what it did: opNone (a cond waiter
 	// released by the clock), opWrite or opRead. It is chosen once, so the
@@ -194,61 +306,61 @@ func measure(ctx context.Context, id string, g int, cfg config) Point {
 	switch id {
 	case "mutex":
 		op = func(int, int64) int {
-			mu.Lock()
-			counter++
-			mu.Unlock()
+			st.mu.Lock()
+			st.counter++
+			st.mu.Unlock()
 			return opWrite
 		}
 	case "rwmutex":
 		op = func(_ int, i int64) int {
 			if int(i%100) < cfg.reads {
-				rw.RLock()
-				_ = counter
-				rw.RUnlock()
+				st.rw.RLock()
+				_ = st.counter
+				st.rw.RUnlock()
 				return opRead
 			}
-			rw.Lock()
-			counter++
-			rw.Unlock()
+			st.rw.Lock()
+			st.counter++
+			st.rw.Unlock()
 			return opWrite
 		}
 	case "spin", "spin-yield":
 		op = func(int, int64) int {
-			spin.Lock()
-			counter++
-			spin.Unlock()
+			st.spin.Lock()
+			st.counter++
+			st.spin.Unlock()
 			return opWrite
 		}
 	case "semaphore":
 		op = func(int, int64) int {
 			_ = sem.Acquire(context.Background(), 1)
-			atom.Add(1) // several permits: the guarded add must be atomic
+			st.atom.Add(1) // several permits: the guarded add must be atomic
 			sem.Release(1)
 			return opWrite
 		}
 	case "chan-sem":
 		op = func(int, int64) int {
 			chsem <- struct{}{}
-			atom.Add(1)
+			st.atom.Add(1)
 			<-chsem
 			return opWrite
 		}
 	case "atomic":
 		op = func(int, int64) int {
-			atom.Add(1)
+			st.atom.Add(1)
 			return opWrite
 		}
 	case "cond":
 		op = func(worker int, _ int64) int {
-			mu.Lock()
-			defer mu.Unlock()
-			for turn%int64(g) != int64(worker) && !stop.Load() {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			for st.turn%int64(g) != int64(worker) && !stop.Load() {
 				cond.Wait()
 			}
-			mine := turn%int64(g) == int64(worker)
+			mine := st.turn%int64(g) == int64(worker) && !stop.Load()
 			if mine {
-				turn++
-				counter++
+				st.turn++
+				st.counter++
 			}
 			cond.Broadcast()
 			if !mine {
@@ -259,32 +371,20 @@ func measure(ctx context.Context, id string, g int, cfg config) Point {
 	default:
 		panic("syncbench: no primitive " + id)
 	}
-	per := cfg.ops / int64(g)
-	total := cfg.ops
-	if id == "cond" {
-		// Strict turns need the same number for everyone: a worker with
-		// extra turns would wait for partners that have left.
-		total = per * int64(g)
-	}
+	counts := make([]int64, g)
 	var wg sync.WaitGroup
 	gate := make(chan struct{}) // everyone starts together
 	for w := range g {
-		n := per
-		if w == 0 {
-			n += total - per*int64(g)
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// Counted here and added once: a shared counter bumped per
-			// operation would be a second contended word in every figure.
+			// Counted in a local and stored once: a shared counter bumped
+			// per operation would be a second contended word in every
+			// figure.
 			var did, read int64
-			defer func() { done.Add(did); reads.Add(read) }()
+			defer func() { counts[w] = did; reads.Add(read) }()
 			<-gate
-			for i := range n {
-				if stop.Load() {
-					return
-				}
+			for i := int64(0); !stop.Load(); i++ {
 				switch op(w, i) {
 				case opRead:
 					read++
@@ -306,82 +406,79 @@ func measure(ctx context.Context, id string, g int, cfg config) Point {
 		go func() {
 			defer close(wakerDone)
 			for !stop.Load() {
-				time.Sleep(5 * time.Millisecond)
+				time.Sleep(time.Millisecond)
 			}
-			mu.Lock()
+			st.mu.Lock()
 			cond.Broadcast()
-			mu.Unlock()
+			st.mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	r := run{counts: counts, elapsed: time.Since(start)}
 	stop.Store(true)
 	<-wakerDone
-	finished := done.Load()
-	pt := Point{Primitive: id, Goroutines: g, Ops: finished, Complete: finished == total}
-	if finished > 0 {
-		pt.NsPerOp = float64(elapsed.Nanoseconds()) / float64(finished)
+	for _, n := range counts {
+		r.total += n
 	}
+	finished := r.total
 	switch id {
 	case "mutex", "spin", "spin-yield", "cond":
-		pt.Correct = counter == finished
+		r.correct = st.counter == finished
 	case "rwmutex":
-		pt.Correct = counter+reads.Load() == finished
+		r.correct = st.counter+reads.Load() == finished
 	case "semaphore", "chan-sem", "atomic":
-		pt.Correct = atom.Load() == finished
+		r.correct = st.atom.Load() == finished
 	}
-	return pt
+	return r
 }
 
-// measureQueue moves ops items from g/2 producers to g/2 consumers (at
-// least one of each) and checks that every item arrived once: the sum of
-// what was received equals the sum of what was sent.
-func measureQueue(id string, g int, ops int64, stop *atomic.Bool) Point {
+// runQueue moves items from g/2 producers to g/2 consumers (at least one
+// of each) for dur, and checks that every item arrived once: the sum of
+// what was received equals the sum of what was sent. A producer's count
+// is what it sent, a consumer's what it received.
+func runQueue(ctx context.Context, id string, g int, dur time.Duration) run {
+	var stop atomic.Bool
+	timer := time.AfterFunc(dur, func() { stop.Store(true) })
+	defer timer.Stop()
+	defer context.AfterFunc(ctx, func() { stop.Store(true) })()
 	prods, cons := max(1, g/2), max(1, g-g/2)
 	if g == 1 {
 		prods, cons = 1, 1
 	}
 	ch := make(chan int64, 1024)
 	ring := NewRing[int64](1024)
-	var sent, sentSum, recv, recvSum atomic.Int64
+	counts := make([]int64, prods+cons)
+	var sentSum, recvSum atomic.Int64
 	var pw, cw sync.WaitGroup
 	var producersDone atomic.Bool
 	gate := make(chan struct{})
-	per := ops / int64(prods)
 	for p := range prods {
-		n := per
-		if p == 0 {
-			n += ops % int64(prods)
-		}
 		pw.Add(1)
 		go func() {
 			defer pw.Done()
 			<-gate
 			var s, sum int64
-			for i := range n {
-				if i&255 == 0 && stop.Load() {
-					break
-				}
+			for i := int64(0); !stop.Load(); i++ {
 				v := int64(p)<<40 | i
 				if id == "queue-chan" {
 					ch <- v
-				} else {
-					ring.Push(v) // consumers drain until producers are done
-
+				} else if !ring.TryPush(v) {
+					runtime.Gosched() // full: let a consumer run
+					continue
 				}
 				s++
 				sum += v
 			}
-			sent.Add(s)
+			counts[p] = s
 			sentSum.Add(sum)
 		}()
 	}
-	for range cons {
+	for c := range cons {
 		cw.Add(1)
 		go func() {
 			defer cw.Done()
 			var r, sum int64
-			defer func() { recv.Add(r); recvSum.Add(sum) }()
+			defer func() { counts[prods+c] = r; recvSum.Add(sum) }()
 			<-gate
 			if id == "queue-chan" {
 				for v := range ch {
@@ -418,41 +515,51 @@ func measureQueue(id string, g int, ops int64, stop *atomic.Bool) Point {
 	close(ch)
 	cw.Wait()
 	elapsed := time.Since(start)
-	pt := Point{Primitive: id, Goroutines: g, Ops: recv.Load(), Complete: recv.Load() == ops,
-		Correct: recv.Load() == sent.Load() && recvSum.Load() == sentSum.Load()}
-	if pt.Ops > 0 {
-		pt.NsPerOp = float64(elapsed.Nanoseconds()) / float64(pt.Ops)
+	var sent, recv int64
+	for i, n := range counts {
+		if i < prods {
+			sent += n
+		} else {
+			recv += n
+		}
 	}
-	return pt
+	// An operation is an item moved, sent by one goroutine and received
+	// by another: the total is what arrived.
+	return run{counts: counts, total: recv, elapsed: elapsed, correct: recv == sent && recvSum.Load() == sentSum.Load()}
 }
 
-// WriteText prints ns/op per primitive and goroutine count.
+// WriteText prints throughput per primitive and goroutine count, then
+// fairness.
 func (r Result) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "ns/op\t")
-	for _, g := range r.Counts {
-		fmt.Fprintf(tw, "%d\t", g)
-	}
-	fmt.Fprintln(tw)
-	for _, pr := range r.Primitives {
-		fmt.Fprintf(tw, "%s\t", pr.Name)
+	row := func(title string, cell func(Point) string) {
+		fmt.Fprintf(tw, "%s\t", title)
 		for _, g := range r.Counts {
-			i := slices.IndexFunc(r.Points, func(p Point) bool { return p.Primitive == pr.ID && p.Goroutines == g })
-			mark := ""
-			if !r.Points[i].Complete {
-				mark = "*"
+			fmt.Fprintf(tw, "%d\t", g)
+		}
+		fmt.Fprintln(tw)
+		for _, pr := range r.Primitives {
+			fmt.Fprintf(tw, "%s\t", pr.Name)
+			for _, g := range r.Counts {
+				i := slices.IndexFunc(r.Points, func(p Point) bool { return p.Primitive == pr.ID && p.Goroutines == g })
+				mark := ""
+				if !r.Points[i].Correct {
+					mark = "!"
+				}
+				fmt.Fprintf(tw, "%s%s\t", cell(r.Points[i]), mark)
 			}
-			if !r.Points[i].Correct {
-				mark += "!"
-			}
-			fmt.Fprintf(tw, "%.0f%s\t", r.Points[i].NsPerOp, mark)
+			fmt.Fprintln(tw)
 		}
 		fmt.Fprintln(tw)
 	}
+	row("Mops/s (median)", func(p Point) string { return fmt.Sprintf("%.2f", p.OpsPerSec/1e6) })
+	row("range (Mops/s)", func(p Point) string { return fmt.Sprintf("%.2f-%.2f", p.MinOpsPerSec/1e6, p.MaxOpsPerSec/1e6) })
+	row("Jain's index", func(p Point) string { return fmt.Sprintf("%.2f", p.Jain) })
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "\n* the time limit cut the point short; ! an operation was lost (never expected)")
+	fmt.Fprintln(w, "throughput is operations per second of the whole crowd; flat as goroutines are added means the operations run one after another")
+	fmt.Fprintln(w, "Jain's index: 1 when every goroutine did as many operations, 1/goroutines when one did them all; ! an operation was lost (never expected)")
 	for _, pr := range r.Primitives {
 		fmt.Fprintf(w, "\n%s\n  + %s\n  - %s\n", pr.Name, pr.Pros, pr.Cons)
 	}

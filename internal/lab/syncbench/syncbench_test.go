@@ -20,11 +20,12 @@ func TestCounts(t *testing.T) {
 }
 
 // Every primitive, with up to 32 goroutines (more than the cores), counts
-// every finished operation exactly once.
+// every finished operation exactly once, in every run of every point, and
+// reports the median run with the range and its fairness.
 func TestEveryPrimitiveIsCorrect(t *testing.T) {
 	g0 := runtime.NumGoroutine()
 	var points int
-	res := labtest.Run[Result](t, New(), map[string]any{"goroutines": "32", "ops": "20000", "ms": "5000"}, func(ev lab.Event) {
+	res := labtest.Run[Result](t, New(), map[string]any{"goroutines": "32", "ms": "20", "runs": "3"}, func(ev lab.Event) {
 		if ev.Kind == lab.KindPoint {
 			points++
 		}
@@ -37,11 +38,17 @@ func TestEveryPrimitiveIsCorrect(t *testing.T) {
 		if !pt.Correct {
 			t.Errorf("%s with %d goroutines lost an operation: %+v", pt.Primitive, pt.Goroutines, pt)
 		}
-		if pt.Complete && pt.Ops != 20000 {
-			t.Errorf("%s with %d goroutines: complete with %d ops", pt.Primitive, pt.Goroutines, pt.Ops)
+		if pt.Runs != 3 || pt.Ops <= 0 || pt.MinOpsPerSec > pt.OpsPerSec || pt.OpsPerSec > pt.MaxOpsPerSec ||
+			pt.NsPerOp != 1e9/pt.OpsPerSec {
+			t.Errorf("%+v: want 3 runs, the median within the range, ns/op its inverse", pt)
 		}
-		if pt.Ops > 0 && pt.NsPerOp <= 0 {
-			t.Errorf("%+v has no time", pt)
+		if pt.Jain <= 0 || pt.Jain > 1.0000001 || pt.MinShare > 1 || pt.MaxShare < 1 {
+			t.Errorf("%s with %d goroutines: shares %.2f to %.2f, Jain %.3f", pt.Primitive, pt.Goroutines, pt.MinShare, pt.MaxShare, pt.Jain)
+		}
+		// Strict turns share exactly: every goroutine's count is within one
+		// of the others'.
+		if pt.Primitive == "cond" && pt.Goroutines > 1 && float64(pt.Ops) > 10*float64(pt.Goroutines) && pt.Jain < 0.99 {
+			t.Errorf("cond with %d goroutines: Jain %.3f, want turns shared equally", pt.Goroutines, pt.Jain)
 		}
 	}
 	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > g0; {
@@ -52,26 +59,41 @@ func TestEveryPrimitiveIsCorrect(t *testing.T) {
 	}
 }
 
-// The time limit stops a point early and the count stays exact.
-func TestTimeLimitCutsShort(t *testing.T) {
-	pt := measure(context.Background(), "cond", 8, config{ops: 10_000_000, permits: 1, limit: 50 * time.Millisecond})
-	if pt.Complete || !pt.Correct || pt.Ops == 0 {
-		t.Fatalf("cond cut short: %+v", pt)
+// TestFairness pins the definitions: shares of an equal share, and Jain's
+// index from 1 (equal) down to 1/n (one did everything).
+func TestFairness(t *testing.T) {
+	for _, c := range []struct {
+		counts        []int64
+		lo, hi, index float64
+	}{
+		{[]int64{5, 5, 5, 5}, 1, 1, 1},
+		{[]int64{20, 0, 0, 0}, 0, 4, 0.25},
+		{[]int64{1, 3}, 0.5, 1.5, 0.8}, // 16 / (2 × 10)
+		{[]int64{0, 0}, 0, 0, 0},
+	} {
+		lo, hi, j := fairness(c.counts)
+		if lo != c.lo || hi != c.hi || j != c.index {
+			t.Errorf("fairness(%v) = %v, %v, %v; want %v, %v, %v", c.counts, lo, hi, j, c.lo, c.hi, c.index)
+		}
 	}
-	// 1,000 turns do not divide among 6 goroutines: each gets 166.
-	pt = measure(context.Background(), "cond", 6, config{ops: 1000, permits: 1, limit: time.Minute})
-	if !pt.Complete || !pt.Correct || pt.Ops != 996 {
-		t.Fatalf("cond with 6 goroutines: %+v, want 996 turns, complete", pt)
-	}
-	pt = measure(context.Background(), "queue-ring", 4, config{ops: 100_000_000, limit: 50 * time.Millisecond})
-	if pt.Complete || !pt.Correct || pt.Ops == 0 {
-		t.Fatalf("ring cut short: %+v", pt)
+}
+
+// A run lasts its time, whatever the primitive: every goroutine loops
+// until the shared stop, and the count stays exact.
+func TestRunsForItsTime(t *testing.T) {
+	for _, id := range []string{"cond", "queue-ring", "queue-chan", "mutex"} {
+		start := time.Now()
+		pt := measure(context.Background(), id, 6, config{runs: 1, permits: 1, reads: 90, dur: 50 * time.Millisecond})
+		took := time.Since(start)
+		if !pt.Correct || pt.Ops == 0 || took < 50*time.Millisecond || took > 10*time.Second {
+			t.Errorf("%s: %+v after %v", id, pt, took)
+		}
 	}
 }
 
 func TestCancel(t *testing.T) {
 	e := New()
-	p, _ := lab.Resolve(e.Info().Params, map[string]any{"ops": "10000000", "ms": "5000"})
+	p, _ := lab.Resolve(e.Info().Params, map[string]any{"ms": "5000", "runs": "9"})
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start := time.Now()

@@ -8,8 +8,11 @@ export async function sync(root) {
     h("h1", {}, "3 · Sharing safely: synchronisation under contention"),
     h("p", {}, h("span", { class: "real-label" }, "REAL MEASUREMENT"),
       " Each primitive guards the same tiny critical section (add one to a shared counter) while 1, 2, 4, … goroutines hammer it. ",
-      "The chart shows nanoseconds per operation: flat means the primitive scales, rising means the goroutines spend their time waiting for each other. ",
-      "After each point the counter is checked: every operation must have landed exactly once."),
+      "Every goroutine works until a shared stop, a fixed time after they were released together, and counts its own operations; each point is run several times and the median run is shown, with the range. ",
+      "The chart shows throughput, operations per second of the whole crowd: rising as goroutines are added would mean the primitive scales; ",
+      "flat means the operations run one after another however many ask; falling means the asking itself costs (cache lines bouncing between cores, goroutines parked and woken). ",
+      "Fairness says whether the goroutines got equal shares: Jain's index is 1 when they did, 1/N when one goroutine did everything. ",
+      "After each run the counter is checked: every operation must have landed exactly once."),
     h("p", {}, "With more goroutines than cores, only as many as there are cores run at any moment; the rest wait in Go's run queues, which is why a spinlock can look cheap here and be ruinous when a holder is descheduled."),
   );
   const card = h("div", { class: "card" });
@@ -19,28 +22,33 @@ export async function sync(root) {
   const series = {};
   let prims = [];
   const names = () => Object.fromEntries(prims.map((p) => [p.id, p.name]));
-  const draw = onFrame(() => lineChart(chart, { title: "Cost of one operation against the number of goroutines (log scale)",
+  const draw = onFrame(() => lineChart(chart, { title: "Throughput against the number of goroutines, median run (log scale)",
     series: Object.entries(series).map(([id, points]) => ({ name: names()[id] || id, points })),
-    x: { label: "Goroutines", log: true }, y: { label: "Per operation", unit: "ns", log: true } }));
+    x: { label: "Goroutines", log: true }, y: { label: "Operations per second", unit: "Mops/s", log: true } }));
   await panel(card, "sync", {
     onStart() { out.replaceChildren(); chart.replaceChildren(); for (const k in series) delete series[k]; },
     onEvent(e) {
       if (e.kind !== "point") return;
-      (series[e.series] ||= []).push([e.x, e.y]);
+      (series[e.series] ||= []).push([e.x, e.y / 1e6]);
       draw();
     },
     onResult(r) {
       prims = r.primitives;
       draw();
-      const row = (p) => [p.name, ...r.counts.map((g) => {
-        const pt = r.points.find((q) => q.primitive === p.id && q.goroutines === g);
-        return fmtNs(pt.nsPerOp) + (pt.complete ? "" : " *") + (pt.correct ? "" : " LOST");
-      })];
+      const at = (p, g) => r.points.find((q) => q.primitive === p.id && q.goroutines === g);
+      const mops = (v) => (v / 1e6).toFixed(v >= 1e7 ? 0 : 1);
+      const row = (cell) => (p) => [p.name, ...r.counts.map((g) => { const pt = at(p, g); return cell(pt) + (pt.correct ? "" : " LOST"); })];
+      const heads = (first) => [first, ...r.counts.map((g) => `${g} goroutine${g > 1 ? "s" : ""}`)];
       const bad = r.points.filter((p) => !p.correct).length;
+      const runs = r.points.length ? r.points[0].runs : 0;
       out.append(
-        table(["Per operation", ...r.counts.map((g) => `${g} goroutine${g > 1 ? "s" : ""}`)], r.primitives.map(row), "table-sync"),
+        table(heads("Mops/s, median (range)"), r.primitives.map(row((pt) => `${mops(pt.opsPerSec)} (${mops(pt.minOpsPerSec)}–${mops(pt.maxOpsPerSec)})`)), "table-sync"),
         h("p", { class: "status", id: "sync-check" }, bad ? `${bad} point(s) lost an operation: a bug, please report it.` :
-          `Every operation of all ${r.points.length} points was counted exactly once.` + (r.points.some((p) => !p.complete) ? " * = cut short by the time limit; the figure is over the operations that finished." : "")),
+          `Every operation of all ${r.points.length} points, ${runs} run${runs > 1 ? "s" : ""} each, was counted exactly once.`),
+        h("h2", {}, "Who got the lock: fairness"),
+        h("p", {}, "Jain's index of the median run, and in brackets the fewest and the most operations one goroutine did, as a share of an equal share. ",
+          "A spinlock lets whoever is on a core win again; a mutex in starvation mode and the strict turns of the condition variable share out evenly."),
+        table(heads("Jain's index (fewest–most)"), r.primitives.map(row((pt) => `${pt.jain.toFixed(2)} (${pt.minShare.toFixed(2)}–${pt.maxShare.toFixed(2)})`)), "table-fairness"),
         h("h2", {}, "When to use which"),
         table(["Primitive", "For", "Against"], r.primitives.map((p) => [p.name, h("span", { class: "pros" }, p.pros), h("span", { class: "cons" }, p.cons)]), "table-pros"));
     },
