@@ -12,7 +12,7 @@ mkdir -p "$out"
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(uname -sr), $(go env GOVERSION)" >&2
 go test -run '^$' -bench 'Switch' -benchtime 20000x -count "$count" ./internal/lab/costs >"$out/switch.txt"
 go test -run '^$' -bench 'Create' -benchtime 1x -count "$count" ./internal/lab/costs >"$out/create.txt"
-go test -run '^$' -bench 'Primitive' -benchtime 200000x -count "$count" ./internal/lab/syncbench >"$out/sync.txt"
+go test -run '^$' -bench 'Primitive' -benchtime 1x -count "$count" ./internal/lab/syncbench >"$out/sync.txt" # each iteration is one 200 ms run
 
 # median UNIT FILE: "name median" for every benchmark reporting UNIT.
 median() {
@@ -28,9 +28,11 @@ median() {
 }
 
 echo
-echo "| context switch | ns (median of $count) | × goroutine |"
+echo "| switch (base taken off) | ns (median of $count) | × goroutine |"
 echo "|---|---:|---:|"
-median ns/switch "$out/switch.txt" | awk '{ split($1, p, "/"); c = p[3]; if (p[2] == "goroutine") base[c] = $2; printf "| %s, %s | %.0f | %.1f |\n", p[2], c, $2, $2 / base[c] }'
+median ns/switch "$out/switch.txt" | awk '{ split($1, p, "/"); c = p[3]; if (p[2] == "goroutine") base[c] = $2
+  what = (c == "cores=1") ? "one CPU: context switch" : "two CPUs: cross-CPU wake-up"
+  printf "| %s, %s | %.0f | %.1f |\n", p[2], what, $2, $2 / base[c] }'
 
 echo
 echo "| create and hold | ns each | resident bytes each | × goroutine (time) | × goroutine (memory) |"
@@ -39,7 +41,8 @@ paste -d' ' <(median ns/item "$out/create.txt") <(median B/item "$out/create.txt
   awk '{ split($1, p, "/"); if (p[2] == "goroutine") { bt = $2; bm = $4 } printf "| %s | %.0f | %.0f | %.0f | %.0f |\n", p[2], $2, $4, $2 / bt, $4 / bm }'
 
 echo
-echo "| primitive | goroutines | ns/op (median of $count) | × sync.Mutex |"
-echo "|---|---:|---:|---:|"
-median ns/op "$out/sync.txt" | awk '{ split($1, p, "/"); if (p[2] == "mutex") base[p[3]] = $2; rows[++n] = $0 }
-  END { for (i = 1; i <= n; i++) { split(rows[i], f, " "); split(f[1], p, "/"); printf "| %s | %s | %.1f | %.2f |\n", p[2], substr(p[3], 3), f[2], f[2] / base[p[3]] } }'
+echo "| primitive | goroutines | ns/op, inverse throughput (median of $count) | × sync.Mutex | Jain's index |"
+echo "|---|---:|---:|---:|---:|"
+paste -d' ' <(median ns/op "$out/sync.txt") <(median jain "$out/sync.txt") |
+  awk '{ split($1, p, "/"); if (p[2] == "mutex") base[p[3]] = $2; rows[++n] = $0 }
+  END { for (i = 1; i <= n; i++) { split(rows[i], f, " "); split(f[1], p, "/"); printf "| %s | %s | %.1f | %.2f | %.2f |\n", p[2], substr(p[3], 3), f[2], f[2] / base[p[3]], f[4] } }'

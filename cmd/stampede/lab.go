@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -29,8 +30,9 @@ import (
 	"github.com/stampede-dev/stampede/internal/lab/syncbench"
 )
 
-// experiments is every lab experiment, in the order of the chapters.
-func experiments() []lab.Experiment {
+// experiments is every lab experiment, in the order of the chapters; be
+// is the store and Redis the flash sale uses (empty: its own).
+func experiments(be flashsale.Backends) []lab.Experiment {
 	return []lab.Experiment{
 		costs.New(),
 		sched.New(),
@@ -46,7 +48,23 @@ func experiments() []lab.Experiment {
 		parallel.NewGMPSim(),
 		interleave.NewModel(),
 		interleave.NewReal(shopBinary()),
-		flashsale.New(shopBinary()),
+		flashsale.New(shopBinary(), be),
+		flashsale.NewSweep(shopBinary(), be),
+	}
+}
+
+// backendFlags adds --store and --redis, the flash sale's backends, to fs.
+func backendFlags(fs *flag.FlagSet) func() (flashsale.Backends, error) {
+	store := fs.String("store", "", "the flash sale's store: a postgres:// DSN (default: a temporary SQLite file per sale)")
+	redis := fs.String("redis", "", "the flash sale's Redis, for redis-lock and reserve in several processes: redis://HOST:PORT (default: a private redis-server per sale)")
+	return func() (flashsale.Backends, error) {
+		if *store != "" && !strings.HasPrefix(*store, "postgres://") && !strings.HasPrefix(*store, "postgresql://") {
+			return flashsale.Backends{}, usageError{fmt.Errorf("--store %q: want a postgres:// DSN; SQLite is the default", *store)}
+		}
+		if *redis != "" && !strings.HasPrefix(*redis, "redis://") {
+			return flashsale.Backends{}, usageError{fmt.Errorf("--redis %q: want redis://HOST:PORT", *redis)}
+		}
+		return flashsale.Backends{Store: *store, Redis: *redis}, nil
 	}
 }
 
@@ -65,7 +83,12 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlagSet("lab", "lab [--addr HOST:PORT] [--open]", stderr)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address; anything but loopback lets other machines run experiments here")
 	open := fs.Bool("open", false, "open the lab in the default browser")
+	backends := backendFlags(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	be, err := backends()
+	if err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -77,7 +100,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if !lab.IsLoopback(*addr) {
 		fmt.Fprintf(stderr, "warning: the lab listens on %s, so anyone who can reach this machine can run experiments on it\n", *addr)
 	}
-	srv := lab.NewServer(logger(stderr), experiments()...)
+	srv := lab.NewServer(logger(stderr), experiments(be)...)
 	return lab.ListenAndServe(ctx, *addr, srv.Handler(), func(bound string) {
 		url := "http://" + bound + "/"
 		fmt.Fprintf(stdout, "stampede lab: %s (Ctrl-C stops)\n", url)
@@ -126,6 +149,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	params := paramFlags{}
 	fs.Var(params, "p", "set a parameter: -p key=value (repeatable)")
 	asJSON := fs.Bool("json", false, "print the result, and the machine it was measured on, as JSON")
+	backends := backendFlags(fs)
 	// Flags may come before or after the experiment id.
 	var positional []string
 	for {
@@ -138,7 +162,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		positional = append(positional, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	exps := experiments()
+	be, err := backends()
+	if err != nil {
+		return err
+	}
+	exps := experiments(be)
 	if len(positional) == 0 {
 		listExperiments(stdout, exps)
 		return nil

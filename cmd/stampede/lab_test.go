@@ -5,13 +5,14 @@ import (
 	"testing"
 
 	"github.com/stampede-dev/stampede/internal/lab"
+	"github.com/stampede-dev/stampede/internal/lab/flashsale"
 )
 
 // Every experiment's defaults pass its own bounds, as the page sends them
 // (JSON numbers) and as a shell does (strings).
 func TestExperimentDefaultsWithinBounds(t *testing.T) {
 	seen := map[string]bool{}
-	for _, e := range experiments() {
+	for _, e := range experiments(flashsale.Backends{}) {
 		info := e.Info()
 		if seen[info.ID] || info.ID == "" || info.Title == "" || info.Chapter < 1 {
 			t.Errorf("experiment %+v: id missing, repeated, or no title or chapter", info)

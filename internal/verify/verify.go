@@ -26,6 +26,7 @@ import (
 
 	"github.com/stampede-dev/stampede/internal/backend"
 	"github.com/stampede-dev/stampede/internal/load"
+	"github.com/stampede-dev/stampede/internal/usl"
 )
 
 // Config is one verification. Zero values take the defaults of Defaults.
@@ -476,4 +477,38 @@ func (r *run) historyOps() []Op {
 	}
 	slices.SortStableFunc(ops, func(a, b Op) int { return cmp.Compare(a.Call, b.Call) })
 	return ops
+}
+
+// Sweep starts the backends and the shop as Run does, with a product of
+// cfg.Stock units and cfg.Limit, and sweeps the shop's purchases with the
+// load engine's closed model: at each concurrency of levels in turn, for
+// step, every purchase a new user's, then the Universal Scalability Law
+// fitted to the throughputs. It says where the strategy peaks; the stock
+// must last the whole sweep, or the later steps measure sold_out answers.
+// progress, if not nil, hears of each step as it ends.
+func Sweep(ctx context.Context, cfg Config, levels []int, step time.Duration, progress func(load.SweepPoint)) ([]load.SweepPoint, *usl.Model, error) {
+	if err := cfg.check(); err != nil {
+		return nil, nil, err
+	}
+	r := &run{cfg: cfg}
+	var err error
+	if r.dir, err = os.MkdirTemp("", "stampede-sweep-"); err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(r.dir)
+	defer r.close()
+	if err := r.open(ctx); err != nil {
+		return nil, nil, err
+	}
+	base, err := load.NewTarget("POST", r.shop.base, nil, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	lc := load.Config{
+		Targets: []load.Target{load.SaleTarget(base)}, Timeout: cfg.Timeout, KeepAlive: true,
+		Sale: &load.FlashSale{ProductID: strconv.FormatInt(r.product, 10), Users: load.MaxUsers, Quantity: 1,
+			RunID: "s" + strconv.FormatInt(time.Now().UnixNano(), 36)},
+	}
+	r.progress("sweep: %v, %v each", levels, step)
+	return load.Sweep(ctx, lc, levels, step, 0, progress)
 }

@@ -91,9 +91,9 @@ func TestCostsMeasuresAndCleansUp(t *testing.T) {
 			s.MinNs > s.NsPerSwap || s.NsPerSwap > s.MaxNs {
 			t.Errorf("switch %+v: want 5 rounds of 100 trips, a base taken off, the median within the range", s)
 		}
-		// The kernel switches threads and processes (about 2 per round
+		// The kernel switches threads and processes (2 or a little more per round
 		// trip, one each side) but not goroutines.
-		if k := s.KernelSwitches; (s.Kind == "goroutine" && k > 0.5) || (s.Kind != "goroutine" && s.Cores == 1 && (k < 1.5 || k > 3)) {
+		if k := s.KernelSwitches; (s.Kind == "goroutine" && k > 0.5) || (s.Kind != "goroutine" && s.Cores == 1 && (k < 1.5 || k > 4)) {
 			t.Errorf("%s on %d core(s): the kernel counted %.2f switches per round trip", s.Kind, s.Cores, k)
 		}
 		wantWhat := map[bool]string{true: "context switch on one CPU", false: "cross-CPU wake-up (one side on each of two CPUs)"}[s.Cores == 1]

@@ -1,9 +1,11 @@
 // Package flashsale is the lab's chapter 8: the flash sale, live. It runs
-// the real shop (this binary's `shop`, on a temporary SQLite file) with
-// the strategy and processes the learner picks, brings the buyers with the
-// load engine, optionally kills a worker or the whole shop halfway, and
-// then checks the books as `stampede verify` does: oversold or not, every
-// acknowledged order stored, limits held, the stock linearizable.
+// the real shop (this binary's `shop`, on a temporary SQLite file, or the
+// PostgreSQL and Redis the lab was started with) with the strategy and
+// processes the learner picks, brings the buyers with the load engine,
+// optionally kills a worker or the whole shop halfway, and then checks the
+// books as `stampede verify` does: oversold or not, every acknowledged
+// order stored, limits held, the stock linearizable. A second experiment,
+// flashsale-sweep, finds where a strategy peaks.
 package flashsale
 
 import (
@@ -11,28 +13,60 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/stampede-dev/stampede/internal/lab"
+	"github.com/stampede-dev/stampede/internal/load"
+	"github.com/stampede-dev/stampede/internal/usl"
 	"github.com/stampede-dev/stampede/internal/verify"
 )
+
+// Backends are what the lab was started with: a store (a PostgreSQL DSN;
+// empty: a temporary SQLite file per sale) and a Redis URL (empty: a
+// private redis-server, started for the sale, when a strategy needs one).
+type Backends struct {
+	Store string
+	Redis string
+}
 
 // Experiment runs a sale. Its zero value cannot run: New gives it the
 // binary that serves the shop.
 type Experiment struct {
 	exe string
+	be  Backends
 }
 
 // New returns the experiment; exe is the stampede binary whose `shop`
 // subcommand the sale runs against.
-func New(exe string) *Experiment { return &Experiment{exe: exe} }
+func New(exe string, be Backends) *Experiment { return &Experiment{exe: exe, be: be} }
 
 var _ lab.Experiment = (*Experiment)(nil)
 
-// Strategies the page offers: those that run on the embedded store
-// without Redis. reserve in more than one process needs Redis, which the
-// shop refuses to do without; the page says so when asked.
-var strategies = []string{"naive", "mutex", "atomic", "row-lock", "buckets", "reserve"}
+// Strategies the page offers. redis-lock, and reserve in more than one
+// process, need Redis: the lab's, or a private one started for the sale.
+var strategies = []string{"naive", "mutex", "redis-lock", "atomic", "row-lock", "buckets", "reserve"}
+
+// needsRedis reports whether strategy in procs processes needs Redis.
+func needsRedis(strategy string, procs int) bool {
+	return strategy == "redis-lock" || (strategy == "reserve" && procs > 1)
+}
+
+// backends sets cfg's store and Redis for a sale of strategy in procs
+// processes.
+func (e *Experiment) backends(cfg *verify.Config) {
+	cfg.Store = "sqlite"
+	if e.be.Store != "" {
+		cfg.Store = e.be.Store
+	}
+	if needsRedis(cfg.Strategy, cfg.Procs) {
+		cfg.Redis = "private"
+		if e.be.Redis != "" {
+			cfg.Redis = e.be.Redis
+		}
+	}
+}
 
 // Info describes the experiment.
 func (*Experiment) Info() lab.Info {
@@ -45,7 +79,7 @@ func (*Experiment) Info() lab.Info {
 			{Name: "procs", Label: "Shop processes", Kind: lab.Int, Default: 1, Min: 1, Max: 8,
 				Help: "worker processes sharing one port; a lock inside one process does not reach the others"},
 			{Name: "gap", Label: "Work between read and write", Unit: "ms", Kind: lab.Int, Default: 0, Min: 0, Max: 100,
-				Help: "naive and mutex pause this long between reading the stock and writing the order, as real work would; it widens the race"},
+				Help: "naive, mutex and redis-lock pause this long between reading the stock and writing the order, as real work would; it widens the race"},
 			{Name: "stock", Label: "Units on sale", Kind: lab.Int, Default: 300, Min: 10, Max: 100_000},
 			{Name: "buyers", Label: "Purchases", Kind: lab.Int, Default: 1200, Min: 10, Max: 100_000},
 			{Name: "users", Label: "Distinct users", Kind: lab.Int, Default: 800, Min: 1, Max: 100_000,
@@ -63,6 +97,8 @@ type Result struct {
 	Strategy string `json:"strategy"`
 	Procs    int    `json:"procs"`
 	Initial  int64  `json:"initial"`
+	// Redis says whether the sale ran with Redis.
+	Redis bool `json:"redis"`
 	// Oversold is how many units were sold beyond the stock (0 if none).
 	Oversold int64          `json:"oversold"`
 	Report   *verify.Report `json:"report"`
@@ -96,9 +132,7 @@ func (e *Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)
 			cfg.Faults[0].For = 0
 		}
 	}
-	if cfg.Strategy == "reserve" && cfg.Procs > 1 {
-		return errors.New("reserve keeps its stock in one process's memory: in more than one process it needs Redis (stampede verify --redis private), which the lab's sale does not start")
-	}
+	e.backends(&cfg)
 	emit(lab.Progress("starting the shop", 0, int64(cfg.Purchases)))
 	var answered int64
 	cfg.Live = func(lv verify.Live) {
@@ -121,7 +155,7 @@ func (e *Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)
 	if err != nil {
 		return err
 	}
-	res := &Result{Strategy: cfg.Strategy, Procs: cfg.Procs, Initial: int64(cfg.Stock), Report: rep}
+	res := &Result{Strategy: cfg.Strategy, Procs: cfg.Procs, Initial: int64(cfg.Stock), Report: rep, Redis: cfg.Redis != ""}
 	if over := int64(rep.Outcomes.Stored) - int64(cfg.Stock); over > 0 {
 		res.Oversold = over
 	}
@@ -133,4 +167,124 @@ func (e *Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)
 func (r *Result) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "strategy %s in %d process(es), %d units\n\n", r.Strategy, r.Procs, r.Initial)
 	return verify.WriteText(w, r.Report)
+}
+
+// Sweep finds where a strategy peaks: the real shop, a product with stock
+// for the whole sweep, and the load engine's closed model at each number
+// of buyers in turn, then the Universal Scalability Law fitted to it.
+type Sweep struct {
+	exe string
+	be  Backends
+}
+
+// NewSweep returns the sweep; exe and be as for New.
+func NewSweep(exe string, be Backends) *Sweep { return &Sweep{exe: exe, be: be} }
+
+var _ lab.Experiment = (*Sweep)(nil)
+
+// MaxLevels bounds how many concurrencies one sweep may step through.
+const MaxLevels = 12
+
+// Info describes the sweep.
+func (*Sweep) Info() lab.Info {
+	return lab.Info{
+		ID: "flashsale-sweep", Chapter: 8, Heavy: true,
+		Title:   "Where does the strategy peak?",
+		Summary: "The real shop under 1, 2, 4, … buyers at once, each step measured, and the Universal Scalability Law fitted to the throughputs.",
+		Params: []lab.Param{
+			{Name: "strategy", Label: "Strategy", Kind: lab.Choice, Choices: strategies, Default: "reserve"},
+			{Name: "procs", Label: "Shop processes", Kind: lab.Int, Default: 1, Min: 1, Max: 8},
+			{Name: "gap", Label: "Work between read and write", Unit: "ms", Kind: lab.Int, Default: 0, Min: 0, Max: 100},
+			{Name: "levels", Label: "Buyers at once", Help: "comma-separated, at least 3, at most 1,024 each", Kind: lab.Text,
+				Default: "1,2,4,8,16,32,64", MaxLen: 80, Check: func(s string) error { _, err := Levels(s); return err }},
+			{Name: "step", Label: "Time per step", Unit: "ms", Kind: lab.Int, Default: 2000, Min: 300, Max: 20_000},
+		},
+	}
+}
+
+// Levels parses a comma-separated list of concurrencies.
+func Levels(s string) ([]int, error) {
+	var out []int
+	for part := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil || n < 1 || n > 1024 {
+			return nil, fmt.Errorf("%q: want numbers of buyers from 1 to 1024, as 1,2,4,8", s)
+		}
+		out = append(out, n)
+	}
+	if len(out) < 3 || len(out) > MaxLevels {
+		return nil, fmt.Errorf("%q: want from 3 to %d numbers of buyers", s, MaxLevels)
+	}
+	return out, nil
+}
+
+// SweepResult is the sweep and the law fitted to it.
+type SweepResult struct {
+	Strategy string            `json:"strategy"`
+	Procs    int               `json:"procs"`
+	Points   []load.SweepPoint `json:"points"`
+	// Report is the law fitted to the points (σ, κ, λ, the peak and the
+	// verdict), or nil when it could not be fitted; Verdict then says why.
+	Report  *usl.Report `json:"report"`
+	Verdict []string    `json:"verdict"`
+}
+
+// Run sweeps.
+func (s *Sweep) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) error {
+	if s.exe == "" {
+		return errors.New("the lab was started without a shop to run")
+	}
+	levels, err := Levels(p.String("levels"))
+	if err != nil {
+		return err
+	}
+	step := time.Duration(p.Int("step")) * time.Millisecond
+	cfg := verify.Defaults()
+	cfg.Exe, cfg.Strategy, cfg.Procs = s.exe, p.String("strategy"), p.Int("procs")
+	cfg.Gap = time.Duration(p.Int("gap")) * time.Millisecond
+	cfg.Stock, cfg.Limit = 1_000_000, 0
+	(&Experiment{be: s.be}).backends(&cfg)
+	emit(lab.Progress("starting the shop", 0, int64(len(levels))))
+	done := 0
+	points, model, err := verify.Sweep(ctx, cfg, levels, step, func(pt load.SweepPoint) {
+		done++
+		emit(lab.Point("orders/s", float64(pt.Concurrency), pt.RPS))
+		emit(lab.Progress(fmt.Sprintf("%d buyers at once: %.0f orders/s", pt.Concurrency, pt.RPS), int64(done), int64(len(levels))))
+	})
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	res := &SweepResult{Strategy: cfg.Strategy, Procs: cfg.Procs, Points: points}
+	switch {
+	case errors.Is(err, verify.ErrConfig):
+		return err
+	case model != nil:
+		data := make([]usl.Point, 0, len(points))
+		for _, pt := range points {
+			data = append(data, usl.Point{N: float64(pt.Concurrency), X: pt.RPS})
+		}
+		rep := usl.Judge(*model, data, 100_000)
+		res.Report, res.Verdict = &rep, rep.Verdict
+	case len(points) > 0:
+		res.Verdict = []string{"The law could not be fitted to these points: " + err.Error() + "."}
+	default:
+		return err
+	}
+	emit(lab.Result(res))
+	return nil
+}
+
+// WriteText prints the sweep and the fitted law.
+func (r *SweepResult) WriteText(w io.Writer) error {
+	fmt.Fprintf(w, "strategy %s in %d process(es)\n\n%8s %12s %10s %10s\n", r.Strategy, r.Procs, "buyers", "orders/s", "p50", "p99")
+	for _, p := range r.Points {
+		fmt.Fprintf(w, "%8d %12.0f %9.1fms %9.1fms\n", p.Concurrency, p.RPS, p.Latency.P50*1e3, p.Latency.P99*1e3)
+	}
+	if r.Report != nil {
+		fmt.Fprintln(w)
+		r.Report.WriteText(w)
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "\n%s\n", strings.Join(r.Verdict, " "))
+	return err
 }

@@ -38,7 +38,20 @@ const terms = [
   ["GMP", "GMP 模型", "Go's scheduler: G goroutines run on M machine threads, each holding one of GOMAXPROCS P processors with its own run queue."],
   ["Stack", "栈", "Memory for a function's local variables and return addresses; a thread's is fixed in size, a goroutine's grows."],
   ["RSS / PSS", "常驻内存 / 按比例分摊内存", "Memory pages actually in RAM for a process; PSS divides shared pages among the processes sharing them."],
-  ["Virtual memory", "虚拟内存", "Address space a process has reserved; it costs RAM only once touched."],
+  ["Virtual memory", "虚拟内存", "Each process sees addresses of its own, which the kernel and the CPU's page tables map to RAM page by page (or to nothing yet): reserving addresses costs no RAM until a page is touched, and two processes' same address holds different data."],
+  ["Channel", "通道", "A typed queue between goroutines, with or without a buffer; a send on a full (or unbuffered) channel waits for a receiver. Go's way to hand over data and the right to touch it."],
+  ["Thread pool", "线程池", "A fixed set of threads taking tasks from a queue, so that a task costs a queue operation instead of a thread's creation; its size bounds how many run at once."],
+  ["Work stealing", "工作窃取", "A scheduler whose idle workers take tasks from the back of a busy worker's queue; Go's Ps steal half of another P's run queue."],
+  ["Blocking I/O", "阻塞 I/O", "A read or write that puts its thread to sleep until the data is there: simple, but one waiting thread per connection."],
+  ["Non-blocking I/O", "非阻塞 I/O", "A read or write that returns at once (EAGAIN) when it would wait; the program must ask again later."],
+  ["I/O multiplexing", "I/O 多路复用", "One thread waits on many sockets at once with select, poll or epoll, and serves whichever is ready: the base of an event loop and of Go's netpoller."],
+  ["Signal-driven I/O", "信号驱动 I/O", "The kernel sends a signal (SIGIO) when a descriptor is ready; rarely used for sockets."],
+  ["Asynchronous I/O", "异步 I/O", "The program hands the kernel a whole operation and is told when it has finished, data copied (POSIX aio, io_uring)."],
+  ["Zero-copy", "零拷贝", "Moving data between a file and a socket without copying it through the program's memory (sendfile, splice), saving CPU and cache."],
+  ["C10K", "C10K 问题", "Dan Kegel's 1999 question: how to serve 10,000 connections at once on one machine; answered by non-blocking I/O with epoll and kqueue instead of a thread per connection."],
+  ["C10M", "C10M 问题", "The same question at ten million connections, where the kernel's own network stack becomes the cost and is bypassed (DPDK and others)."],
+  ["Cross-CPU wake-up", "跨核唤醒", "A sleeping thread woken by a thread on another CPU: the waker sends an interrupt and the sleeper's CPU leaves idle. Not a switch between the two, and often dearer than one."],
+  ["Fairness (Jain's index)", "公平性（Jain 指数）", "How evenly a shared resource was shared: (Σx)² / (n·Σx²), 1 when everyone got the same, 1/n when one got all."],
 ];
 
 export async function glossary(root) {
