@@ -508,8 +508,9 @@ func TestBrowserLab(t *testing.T) {
 	t.Run("chapter 8: flash sale", func(t *testing.T) {
 		nav("#/flashsale")
 		sale := map[string]string{"stock": "100", "buyers": "800", "users": "500", "seconds": "2"}
-		// Phase 1, read then write with 20 ms of work between: oversold.
-		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#preset-phase1"))); err != nil {
+		// Phase 4, coroutines that read then write with 20 ms of work
+		// between: oversold in one process.
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#preset-phase4"))); err != nil {
 			t.Fatal(err)
 		}
 		if err := runExperiment(ctx, "flashsale", sale); err != nil {
@@ -518,6 +519,21 @@ func TestBrowserLab(t *testing.T) {
 		mustMatch(t, "naive verdict", `^OVERSOLD by [1-9]\d*: [\d,]+ orders stored for 100 units\.$`, text(t, ctx, "#flashsale-verdict"))
 		mustMatch(t, "naive checks", `checks failed: .*never oversold`, text(t, ctx, "#flashsale-summary"))
 		screenshot(t, ctx, "lab-chapter8-flashsale-naive.png")
+		// Phase 2 with the guide's fix: four processes, a lock in Redis (a
+		// private redis-server): the books balance.
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#preset-phase2lock"))); err != nil {
+			t.Fatal(err)
+		}
+		if err := runExperiment(ctx, "flashsale", map[string]string{"stock": "100", "buyers": "300", "users": "300", "seconds": "2"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := text(t, ctx, "#flashsale-verdict"); got != "Sold 100 of 100: nothing oversold." {
+			t.Errorf("redis-lock verdict: %q", got)
+		}
+		evolution := text(t, ctx, "#table-evolution tbody")
+		mustMatch(t, "evolution: the lock", `2 · Multi-process \+ distributed lock\s+multi-process \+ distributed lock\s+10K\s+.*redis-lock × 4, 5 ms work\s+[\d.]+ ms / [\d.]+ ms\s+balanced \((\d+) of (\d+) checks\)`, evolution)
+		mustMatch(t, "evolution: coroutines", `4 · Coroutine\s+async I/O\s+100K\+\s+.*naive × 1, 20 ms work\s+[\d.]+ ms / [\d.]+ ms\s+OVERSOLD by [1-9]`, evolution)
+		mustMatch(t, "evolution: not run", `5 · Hybrid\s+multi-process \+ coroutines\s+1M\+\s+architectural complexity\s+reserve × 4\s+not run yet`, evolution)
 		// Phase 5, the reservation, with the whole shop killed halfway:
 		// exactly the stock, every check held.
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#preset-phase5")),
@@ -535,6 +551,13 @@ func TestBrowserLab(t *testing.T) {
 		}
 		mustMatch(t, "the crash", `kill-shop at 1\.\d\d s, back at \d\.\d\d s\.`, text(t, ctx, "#result-flashsale"))
 		screenshot(t, ctx, "lab-chapter8-flashsale-reserve.png")
+		// Where reserve peaks: a short sweep, and the law fitted to it.
+		if err := runExperiment(ctx, "flashsale-sweep", map[string]string{"levels": "1,2,4,8", "step": "500"}); err != nil {
+			t.Fatal(err)
+		}
+		mustMatch(t, "sweep table", `^1\s+[\d,]+\s+[\d.]+ ms\s+[\d.]+ ms\s+0\n2\s+.*\n4\s+.*\n8\s+`, text(t, ctx, "#table-flashsale-sweep tbody"))
+		mustMatch(t, "sweep verdict", `^(Throughput peaks at about [\d.,k]+ concurrent users|No coherency cost was found|The law could not be fitted)`, text(t, ctx, "#flashsale-sweep-verdict"))
+		screenshot(t, ctx, "lab-chapter8-flashsale-sweep.png")
 		for deadline := time.Now().Add(10 * time.Second); testenv.ChildProcesses(t, labPID) != 0; time.Sleep(50 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%d child processes of the lab are left after the sale", testenv.ChildProcesses(t, labPID))
@@ -545,7 +568,7 @@ func TestBrowserLab(t *testing.T) {
 	t.Run("glossary", func(t *testing.T) {
 		nav("#/glossary")
 		g := text(t, ctx, "#glossary")
-		for _, term := range []string{"进程", "线程", "协程", "上下文切换", "互斥锁", "信号量"} {
+		for _, term := range []string{"进程", "线程", "协程", "上下文切换", "互斥锁", "信号量", "工作窃取", "零拷贝", "C10K", "I/O 多路复用"} {
 			if !strings.Contains(g, term) {
 				t.Errorf("glossary lacks %s", term)
 			}

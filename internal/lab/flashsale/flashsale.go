@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,8 +101,12 @@ type Result struct {
 	// Redis says whether the sale ran with Redis.
 	Redis bool `json:"redis"`
 	// Oversold is how many units were sold beyond the stock (0 if none).
-	Oversold int64          `json:"oversold"`
-	Report   *verify.Report `json:"report"`
+	Oversold int64 `json:"oversold"`
+	// P50Ms and P99Ms are percentiles of the time from a purchase's first
+	// attempt to its final answer, retries included, in milliseconds.
+	P50Ms  float64        `json:"p50Ms"`
+	P99Ms  float64        `json:"p99Ms"`
+	Report *verify.Report `json:"report"`
 }
 
 // Run runs the sale and checks it.
@@ -159,13 +164,32 @@ func (e *Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)
 	if over := int64(rep.Outcomes.Stored) - int64(cfg.Stock); over > 0 {
 		res.Oversold = over
 	}
+	res.P50Ms, res.P99Ms = purchaseLatency(rep.History)
 	emit(lab.Result(res))
 	return nil
 }
 
+// purchaseLatency is the median and 99th percentile of the purchases'
+// times from first attempt to final answer, in milliseconds.
+func purchaseLatency(ops []verify.Op) (p50, p99 float64) {
+	var ms []float64
+	for _, op := range ops {
+		if op.Kind == "purchase" {
+			ms = append(ms, float64((op.Return-op.Call).Microseconds())/1000)
+		}
+	}
+	if len(ms) == 0 {
+		return 0, 0
+	}
+	slices.Sort(ms)
+	at := func(q float64) float64 { return ms[min(len(ms)-1, int(q*float64(len(ms))))] }
+	return at(0.5), at(0.99)
+}
+
 // WriteText prints the verdict as stampede verify does.
 func (r *Result) WriteText(w io.Writer) error {
-	fmt.Fprintf(w, "strategy %s in %d process(es), %d units\n\n", r.Strategy, r.Procs, r.Initial)
+	fmt.Fprintf(w, "strategy %s in %d process(es), %d units; purchases answered in %.1f ms (median), %.1f ms (99th percentile)\n\n",
+		r.Strategy, r.Procs, r.Initial, r.P50Ms, r.P99Ms)
 	return verify.WriteText(w, r.Report)
 }
 

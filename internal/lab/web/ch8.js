@@ -3,19 +3,31 @@
 import { panel, h, onFrame, table } from "./run.js";
 import { lineChart, fmtNum } from "./chart.js";
 
-// The guide's five phases of the flash-sale design, as settings of the
-// same sale. Each names what it shows.
+// The guide's five phases of the flash-sale design (its evolution table),
+// as settings of the same sale, with what the guide says of each. A phase
+// may need Redis (the lab's --redis, or a private redis-server).
 const presets = [
-  { id: "phase1", name: "1 · Read, then write", strategy: "naive", procs: 1, gap: 20,
-    shows: "One process reads the stock, works, then writes the order: two buyers read the same last unit, both buy it." },
-  { id: "phase2", name: "2 · A lock in the process", strategy: "mutex", procs: 1, gap: 20,
-    shows: "A mutex around read-and-write: correct in one process, and every buyer waits for the one before." },
-  { id: "phase3", name: "3 · The same lock, four processes", strategy: "mutex", procs: 4, gap: 20,
-    shows: "Each process has its own lock: they protect nothing from each other, and the sale oversells again." },
-  { id: "phase4", name: "4 · Let the database decide", strategy: "atomic", procs: 2, gap: 0,
-    shows: "One conditional UPDATE per order (stock >= 1): correct in any number of processes, one hot row for all." },
-  { id: "phase5", name: "5 · Reserve, queue, group commit", strategy: "reserve", procs: 1, gap: 0,
-    shows: "Stock reserved in memory, orders queued and committed in batches: correct and fast; a crash loses no acknowledged order." },
+  { id: "phase1", phase: "1 · Monolith", name: "1 · One process, one buyer at a time", strategy: "mutex", procs: 1, gap: 5,
+    model: "single process, single thread", dau: "1K", problem: "cannot handle concurrency",
+    shows: "One process serves one purchase at a time (here, a lock around the whole purchase): nothing is oversold, and every buyer waits for all those before." },
+  { id: "phase2", phase: "2 · Multi-process", name: "2 · Four processes, read then write", strategy: "naive", procs: 4, gap: 20,
+    model: "multi-process, synchronous", dau: "10K", problem: "data races, overselling",
+    shows: "Four worker processes each read the stock, work, then write: two buyers read the same last unit, and both buy it." },
+  { id: "phase2lock", phase: "2 · Multi-process + distributed lock", name: "2 · Four processes, a Redis lock", strategy: "redis-lock", procs: 4, gap: 5,
+    model: "multi-process + distributed lock", dau: "10K", problem: "(the guide's fix for overselling)",
+    shows: "The same four processes take a lock in Redis around read-and-write: correct across processes, and every purchase in the shop waits its turn for one lock." },
+  { id: "phase3", phase: "3 · Multi-threaded", name: "3 · Threads and a lock", strategy: "mutex", procs: 1, gap: 0,
+    model: "multi-threaded + locks", dau: "50K", problem: "context-switch overhead, deadlocks",
+    shows: "Many threads (here goroutines) in one process and a lock held only for the read and the write: correct in one process, and the lock is the queue." },
+  { id: "phase4", phase: "4 · Coroutine", name: "4 · Coroutines that still read, then write", strategy: "naive", procs: 1, gap: 20,
+    model: "async I/O", dau: "100K+", problem: "code complexity, debugging",
+    shows: "Coroutines (goroutines) serve thousands at once, but the handler still reads the stock, awaits, then writes: it oversells in a single process." },
+  { id: "phase5", phase: "5 · Hybrid", name: "5 · Reserve, queue, group commit", strategy: "reserve", procs: 4, gap: 0,
+    model: "multi-process + coroutines", dau: "1M+", problem: "architectural complexity",
+    shows: "Stock reserved atomically in Redis, orders queued and committed in batches by every process: correct, fast, and a crash loses no acknowledged order." },
+  { id: "database", phase: "Also: let the database decide", name: "Also: one conditional UPDATE", strategy: "atomic", procs: 2, gap: 0,
+    model: "multi-process, the store decides", dau: "", problem: "one hot row for every buyer",
+    shows: "One conditional UPDATE per order (stock >= 1): correct in any number of processes, with every buyer queueing on one row." },
 ];
 
 export async function flashsale(root) {
@@ -27,7 +39,8 @@ export async function flashsale(root) {
       "Afterwards the books are checked as ", h("code", {}, "stampede verify"), " checks them: units sold against stock, every acknowledged order stored once, ",
       "the per-user limit, and whether every answer and every read of the stock fit one order of events (linearizability)."),
     h("p", {}, "The guide's five phases are presets. Pick one, then Run; or set the form yourself. With ",
-      h("em", {}, "Crash halfway"), " a worker process, or the whole shop, is killed with SIGKILL in the middle of the sale."),
+      h("em", {}, "Crash halfway"), " a worker process, or the whole shop, is killed with SIGKILL in the middle of the sale. ",
+      "Phases with Redis use the lab's (", h("code", {}, "stampede lab --redis redis://…"), ") or start a private redis-server for the sale."),
   );
   const presetBar = h("div", { class: "presets", id: "flashsale-presets" });
   const shows = h("p", { class: "note", id: "flashsale-shows" });
@@ -69,7 +82,10 @@ export async function flashsale(root) {
       (series[e.series] ||= []).push([e.x || 0, e.y || 0]);
       draw();
     },
-    onResult(r) { out.append(...books(r)); },
+    onResult(r) {
+      out.append(...books(r));
+      record(r);
+    },
   });
   for (const pr of presets) {
     presetBar.append(h("button", { type: "button", id: `preset-${pr.id}`, onclick: () => {
@@ -80,6 +96,78 @@ export async function flashsale(root) {
       shows.textContent = pr.shows;
     } }, pr.name));
   }
+
+  // The guide's evolution table, with what each phase did here beside it.
+  const evolution = h("div", { id: "flashsale-evolution" });
+  const measured = {}; // by preset id, or "strategy/procs/gap" for the learner's own
+  const peaks = {}; // by preset id, from the sweep below
+  root.append(h("h2", {}, "The guide's evolution table, measured"),
+    h("p", {}, "The guide's claims on the left; on the right, what each phase did in your last sale with its settings (run a preset to fill its row). ",
+      "A phase that oversells is not a step up, whatever number of users the guide gives it."), evolution);
+  const drawEvolution = () => {
+    const own = Object.values(measured).filter((m) => !m.preset);
+    const rows = [...presets.map((pr) => [pr, measured[pr.id]]), ...own.map((m) => [null, m])];
+    evolution.replaceChildren(table(["Phase", "Model (guide)", "Users (guide)", "Core problem (guide)", "Here: strategy × processes", "Here: p50 / p99", "Here: the books", "Here: peak (sweep)"],
+      rows.map(([pr, m]) => [pr ? pr.phase : "Your settings", pr ? pr.model : "", pr ? pr.dau : "", pr ? pr.problem : "",
+        m ? `${m.strategy} × ${m.procs}${m.gap ? `, ${m.gap} ms work` : ""}` : pr ? `${pr.strategy} × ${pr.procs}` : "",
+        m ? `${m.p50.toFixed(1)} ms / ${m.p99.toFixed(1)} ms` : "not run yet",
+        m ? h("span", { class: m.oversold ? "wrong" : "right" }, m.oversold ? `OVERSOLD by ${fmtNum(m.oversold)}` : `balanced (${m.held} of ${m.checks} checks)`) : "",
+        (pr && peaks[pr.id]) || ""]),
+      "table-evolution"));
+  };
+  const record = (r) => {
+    const gap = Number(document.getElementById("p-flashsale-gap").value);
+    const pr = presets.find((q) => q.strategy === r.strategy && q.procs === r.procs && q.gap === gap);
+    const failed = r.report.invariants.filter((i) => i.verdict === "FAIL").length;
+    measured[pr ? pr.id : `${r.strategy}/${r.procs}/${gap}`] = { preset: pr ? pr.id : "", strategy: r.strategy, procs: r.procs, gap,
+      p50: r.p50Ms || 0, p99: r.p99Ms || 0, oversold: r.oversold || 0, held: r.report.invariants.length - failed, checks: r.report.invariants.length };
+    drawEvolution();
+  };
+  drawEvolution();
+
+  // Where the chosen strategy peaks: the load engine's sweep.
+  root.append(h("h2", {}, "Where does it peak?"),
+    h("p", {}, "The same shop, a product with stock for the whole sweep, and 1, 2, 4, … buyers at once, each step measured for its time; ",
+      "then the Universal Scalability Law fitted to the throughputs says where the strategy peaks and why: σ is the share of the work that waits on something serial (a lock, a hot row), ",
+      "κ the crosstalk that makes more buyers slower than fewer. The buyers run in this lab, on the same cores as the shop: the peak is this machine's, shop and buyers together."));
+  const sweepCard = h("div", { class: "card" });
+  const sweepChart = h("div", { id: "flashsale-sweep-chart" });
+  const sweepOut = h("div", { id: "result-flashsale-sweep" });
+  root.append(sweepCard, sweepChart, sweepOut);
+  const swept = [];
+  const drawSweep = onFrame(() => lineChart(sweepChart, { title: "Orders per second against buyers at once",
+    series: [{ name: "measured", points: swept.slice() }], x: { label: "Buyers at once", log: true }, y: { label: "Orders", unit: "/s" } }));
+  await panel(sweepCard, "flashsale-sweep", {
+    runLabel: "Sweep",
+    onStart() { swept.length = 0; sweepChart.replaceChildren(); sweepOut.replaceChildren(); },
+    onEvent(e) { if (e.kind === "point") { swept.push([e.x, e.y]); drawSweep(); } },
+    onResult(r) {
+      const rep = r.report;
+      const pts = r.points.map((q) => [q.concurrency, q.rps]);
+      const series = [{ name: "measured", points: pts }];
+      if (rep) {
+        const lo = Math.min(...pts.map((q) => q[0])), hi = Math.max(rep.peak_concurrency || 0, ...pts.map((q) => q[0])) * 1.5;
+        const curve = [];
+        for (let n = lo; n <= hi; n *= 1.15) curve.push([n, rep.lambda * n / (1 + rep.sigma * (n - 1) + rep.kappa * n * (n - 1))]);
+        series.push({ name: "the law, fitted", points: curve });
+      }
+      const ticks = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048].filter((n) => n <= Math.max(...series.flatMap((se) => se.points.map((q) => q[0]))));
+      lineChart(sweepChart, { title: "Orders per second against buyers at once", series, x: { label: "Buyers at once", log: true, ticksAt: ticks }, y: { label: "Orders", unit: "/s" } });
+      sweepOut.append(
+        table(["Buyers at once", "Orders/s", "p50", "p99", "Errors"], r.points.map((q) => [fmtNum(q.concurrency), fmtNum(q.rps),
+          `${(q.latency_seconds.p50 * 1e3).toFixed(1)} ms`, `${(q.latency_seconds.p99 * 1e3).toFixed(1)} ms`, fmtNum(q.errors || 0)]), "table-flashsale-sweep"),
+        rep ? table(["σ (contention)", "κ (coherency)", "λ (one buyer alone)", "R²", "Peak"], [[rep.sigma.toPrecision(3), rep.kappa.toPrecision(3),
+          `${fmtNum(rep.lambda)}/s`, rep.r2.toFixed(3), rep.peak_concurrency ? `${fmtNum(rep.peak_concurrency)} buyers, ${fmtNum(rep.peak_rps)}/s` : "none in sight"]], "table-flashsale-usl") : "",
+        h("p", { id: "flashsale-sweep-verdict" }, r.verdict.join(" ")));
+      // The sweep's peak joins the evolution table's row for the strategy.
+      const gap = Number(document.getElementById("p-flashsale-sweep-gap").value);
+      const pr = presets.find((q) => q.strategy === r.strategy && q.procs === r.procs && q.gap === gap);
+      if (pr) {
+        peaks[pr.id] = rep && rep.peak_concurrency ? `${fmtNum(rep.peak_rps)}/s at ${fmtNum(rep.peak_concurrency)} buyers` : "no peak in sight";
+        drawEvolution();
+      }
+    },
+  });
 }
 
 // books renders the verdict: the headline, the invariants and the counts.
