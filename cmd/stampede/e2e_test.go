@@ -293,8 +293,11 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"load", "--sweep", "1,2", "http://127.0.0.1:1/"}, `stampede load: --sweep "1,2": want at least 3 concurrencies`},
 		{[]string{"load", "--engine", "epoll", "--rate", "10", "http://127.0.0.1:1/"}, "stampede load: the epoll engine cannot run the open model (--rate); leave --engine out"},
 		{[]string{"load", "--engine", "fibers", "http://127.0.0.1:1/"}, `stampede load: engine "fibers": epoll or goroutines`},
+		{[]string{"bench", "flashsale-sweep", "-p", "levels=1,2"}, `stampede bench: levels: "1,2": want from 3 to 12 numbers of buyers`},
+		{[]string{"lab", "--store", "mysql://x"}, `stampede lab: --store "mysql://x": want a postgres:// DSN; SQLite is the default`},
+		{[]string{"bench", "flashsale", "--redis", "localhost:6379"}, `stampede bench: --redis "localhost:6379": want redis://HOST:PORT`},
 		{[]string{"report"}, "stampede report: give one or more .stl files written by stampede load -o"},
-		{[]string{"bench", "nope"}, "stampede bench: no experiment \"nope\" (have: costs, sched, schedstat, sync, lostupdate, isolation, ipc, async, eventloop, parallel, gmp, gmp-sim, interleave, interleave-real, flashsale)"},
+		{[]string{"bench", "nope"}, "stampede bench: no experiment \"nope\" (have: costs, sched, schedstat, sync, lostupdate, isolation, ipc, async, eventloop, parallel, gmp, gmp-sim, interleave, interleave-real, flashsale, flashsale-sweep)"},
 		{[]string{"bench", "costs", "-p", "goroutines=2000000"}, "stampede bench: goroutines: 2000000 is out of range: allowed 1 to 1000000"},
 		{[]string{"bench", "sync", "-p", "primitive=futex"}, "stampede bench: primitive: \"futex\" is not allowed: one of all, mutex, rwmutex, spin, spin-yield, cond, semaphore, chan-sem, atomic, queue-chan, queue-ring"},
 		{[]string{"bench", "sched", "-p", "quantum"}, `stampede bench: invalid value "quantum" for flag -p: want key=value, got "quantum" (see stampede bench -h)`},
@@ -546,7 +549,7 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"costs", "sched", "schedstat", "sync", "lostupdate", "isolation", "ipc", "async", "eventloop", "parallel", "gmp", "gmp-sim", "interleave", "interleave-real", "flashsale"} {
+	for _, id := range []string{"costs", "sched", "schedstat", "sync", "lostupdate", "isolation", "ipc", "async", "eventloop", "parallel", "gmp", "gmp-sim", "interleave", "interleave-real", "flashsale", "flashsale-sweep"} {
 		if !strings.Contains(string(out), "\n  "+id+" ") {
 			t.Errorf("bench list lacks %s:\n%s", id, out)
 		}
@@ -608,6 +611,39 @@ func TestBench(t *testing.T) {
 	for _, inv := range rep.Invariants {
 		if inv.Verdict != "pass" {
 			t.Errorf("bench flashsale atomic: %s %s", inv.Name, inv.Verdict)
+		}
+	}
+	// Where atomic peaks, from the shell: a sweep of three steps, every
+	// purchase answered, the law fitted (or the reason it could not be).
+	out, err = exec.Command(binary, "bench", "flashsale-sweep", "-p", "strategy=atomic", "-p", "levels=1,2,4", "-p", "step=300", "--json").Output()
+	if err != nil {
+		t.Fatalf("bench flashsale-sweep: %v %s", err, out)
+	}
+	var sw struct {
+		Result struct {
+			Strategy string
+			Points   []struct {
+				Concurrency int
+				RPS         float64
+				Errors      int64
+			}
+			Report  *struct{ Sigma, Kappa, Lambda float64 }
+			Verdict []string
+		}
+	}
+	if err := json.Unmarshal(out, &sw); err != nil {
+		t.Fatalf("%v in %s", err, out)
+	}
+	if r := sw.Result; r.Strategy != "atomic" || len(r.Points) != 3 || len(r.Verdict) == 0 {
+		t.Errorf("bench flashsale-sweep: %s", out)
+	} else {
+		for i, p := range r.Points {
+			if p.Concurrency != 1<<i || p.RPS <= 0 || p.Errors != 0 {
+				t.Errorf("sweep step %d: %+v, want %d buyers answered without error", i, p, 1<<i)
+			}
+		}
+		if r.Report != nil && r.Report.Lambda <= 0 {
+			t.Errorf("the fitted law: %+v", *r.Report)
 		}
 	}
 	// The default program of chapter 7 enumerated: 20 schedules of two
