@@ -565,6 +565,21 @@ func TestBrowserLab(t *testing.T) {
 		}
 	})
 
+	t.Run("reference", func(t *testing.T) {
+		nav("#/reference")
+		if err := runExperiment(ctx, "reference", nil); err != nil {
+			t.Fatal(err)
+		}
+		costs := text(t, ctx, "#reference-costs tbody")
+		mustMatch(t, "process switch", `Switch overhead\s+~1–10 ms\s+[\d.]+ µs \([\d.]+ µs to [\d.]+ µs\)\s+cheaper than claimed`, costs)
+		mustMatch(t, "scheduler", `Scheduler\s+OS\s+[\d.]+ kernel switches per round trip\s+agrees: [\s\S]*user program / runtime\s+0\.\d\d kernel switches per round trip\s+agrees: the kernel saw almost no switch`, costs)
+		mustMatch(t, "crash", `controllable\s+not in Go`, costs)
+		mustMatch(t, "ipc", `pipe \(two, one each way\)\s+medium\s+[\d.]+ µs median`, text(t, ctx, "#reference-ipc tbody"))
+		mustMatch(t, "sync", `Atomic operations\s+lock-free, highest performance\s+[\d.]+ Mops/s with 8 goroutines\s+(agrees|disagrees): the highest throughput`, text(t, ctx, "#reference-sync tbody"))
+		mustMatch(t, "selection", `Web service gateway\s+coroutine \+ async I/O\s+high concurrent connections, low memory footprint\s+a goroutine held [\d.]+ KiB here`, text(t, ctx, "#reference-selection tbody"))
+		screenshot(t, ctx, "lab-reference.png")
+	})
+
 	t.Run("glossary", func(t *testing.T) {
 		nav("#/glossary")
 		g := text(t, ctx, "#glossary")

@@ -297,7 +297,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"lab", "--store", "mysql://x"}, `stampede lab: --store "mysql://x": want a postgres:// DSN; SQLite is the default`},
 		{[]string{"bench", "flashsale", "--redis", "localhost:6379"}, `stampede bench: --redis "localhost:6379": want redis://HOST:PORT`},
 		{[]string{"report"}, "stampede report: give one or more .stl files written by stampede load -o"},
-		{[]string{"bench", "nope"}, "stampede bench: no experiment \"nope\" (have: costs, sched, schedstat, sync, lostupdate, isolation, ipc, async, eventloop, parallel, gmp, gmp-sim, interleave, interleave-real, flashsale, flashsale-sweep)"},
+		{[]string{"bench", "nope"}, "stampede bench: no experiment \"nope\" (have: costs, sched, schedstat, sync, lostupdate, isolation, ipc, async, eventloop, parallel, gmp, gmp-sim, interleave, interleave-real, flashsale, flashsale-sweep, reference)"},
 		{[]string{"bench", "costs", "-p", "goroutines=2000000"}, "stampede bench: goroutines: 2000000 is out of range: allowed 1 to 1000000"},
 		{[]string{"bench", "sync", "-p", "primitive=futex"}, "stampede bench: primitive: \"futex\" is not allowed: one of all, mutex, rwmutex, spin, spin-yield, cond, semaphore, chan-sem, atomic, queue-chan, queue-ring"},
 		{[]string{"bench", "sched", "-p", "quantum"}, `stampede bench: invalid value "quantum" for flag -p: want key=value, got "quantum" (see stampede bench -h)`},
@@ -549,7 +549,7 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"costs", "sched", "schedstat", "sync", "lostupdate", "isolation", "ipc", "async", "eventloop", "parallel", "gmp", "gmp-sim", "interleave", "interleave-real", "flashsale", "flashsale-sweep"} {
+	for _, id := range []string{"costs", "sched", "schedstat", "sync", "lostupdate", "isolation", "ipc", "async", "eventloop", "parallel", "gmp", "gmp-sim", "interleave", "interleave-real", "flashsale", "flashsale-sweep", "reference"} {
 		if !strings.Contains(string(out), "\n  "+id+" ") {
 			t.Errorf("bench list lacks %s:\n%s", id, out)
 		}

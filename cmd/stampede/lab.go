@@ -25,6 +25,7 @@ import (
 	"github.com/stampede-dev/stampede/internal/lab/isolation"
 	"github.com/stampede-dev/stampede/internal/lab/lostupdate"
 	"github.com/stampede-dev/stampede/internal/lab/parallel"
+	"github.com/stampede-dev/stampede/internal/lab/reference"
 	"github.com/stampede-dev/stampede/internal/lab/sched"
 	"github.com/stampede-dev/stampede/internal/lab/schedobs"
 	"github.com/stampede-dev/stampede/internal/lab/syncbench"
@@ -50,6 +51,7 @@ func experiments(be flashsale.Backends) []lab.Experiment {
 		interleave.NewReal(shopBinary()),
 		flashsale.New(shopBinary(), be),
 		flashsale.NewSweep(shopBinary(), be),
+		reference.New(shopBinary()),
 	}
 }
 

@@ -921,7 +921,7 @@ func claims(r Result) []Claim {
 		{Claim: "A coroutine's stack takes about 2 KB", Low: 1 << 10, High: 4 << 10, Unit: "bytes", Measured: g.StackEach},
 	}
 	for i := range cs {
-		cs[i].Kind, cs[i].Verdict = verdict(cs[i])
+		cs[i].Kind, cs[i].Verdict = Verdict(cs[i])
 	}
 	switch {
 	case t.StackReserved > 0:
@@ -936,10 +936,10 @@ func claims(r Result) []Claim {
 	return cs
 }
 
-// verdict compares a claim's measured figure, or its range when it was
+// Verdict compares a claim's measured figure, or its range when it was
 // measured repeatedly, with the claimed band. A range across an edge of
 // the band is inconclusive: some rounds agree and some do not.
-func verdict(c Claim) (kind, text string) {
+func Verdict(c Claim) (kind, text string) {
 	m := c.Measured
 	lo, hi := c.MinMeasured, c.MaxMeasured
 	if lo == 0 && hi == 0 {

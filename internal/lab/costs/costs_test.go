@@ -193,7 +193,7 @@ func TestVerdict(t *testing.T) {
 		{Claim{Low: 1e3, High: 1e4, Unit: "ns", Measured: 500, MinMeasured: 400, MaxMeasured: 600}, "cheaper",
 			"cheaper than claimed: 500 ns here (median; 400 ns to 600 ns over the rounds), 2.0× below the low end"},
 	} {
-		if kind, got := verdict(c.claim); kind != c.kind || got != c.want {
+		if kind, got := Verdict(c.claim); kind != c.kind || got != c.want {
 			t.Errorf("verdict(%+v) = %s, %q; want %s, %q", c.claim, kind, got, c.kind, c.want)
 		}
 	}

@@ -10,9 +10,10 @@ import { async } from "./ch5.js";
 import { parallel } from "./ch6.js";
 import { interleave } from "./ch7.js";
 import { flashsale } from "./ch8.js";
+import { reference } from "./reference.js";
 import { glossary } from "./glossary.js";
 
-const chapters = { costs, scheduling, sync, isolation, async, parallel, interleave, flashsale, glossary };
+const chapters = { costs, scheduling, sync, isolation, async, parallel, interleave, flashsale, reference, glossary };
 const rendered = {};
 
 async function route() {

@@ -79,7 +79,7 @@ export async function panel(container, id, hooks = {}) {
   const inf = await info(id);
   const form = h("form", { class: "params", "data-experiment": id });
   const inputs = {};
-  for (const p of inf.params) {
+  for (const p of inf.params || []) {  // an experiment may take none
     let input;
     const attrs = { id: `p-${id}-${p.name}`, name: p.name };
     if (p.kind === "choice") {
