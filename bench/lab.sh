@@ -32,6 +32,7 @@ echo "| switch (base taken off) | ns (median of $count) | × goroutine |"
 echo "|---|---:|---:|"
 median ns/switch "$out/switch.txt" | awk '{ split($1, p, "/"); c = p[3]; if (p[2] == "goroutine") base[c] = $2
   what = (c == "cores=1") ? "one CPU: context switch" : "two CPUs: cross-CPU wake-up"
+  if (p[2] == "goroutine") what = (c == "cores=1") ? "one P" : "two Ps: a hand-off"
   printf "| %s, %s | %.0f | %.1f |\n", p[2], what, $2, $2 / base[c] }'
 
 echo
