@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,7 +66,73 @@ type Result struct {
 	// everything but these threads during the run: the fair share above
 	// assumes it is zero.
 	OthersPercent float64 `json:"othersPercent"`
-	Summary       string  `json:"summary"`
+	// CgroupCPUs is the CPU limit of this process's cgroup (cpu.max), or
+	// 0 when it has none; the fair share counts it when it is below Cores.
+	CgroupCPUs float64 `json:"cgroupCpus"`
+	// LoadBefore is the one-minute load average when the run began.
+	LoadBefore float64 `json:"loadBefore"`
+	Summary    string  `json:"summary"`
+}
+
+// cgroupCPUs reads the CPU limit of this process's cgroup: quota over
+// period, from cpu.max (cgroup version 2) or cpu.cfs_quota_us and
+// cpu.cfs_period_us (version 1), or 0 when there is none or it cannot be
+// read.
+func cgroupCPUs() float64 {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		f := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		if f[0] == "0" && f[1] == "" {
+			if m, err := os.ReadFile("/sys/fs/cgroup" + f[2] + "/cpu.max"); err == nil {
+				return parseCPUMax(string(m))
+			}
+			continue
+		}
+		if slices.Contains(strings.Split(f[1], ","), "cpu") {
+			dir := "/sys/fs/cgroup/" + f[1] + f[2]
+			q, err1 := os.ReadFile(dir + "/cpu.cfs_quota_us")
+			p, err2 := os.ReadFile(dir + "/cpu.cfs_period_us")
+			if err1 == nil && err2 == nil && strings.TrimSpace(string(q)) != "-1" {
+				return parseCPUMax(strings.TrimSpace(string(q)) + " " + strings.TrimSpace(string(p)))
+			}
+		}
+	}
+	return 0
+}
+
+// parseCPUMax reads cpu.max ("max 100000", or "150000 100000" for 1.5
+// CPUs) as CPUs, 0 for no limit.
+func parseCPUMax(s string) float64 {
+	f := strings.Fields(s)
+	if len(f) != 2 || f[0] == "max" {
+		return 0
+	}
+	quota, err1 := strconv.ParseFloat(f[0], 64)
+	period, err2 := strconv.ParseFloat(f[1], 64)
+	if err1 != nil || err2 != nil || period <= 0 || quota <= 0 {
+		return 0
+	}
+	return quota / period
+}
+
+// loadAverage is the one-minute load average, or 0.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // cpuTimes is the first line of /proc/stat: the machine's CPU time, busy
@@ -182,6 +249,7 @@ func (*Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) 
 	if err != nil {
 		return err
 	}
+	load := loadAverage()
 	start := time.Now()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -204,8 +272,12 @@ func (*Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) 
 	if err != nil {
 		return err
 	}
-	res := Result{WallNs: wall.Nanoseconds(), Cores: runtime.NumCPU()}
-	res.Expected = 100 * min(1, float64(res.Cores)/float64(n))
+	res := Result{WallNs: wall.Nanoseconds(), Cores: runtime.NumCPU(), CgroupCPUs: cgroupCPUs(), LoadBefore: load}
+	usable := float64(res.Cores)
+	if res.CgroupCPUs > 0 {
+		usable = min(usable, res.CgroupCPUs)
+	}
+	res.Expected = 100 * min(1, usable/float64(n))
 	var minShare, maxShare float64 = 101, -1
 	for i, tid := range ids {
 		after, err := read(tid)
@@ -228,6 +300,12 @@ func (*Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) 
 	res.OthersPercent = othersPercent(cpu0, cpu1, ours, res.Cores, wall)
 	res.Summary = fmt.Sprintf("%d busy threads on %d cores: each got %.0f%% to %.0f%% of a core (a fair share is %.0f%%); the rest of the time each sat runnable, waiting for a core.",
 		n, res.Cores, minShare, maxShare, res.Expected)
+	if res.CgroupCPUs > 0 && res.CgroupCPUs < float64(res.Cores) {
+		res.Summary += fmt.Sprintf(" This process's cgroup may use %.2g CPUs (cpu.max), so the fair share is of those, not of the %d cores.", res.CgroupCPUs, res.Cores)
+	}
+	if res.LoadBefore >= 0.5*usable {
+		res.Summary += fmt.Sprintf(" The load average was %.2f when the run began: other work was already waiting for the cores.", res.LoadBefore)
+	}
 	if res.OthersPercent >= 10 {
 		res.Summary += fmt.Sprintf(" The machine was not idle: %.0f%% of its CPU time went to other work meanwhile, so the shares fall short of a fair one (and Linux's autogroup shares CPU between sessions, not threads).", res.OthersPercent)
 	}

@@ -62,3 +62,12 @@ func TestOthersPercent(t *testing.T) {
 		t.Fatalf("others %v%%, want 0", got)
 	}
 }
+
+// TestParseCPUMax: a cgroup's cpu.max as CPUs; none is 0.
+func TestParseCPUMax(t *testing.T) {
+	for in, want := range map[string]float64{"max 100000\n": 0, "150000 100000\n": 1.5, "50000 100000": 0.5, "": 0, "x 100000": 0, "100000 0": 0} {
+		if got := parseCPUMax(in); got != want {
+			t.Errorf("parseCPUMax(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
