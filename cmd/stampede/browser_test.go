@@ -261,8 +261,31 @@ func TestBrowserLab(t *testing.T) {
 		if tick != "5" {
 			t.Errorf("after five steps the tick is %s, want 5", tick)
 		}
-		// At tick 5 round robin runs P2 with P3 then P1 waiting.
-		mustMatch(t, "rr queues at tick 5", `Running:\s*P2\s*Ready:\s*P3\s*P1`, text(t, ctx, `[data-algorithm="rr"] .queues`))
+		// At tick 5 round robin runs P2 with P3 then P1 waiting. Ticks spent
+		// waiting so far, this one included: P1 2 (ticks 4, 5), P2 4 (0-3),
+		// P3 6 (0-5).
+		mustMatch(t, "rr queues at tick 5", `Running:\s*P2\s*Ready:\s*P3\s*P1[\s\S]*Waited so far:\s*P1 2\s*P2 4\s*P3 6`, text(t, ctx, `[data-algorithm="rr"] .queues`))
+		// Predict, then reveal: the finishing ticks are asked for first
+		// (round robin, quantum 4: P2 at 7, P3 at 10, P1 at 30).
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#sched-predict")),
+			chromedp.SendKeys(chromedp.CSS(`#table-sched-rr input[data-task="P1"]`), "30"),
+			chromedp.SendKeys(chromedp.CSS(`#table-sched-rr input[data-task="P2"]`), "7"),
+			chromedp.SendKeys(chromedp.CSS(`#table-sched-rr input[data-task="P3"]`), "11"),
+			chromedp.Click(chromedp.CSS(`button[data-reveal="rr"]`))); err != nil {
+			t.Fatal(err)
+		}
+		if got := text(t, ctx, "#sched-score-rr"); got != "You placed 2 of 3 finishing ticks right." {
+			t.Errorf("prediction score: %q", got)
+		}
+		mustMatch(t, "the wrong guess", `P3\s+0\s+3\s+7\s+10 \(you: 11 ✗\)`, text(t, ctx, "#table-sched-rr tbody"))
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#sched-predict"))); err != nil {
+			t.Fatal(err)
+		}
+		// The lottery shows each draw: tickets counted in queue order.
+		if err := runExperiment(ctx, "sched", map[string]string{"workload": "A 0 6 1 3\nB 0 6 1 1\n", "algorithm": "lottery", "compare": "none", "quantum": "1"}); err != nil {
+			t.Fatal(err)
+		}
+		mustMatch(t, "lottery draw", `^Lottery draw: ticket [0-3] of 4 \(A 0–2, B 3–3\): [AB] runs$`, text(t, ctx, "#sched-draw-lottery"))
 		// A new seed generates a new workload instead of replaying the last.
 		box := func() string {
 			v, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS("#p-sched-workload")))
@@ -290,6 +313,12 @@ func TestBrowserLab(t *testing.T) {
 		if rows := strings.Count(text(t, ctx, "#table-schedstat tbody"), "T"); rows != 4 {
 			t.Errorf("schedstat table has %d threads, want 4", rows)
 		}
+		// Twenty threads: the live chart shows their spread, not 20 lines.
+		if err := runExperiment(ctx, "schedstat", map[string]string{"threads": "20", "ms": "300"}); err != nil {
+			t.Fatal(err)
+		}
+		mustMatch(t, "schedstat spread", `CPU time so far: the most, the median and the fewest of 20 threads`, text(t, ctx, "#schedstat-live"))
+		mustMatch(t, "schedstat histogram", `How the 20 threads shared the cores`, text(t, ctx, "#result-schedstat"))
 		screenshot(t, ctx, "lab-chapter2-scheduling.png")
 	})
 
@@ -305,6 +334,26 @@ func TestBrowserLab(t *testing.T) {
 		// Strict turns are fair by construction: Jain's index 1.00 from the
 		// second goroutine on.
 		mustMatch(t, "fairness", `sync\.Cond hand-off \(strict turns\)\s+1\.00 \(1\.00–1\.00\)\s+1\.00 \(`, text(t, ctx, "#table-fairness tbody"))
+		// A legend entry hides its series when clicked and shows it again.
+		hiddenSeries := func() int {
+			n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#sync-chart [data-series].off").length`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#sync-chart .legend li[data-name="sync.Mutex"]`))); err != nil {
+			t.Fatal(err)
+		}
+		if n := hiddenSeries(); n != 1 {
+			t.Errorf("after a click on sync.Mutex in the legend %d series are hidden, want 1", n)
+		}
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#sync-chart .legend li[data-name="sync.Mutex"]`))); err != nil {
+			t.Fatal(err)
+		}
+		if n := hiddenSeries(); n != 0 {
+			t.Errorf("after a second click %d series are hidden, want 0", n)
+		}
 		// Yielding between the read and the write makes the loss certain.
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#p-lostupdate-yield"))); err != nil {
 			t.Fatal(err)

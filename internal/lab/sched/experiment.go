@@ -40,8 +40,9 @@ func (*Experiment) Info() lab.Info {
 			{Name: "seed", Label: "Seed", Help: "of the generated workload and the lottery", Kind: lab.Int, Default: 1, Min: 0, Max: 1e9},
 			{Name: "quantum", Label: "Quantum (rr, lottery)", Unit: "ticks", Kind: lab.Int, Default: 2, Min: 1, Max: 50},
 			{Name: "aging", Label: "Aging (priority)", Help: "ticks in the ready queue per priority step; 0 is off", Unit: "ticks", Kind: lab.Int, Default: 0, Min: 0, Max: 100},
-			{Name: "quanta", Label: "MLFQ allotments", Help: "per level, top first, comma-separated", Kind: lab.Text, Default: "2,4,8", MaxLen: 40,
+			{Name: "quanta", Label: "MLFQ allotments", Help: "per level, top first, comma-separated: the time a task may use at a level, over any number of runs, before it moves down", Kind: lab.Text, Default: "2,4,8", MaxLen: 40,
 				Check: func(s string) error { _, err := ParseQuanta(s); return err }},
+			{Name: "slice", Label: "MLFQ time slice", Help: "how long a task runs before the next of its level gets a turn; 0: until its allotment is spent", Unit: "ticks", Kind: lab.Int, Default: 0, Min: 0, Max: 100},
 			{Name: "boost", Label: "MLFQ boost period", Help: "0 is off", Unit: "ticks", Kind: lab.Int, Default: 0, Min: 0, Max: 1000},
 		},
 	}
@@ -97,7 +98,7 @@ func (*Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) 
 			return err
 		}
 		r, err := Simulate(tasks, Config{Algorithm: alg, Quantum: p.Int("quantum"), Aging: p.Int("aging"),
-			Quanta: quanta, Boost: p.Int("boost"), Seed: uint64(p.Int("seed"))})
+			Quanta: quanta, Boost: p.Int("boost"), Slice: p.Int("slice"), Seed: uint64(p.Int("seed"))})
 		if err != nil {
 			return err
 		}

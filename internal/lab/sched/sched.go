@@ -66,6 +66,11 @@ type Config struct {
 	// Boost moves every task back to MLFQ's top level every Boost ticks.
 	// 0 is off.
 	Boost int `json:"boost"`
+	// Slice is MLFQ's time slice within a level: a task that has run this
+	// long goes to the back of its level's queue, and keeps what it has
+	// used of the level's allotment. 0: a task keeps the CPU until its
+	// allotment is spent (the slice is the allotment).
+	Slice int `json:"slice"`
 	// Seed drives the lottery.
 	Seed uint64 `json:"seed"`
 }
@@ -77,6 +82,20 @@ type Tick struct {
 	Level   int        `json:"level"`   // MLFQ level of the running task
 	Ready   [][]string `json:"ready"`   // per level, head first; one level but for MLFQ
 	Waiting []string   `json:"waiting"` // blocked on I/O
+	// Draw, for the lottery, is the draw that dispatched a task at this
+	// tick: the winning ticket among all the ready tasks' tickets.
+	Draw *Draw `json:"draw,omitempty"`
+}
+
+// Draw is one lottery draw: ticket Ticket (from 0) of Total won it for
+// Winner. The ready tasks hold the tickets in turn, in queue order: the
+// first Tickets[0] are Holders[0]'s, and so on.
+type Draw struct {
+	Ticket  int      `json:"ticket"`
+	Total   int      `json:"total"`
+	Winner  string   `json:"winner"`
+	Holders []string `json:"holders"`
+	Tickets []int    `json:"tickets"`
 }
 
 // Slice is a stretch of ticks one task (or nobody) ran, for the Gantt chart.
@@ -221,7 +240,7 @@ func Simulate(tasks []Task, cfg Config) (Result, error) {
 			case RoundRobin, Lottery:
 				preempt = slice >= cfg.Quantum
 			case MLFQ:
-				preempt = spent
+				preempt = spent || (cfg.Slice > 0 && slice >= cfg.Slice)
 			}
 			if !preempt {
 				for l := range queues {
@@ -239,8 +258,9 @@ func Simulate(tasks []Task, cfg Config) (Result, error) {
 			}
 		}
 		// 4. Dispatch.
+		var draw *Draw
 		if running < 0 {
-			running = pick(cfg, st, queues, nextBurst, rng)
+			running, draw = pick(cfg, st, queues, nextBurst, rng)
 			if running >= 0 {
 				s := st[running]
 				queues[s.level] = slices.DeleteFunc(queues[s.level], func(x int) bool { return x == running })
@@ -255,7 +275,7 @@ func Simulate(tasks []Task, cfg Config) (Result, error) {
 		}
 		prev = running
 		// 5. Record the tick.
-		tick := Tick{T: t, Ready: make([][]string, levels), Waiting: names(st, waiting)}
+		tick := Tick{T: t, Ready: make([][]string, levels), Waiting: names(st, waiting), Draw: draw}
 		for l := range queues {
 			tick.Ready[l] = names(st, queues[l])
 		}
@@ -322,17 +342,18 @@ func Simulate(tasks []Task, cfg Config) (Result, error) {
 	return res, nil
 }
 
-// pick chooses the next task to run from the ready queues, or -1.
-func pick(cfg Config, st []*state, queues [][]int, nextBurst func(int) int, rng *rand.Rand) int {
+// pick chooses the next task to run from the ready queues, or -1, and
+// for the lottery the draw that chose it.
+func pick(cfg Config, st []*state, queues [][]int, nextBurst func(int) int, rng *rand.Rand) (int, *Draw) {
 	var ready []int // in queue order: the tie-breaker
 	for _, q := range queues {
 		if cfg.Algorithm == MLFQ && len(q) > 0 {
-			return q[0] // head of the highest non-empty level
+			return q[0], nil // head of the highest non-empty level
 		}
 		ready = append(ready, q...)
 	}
 	if len(ready) == 0 {
-		return -1
+		return -1, nil
 	}
 	best := ready[0]
 	switch cfg.Algorithm {
@@ -353,14 +374,20 @@ func pick(cfg Config, st []*state, queues [][]int, nextBurst func(int) int, rng 
 		for _, i := range ready {
 			total += st[i].Tickets
 		}
-		draw := rng.IntN(total)
+		d := &Draw{Ticket: rng.IntN(total), Total: total, Holders: names(st, ready)}
 		for _, i := range ready {
-			if draw -= st[i].Tickets; draw < 0 {
-				return i
+			d.Tickets = append(d.Tickets, st[i].Tickets)
+		}
+		left := d.Ticket
+		for _, i := range ready {
+			if left < st[i].Tickets {
+				d.Winner = st[i].Name
+				return i, d
 			}
+			left -= st[i].Tickets
 		}
 	}
-	return best
+	return best, nil
 }
 
 func names(st []*state, idx []int) []string {

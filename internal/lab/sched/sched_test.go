@@ -217,6 +217,48 @@ func TestLotteryIsSeededAndProportional(t *testing.T) {
 	if ran < 135 || ran > 165 {
 		t.Errorf("A ran %d of 200 ticks with 75%% of the tickets (seed 42)", ran)
 	}
+	// Every dispatch shows its draw: the winning ticket among all 100,
+	// held by the ready tasks in queue order (75 of them A's, 25 B's).
+	draws := 0
+	for _, tk := range a.Ticks[:200] {
+		if d := tk.Draw; d != nil {
+			draws++
+			want, left := "", d.Ticket
+			for k, n := range d.Tickets {
+				if want == "" && left < n {
+					want = d.Holders[k]
+				}
+				left -= n
+			}
+			if d.Total != 100 || len(d.Holders) != 2 || d.Tickets[0]+d.Tickets[1] != 100 || d.Winner != want || tk.Running != want {
+				t.Fatalf("tick %d: draw %+v, running %s", tk.T, *d, tk.Running)
+			}
+		}
+	}
+	if draws != 200 {
+		t.Errorf("%d draws in 200 ticks of quantum 1, want 200", draws)
+	}
+}
+
+// MLFQ's time slice is not its allotment: with a slice of 2, two tasks
+// take turns at the top level every 2 ticks, each moving down once it has
+// used its allotment of 6 over several turns.
+func TestMLFQSlice(t *testing.T) {
+	ts := []Task{{Name: "A", Burst: 10, Tickets: 1}, {Name: "B", Burst: 10, Tickets: 1}}
+	r := run(t, ts, Config{Algorithm: MLFQ, Quanta: []int{6, 100}, Slice: 2})
+	if got, want := gantt(r), "A:0-2 B:2-4 A:4-6 B:6-8 A:8-10 B:10-12 A:12-14 B:14-16 A:16-18 B:18-20"; got != want {
+		t.Errorf("gantt\n got %s\nwant %s", got, want)
+	}
+	for tick, want := range map[int]int{0: 0, 9: 0, 11: 0, 12: 1, 19: 1} {
+		if got := r.Ticks[tick].Level; got != want {
+			t.Errorf("tick %d: level %d, want %d", tick, got, want)
+		}
+	}
+	// Without a slice, the allotment is the slice: A runs 6, then B 6.
+	r = run(t, ts, Config{Algorithm: MLFQ, Quanta: []int{6, 100}})
+	if got, want := gantt(r), "A:0-6 B:6-12 A:12-16 B:16-20"; got != want {
+		t.Errorf("no slice: gantt\n got %s\nwant %s", got, want)
+	}
 }
 
 func TestDeterministic(t *testing.T) {

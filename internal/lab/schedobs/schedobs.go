@@ -263,7 +263,7 @@ func (*Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) 
 		emit(lab.Progress("threads busy", el.Milliseconds(), dur.Milliseconds()))
 		for i, tid := range ids {
 			if s, err := read(tid); err == nil {
-				emit(lab.Point(fmt.Sprintf("thread %d", i+1), float64(el.Milliseconds()), float64(s.run-before[i].run)/1e6))
+				emit(lab.Point(fmt.Sprintf("T%d", i+1), float64(el.Milliseconds()), float64(s.run-before[i].run)/1e6))
 			}
 		}
 	}

@@ -4,7 +4,9 @@
 
 const NS = "http://www.w3.org/2000/svg";
 export const palette = ["--c1", "--c2", "--c3", "--c4", "--c5", "--c6", "--c7", "--c8", "--c9", "--c10"];
-export const colour = (i) => `var(${palette[i % palette.length]})`;
+// Past the palette's ten, hues step by the golden angle, so that no two
+// of up to hundreds of series share a colour.
+export const colour = (i) => i < palette.length ? `var(${palette[i]})` : `hsl(${Math.round((i * 137.508) % 360)} 60% 48%)`;
 
 function el(name, attrs = {}, parent) {
   const e = document.createElementNS(NS, name);
@@ -103,7 +105,7 @@ function frame(container, title, w = 640, h = 300) {
   const svg = el("svg", { viewBox: `0 0 ${w} ${h}`, role: "img", "aria-label": title || "chart" });
   fig.appendChild(svg);
   container.appendChild(fig);
-  return { fig, svg, w, h, m: { l: 84, r: 16, t: 12, b: 46 } };
+  return { fig, svg, container, w, h, m: { l: 84, r: 16, t: 12, b: 46 } };
 }
 
 function axes(f, xs, ys, x, y) {
@@ -125,18 +127,42 @@ function axes(f, xs, ys, x, y) {
   el("text", { x: 14, y: (m.t + h - m.b) / 2, "text-anchor": "middle", class: "label", transform: `rotate(-90 14 ${(m.t + h - m.b) / 2})` }, g).textContent = y.label;
 }
 
-function legend(fig, names) {
+// legend lists the series under a chart. Clicking a name hides or shows
+// its series (the choice outlives the live redraws of the same chart);
+// pointing at it, or focusing it, fades the others.
+function legend(f, names) {
+  const hidden = (f.container._hidden ||= new Set());
   const ul = document.createElement("ul");
   ul.className = "legend";
+  const apply = () => {
+    for (const e of f.svg.querySelectorAll("[data-series]")) e.classList.toggle("off", hidden.has(e.dataset.series));
+    for (const li of ul.children) li.classList.toggle("off", hidden.has(li.dataset.name));
+  };
+  const focus = (n) => {
+    f.svg.classList.toggle("focus", n !== null);
+    for (const e of f.svg.querySelectorAll("[data-series]")) e.classList.toggle("hl", e.dataset.series === n);
+  };
   names.forEach((n, i) => {
     const li = document.createElement("li");
+    li.dataset.name = n;
+    li.tabIndex = 0;
+    li.setAttribute("role", "button");
+    li.title = "click to hide or show; point to pick it out";
     const sw = document.createElement("span");
     sw.className = "swatch";
     sw.style.background = colour(i);
     li.append(sw, n);
+    const toggle = () => { if (hidden.has(n)) hidden.delete(n); else hidden.add(n); apply(); };
+    li.addEventListener("click", toggle);
+    li.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); toggle(); } });
+    li.addEventListener("mouseenter", () => focus(n));
+    li.addEventListener("mouseleave", () => focus(null));
+    li.addEventListener("focus", () => focus(n));
+    li.addEventListener("blur", () => focus(null));
     ul.appendChild(li);
   });
-  fig.appendChild(ul);
+  f.fig.appendChild(ul);
+  apply();
 }
 
 // lineChart draws series [{name, points: [[x, y], …]}].
@@ -161,7 +187,7 @@ export function lineChart(container, { title, series, x, y }) {
       tooltip(c, `${s.name}: ${fy(p[1])} at ${x.label.toLowerCase()} ${fx(p[0])}`);
     }
   });
-  legend(f.fig, series.map((s) => s.name));
+  legend(f, series.map((s) => s.name));
   return f;
 }
 
@@ -184,11 +210,11 @@ export function barChart(container, { title, categories, series, y }) {
       if (!isFinite(v)) return;
       const top = ys(Math.max(v, ys.floor));
       const base = f.h - f.m.b;
-      const r = el("rect", { x: x0 + si * bw, y: Math.min(top, base), width: bw - 2, height: Math.abs(base - top), fill: colour(si), class: "bar" }, f.svg);
+      const r = el("rect", { x: x0 + si * bw, y: Math.min(top, base), width: bw - 2, height: Math.abs(base - top), fill: colour(si), class: "bar", "data-series": s.name }, f.svg);
       tooltip(r, `${c}, ${s.name}: ${fy(v)}`);
     });
   });
-  if (series.length > 1 || series[0].name) legend(f.fig, series.map((s) => s.name));
+  if (series.length > 1 || series[0].name) legend(f, series.map((s) => s.name));
   return f;
 }
 
@@ -215,12 +241,16 @@ export function histogram(container, { title, values, x, bins }) {
 }
 
 // gantt draws slices [{task, start, end, level}] on one row per task,
-// with an optional cursor at tick `at`.
-export function gantt(container, { title, tasks, slices, at, x, unit }) {
+// with an optional cursor at tick `at`. Options: arrivals [{task, at}]
+// drawn as a mark where each task arrives, io [{task, start, end}] drawn
+// as a thin bar for each stretch a task waits on I/O, hideFuture to leave
+// out what lies beyond the cursor (for a learner predicting it), and a
+// line at every tick when there are few enough to read.
+export function gantt(container, { title, tasks, slices, at, x, unit, arrivals, io, hideFuture }) {
   const rowH = 22;
   const f = frame(container, title, 640, 40 + tasks.length * rowH + 40);
   f.m.l = 50;
-  const end = Math.max(1, ...slices.map((s) => s.end));
+  const end = Math.max(1, ...slices.map((s) => s.end), ...(io || []).map((s) => s.end));
   const xs = scale(0, end, f.m.l, f.w - f.m.r, false);
   xs.ticks = xs.ticks.filter((t) => Number.isInteger(t) && t <= end);
   const g = el("g", { class: "axes" }, f.svg);
@@ -228,17 +258,38 @@ export function gantt(container, { title, tasks, slices, at, x, unit }) {
     el("text", { x: f.m.l - 8, y: f.m.t + i * rowH + 15, "text-anchor": "end" }, g).textContent = t;
   });
   const base = f.m.t + tasks.length * rowH + 4;
+  if (end <= 80 && !unit) {
+    for (let t = 0; t <= end; t++) el("line", { x1: xs(t), x2: xs(t), y1: f.m.t, y2: base, class: "grid tick" }, g);
+  }
   for (const t of xs.ticks) {
     el("line", { x1: xs(t), x2: xs(t), y1: f.m.t, y2: base, class: "grid" }, g);
     el("text", { x: xs(t), y: base + 16, "text-anchor": "middle" }, g).textContent = fmtNum(t);
   }
   el("text", { x: (f.m.l + f.w - f.m.r) / 2, y: base + 34, "text-anchor": "middle", class: "label" }, g).textContent = (x && x.label) || "time (ticks)";
-  for (const s of slices) {
-    if (!s.task) continue;
+  const future = (start) => at !== undefined && at < start;
+  for (const s of io || []) {
+    if (hideFuture && future(s.start)) continue;
     const row = tasks.indexOf(s.task);
-    const r = el("rect", { x: xs(s.start), y: f.m.t + row * rowH + 2, width: Math.max(1, xs(s.end) - xs(s.start) - 1), height: rowH - 4,
-      fill: s.colour !== undefined ? (s.colour < 0 ? "var(--muted)" : colour(s.colour)) : colour(row), class: "bar" + (at !== undefined && at < s.start ? " future" : "") }, f.svg);
+    const r = el("rect", { x: xs(s.start), y: f.m.t + row * rowH + rowH / 2 - 2, width: Math.max(1, xs(s.end) - xs(s.start) - 1), height: 4,
+      class: "io" + (future(s.start) ? " future" : "") }, f.svg);
+    tooltip(r, `${s.task}: waiting on I/O, ticks ${s.start} to ${s.end}`);
+  }
+  for (const s of slices) {
+    if (!s.task || (hideFuture && future(s.start))) continue;
+    const row = tasks.indexOf(s.task);
+    const y = f.m.t + row * rowH + 2, w = Math.max(1, xs(s.end) - xs(s.start) - 1);
+    const r = el("rect", { x: xs(s.start), y, width: w, height: rowH - 4,
+      fill: s.colour !== undefined ? (s.colour < 0 ? "var(--muted)" : colour(s.colour)) : colour(row), class: "bar" + (future(s.start) ? " future" : "") }, f.svg);
     tooltip(r, s.tip || (unit ? `${s.task}: ${s.start} to ${s.end} ${unit}` : `${s.task}: ticks ${s.start} to ${s.end}`) + (s.level !== undefined && s.levels > 1 ? `, level ${s.level}` : ""));
+    if (s.levels > 1 && w >= 16) {
+      el("text", { x: xs(s.start) + w / 2, y: y + rowH / 2 + 2, "text-anchor": "middle", class: "bar-label" + (future(s.start) ? " future" : "") }, f.svg).textContent = "L" + s.level;
+    }
+  }
+  for (const a of arrivals || []) {
+    const row = tasks.indexOf(a.task);
+    const px = xs(a.at), py = f.m.t + row * rowH + 1;
+    const m = el("path", { d: `M${px - 4},${py - 3} L${px + 4},${py - 3} L${px},${py + 4} Z`, class: "arrival" }, f.svg);
+    tooltip(m, `${a.task} arrives at tick ${a.at}`);
   }
   if (at !== undefined) el("line", { x1: xs(at), x2: xs(at), y1: f.m.t - 4, y2: base, class: "cursor" }, f.svg);
   f.svg.setAttribute("viewBox", `0 0 ${f.w} ${base + 44}`);
