@@ -94,6 +94,13 @@ type Creation struct {
 	SharedEach  float64 `json:"sharedEach,omitempty"`
 	SpawnNs     float64 `json:"spawnNs,omitempty"`
 	SpawnWhat   string  `json:"spawnWhat,omitempty"`
+	// MinimalPrivate, MinimalShared and MinimalKernel weigh the least a
+	// process can be: a static program of a few dozen instructions that
+	// waits on its input (no runtime, no initialisers), the same number of
+	// copies; 0 where it cannot run (not amd64).
+	MinimalPrivate float64 `json:"minimalPrivate,omitempty"`
+	MinimalShared  float64 `json:"minimalShared,omitempty"`
+	MinimalKernel  float64 `json:"minimalKernel,omitempty"`
 	// KernelEach is kernel memory per item (kernel stacks and page
 	// tables), or -1 when it cannot be read.
 	KernelEach float64 `json:"kernelEach"`
@@ -586,6 +593,10 @@ func createProcesses(ctx context.Context, n int, emit func(lab.Event)) (Creation
 	emit(lab.Progress("starting a program that only exits", int64(n), int64(n)))
 	var err error
 	if c.SpawnNs, c.SpawnWhat, err = spawnCost(ctx, min(n, 50)); err != nil {
+		return Creation{}, err
+	}
+	emit(lab.Progress("weighing the least a process can be", int64(n), int64(n)))
+	if c.MinimalPrivate, c.MinimalShared, c.MinimalKernel, _, err = minimalProcess(ctx, n); err != nil {
 		return Creation{}, err
 	}
 	emit(lab.Progress("starting processes", int64(n), int64(n)))
@@ -1127,6 +1138,10 @@ func (r Result) WriteText(w io.Writer) error {
 		case c.SpawnNs > 0:
 			fmt.Fprintf(w, "process start: %s for %s, %s for this binary's child (Go's start-up and its initialisers make the difference)\n",
 				Duration(c.SpawnNs), c.SpawnWhat, Duration(c.EachNs))
+			if c.MinimalPrivate > 0 {
+				fmt.Fprintf(w, "the least a process can be (a static program that only waits): %s private, %s shared, %s of kernel memory; this binary's child: %s private\n",
+					Bytes(c.MinimalPrivate), Bytes(c.MinimalShared), Bytes(c.MinimalKernel), Bytes(c.PrivateEach))
+			}
 		}
 	}
 	for _, c := range r.Claims {

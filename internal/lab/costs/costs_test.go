@@ -115,6 +115,11 @@ func TestCostsMeasuresAndCleansUp(t *testing.T) {
 	if p := res.Creations[2]; p.SpawnNs <= 0 || p.SpawnWhat == "" || p.PrivateEach <= 0 || p.SharedEach <= 0 {
 		t.Errorf("processes: spawn %v ns of %q, private %v, shared %v", p.SpawnNs, p.SpawnWhat, p.PrivateEach, p.SharedEach)
 	}
+	// The least a process can be: a few pages of its own, far below a Go
+	// child's.
+	if p := res.Creations[2]; runtime.GOARCH == "amd64" && (p.MinimalPrivate <= 0 || p.MinimalPrivate > 64<<10 || p.MinimalKernel <= 0 || p.MinimalPrivate >= p.PrivateEach) {
+		t.Errorf("the minimal process: %v private, %v kernel; a Go child %v private", p.MinimalPrivate, p.MinimalKernel, p.PrivateEach)
+	}
 }
 
 func TestCostsCancelLeavesNothing(t *testing.T) {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"time"
 )
 
@@ -48,8 +50,7 @@ func spawnCost(ctx context.Context, n int) (ns float64, what string, err error) 
 
 // exitELF builds a minimal static ELF executable for arch whose only
 // instructions are exit(0), or returns nil for an architecture it does
-// not know: one 64-byte file header, one 56-byte program header that maps
-// the file, then the code.
+// not know.
 func exitELF(arch string) []byte {
 	var machine uint16
 	var code []byte
@@ -69,6 +70,13 @@ func exitELF(arch string) []byte {
 	default:
 		return nil
 	}
+	return elfOf(machine, code)
+}
+
+// elfOf wraps code for machine in the smallest executable Linux runs: one
+// 64-byte file header, one 56-byte program header that maps the file,
+// then the code, entered at its first byte.
+func elfOf(machine uint16, code []byte) []byte {
 	const base, ehsize, phsize = 0x400000, 64, 56
 	le := binary.LittleEndian
 	b := make([]byte, 0, ehsize+phsize+len(code))
@@ -96,4 +104,114 @@ func exitELF(arch string) []byte {
 	b = le.AppendUint64(b, ehsize+phsize+uint64(len(code))) // size in memory
 	b = le.AppendUint64(b, 0x1000)                          // alignment
 	return append(b, code...)
+}
+
+// holdELF builds a minimal static ELF executable for arch (amd64 only, or
+// nil) that writes one byte to its standard output, then reads its
+// standard input until it ends, and exits: the least a process can be,
+// held alive to be weighed.
+func holdELF(arch string) []byte {
+	if arch != "amd64" {
+		return nil
+	}
+	code := []byte{
+		0xb8, 1, 0, 0, 0, // mov eax, 1 (write)
+		0xbf, 1, 0, 0, 0, // mov edi, 1
+		0x48, 0x8d, 0x74, 0x24, 0xf8, // lea rsi, [rsp-8]
+		0xba, 1, 0, 0, 0, // mov edx, 1
+		0x0f, 0x05, // syscall
+		// loop, at 22:
+		0x31, 0xc0, // xor eax, eax (read)
+		0x31, 0xff, // xor edi, edi
+		0x48, 0x8d, 0x74, 0x24, 0xf8, // lea rsi, [rsp-8]
+		0xba, 1, 0, 0, 0, // mov edx, 1
+		0x0f, 0x05, // syscall
+		0x48, 0x85, 0xc0, // test rax, rax
+		0x7f, 0xeb, // jg loop (a byte: read on)
+		0x48, 0x83, 0xf8, 0xfc, // cmp rax, -4 (EINTR)
+		0x74, 0xe5, // je loop
+		0x31, 0xff, // xor edi, edi
+		0xb8, 0x3c, 0, 0, 0, // mov eax, 60 (exit)
+		0x0f, 0x05, // syscall
+	}
+	return elfOf(62, code)
+}
+
+// minimalProcess starts n copies of the holding program, waits until each
+// is up, and weighs them: the memory each holds alone (private), what
+// they share, and the kernel's memory for each (kernel stack and page
+// tables). ok is false where there is no such program (not amd64, or a
+// temporary directory that refuses to run programs).
+func minimalProcess(ctx context.Context, n int) (private, shared, kernel float64, ok bool, err error) {
+	elf := holdELF(runtime.GOARCH)
+	if elf == nil {
+		return 0, 0, 0, false, nil
+	}
+	dir, err := os.MkdirTemp("", "stampede-hold")
+	if err != nil {
+		return 0, 0, 0, false, err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "hold")
+	if err := os.WriteFile(path, elf, 0o755); err != nil {
+		return 0, 0, 0, false, err
+	}
+	kBefore, kerr := kernelStack()
+	type held struct {
+		cmd *exec.Cmd
+		in  io.WriteCloser
+	}
+	var procs []held
+	defer func() {
+		for _, p := range procs {
+			p.in.Close() // its read ends, and it exits
+		}
+		for _, p := range procs {
+			_ = p.cmd.Wait()
+		}
+	}()
+	for range n {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, 0, false, err
+		}
+		cmd := exec.Command(path)
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			return 0, 0, 0, false, err
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return 0, 0, 0, false, err
+		}
+		if err := cmd.Start(); err != nil {
+			if len(procs) == 0 {
+				return 0, 0, 0, false, nil // not runnable here
+			}
+			return 0, 0, 0, false, err
+		}
+		procs = append(procs, held{cmd, in})
+		var b [1]byte
+		if _, err := io.ReadFull(out, b[:]); err != nil {
+			return 0, 0, 0, false, fmt.Errorf("the holding program did not start: %w", err)
+		}
+	}
+	var pte int64
+	for _, p := range procs {
+		pid := p.cmd.Process.Pid
+		pr, sh, err := privateShared(pid)
+		if err != nil {
+			return 0, 0, 0, false, err
+		}
+		st, err := readStatus(strconv.Itoa(pid))
+		if err != nil {
+			return 0, 0, 0, false, err
+		}
+		private, shared, pte = private+float64(pr), shared+float64(sh), pte+st.PTE
+	}
+	private, shared = private/float64(n), shared/float64(n)
+	kernel = float64(pte) / float64(n)
+	if kAfter, err := kernelStack(); err == nil && kerr == nil {
+		kernel += perItem(kAfter, kBefore, n)
+	}
+	return private, shared, kernel, true, nil
 }

@@ -83,5 +83,6 @@ function details(c) {
   if (c.warmEachNs) out.push(` Created cold (new stacks) in ${fmtNs(c.eachNs)} each; a second round, reusing the stacks the first freed, in ${fmtNs(c.warmEachNs)}. Go's own count of stack memory: ${fmtBytes(c.stackEach)} each.`);
   if (c.stackReserved) out.push(` Each thread's stack is a mapping of ${fmtBytes(c.stackReserved)}, of which ${fmtBytes(c.stackResident)} is resident: the reserved address space is the stack size limit, not memory used.`);
   if (c.spawnNs) out.push(` Starting ${c.spawnWhat} takes ${fmtNs(c.spawnNs)}: that is the kernel's fork, exec and exit; the rest of the ${fmtNs(c.eachNs)} is Go's start-up and this binary's initialisers. Private memory is what one child holds alone; the shared part (the binary's pages) is counted once however many run.`);
+  if (c.minimalPrivate) out.push(` The least a process can be, a static program of a few instructions that only waits, held ${fmtBytes(c.minimalPrivate)} private and ${fmtBytes(c.minimalShared)} shared, and ${fmtBytes(c.minimalKernel)} of kernel memory (its kernel stack and page tables): the rest of a Go child's ${fmtBytes(c.privateEach)} is the runtime's.`);
   return out;
 }
