@@ -1017,6 +1017,10 @@ func users(r Result, n int) Users {
 	}
 	if u.ProcessBytes > 0 {
 		u.Sentence += fmt.Sprintf(" A process each would hold %s: what each holds alone, and once what they share.", Bytes(u.ProcessBytes))
+		if p.MinimalPrivate > 0 {
+			u.Sentence += fmt.Sprintf(" (Most of that is Go's runtime: the least a process can be would still hold %s, its own pages and the kernel's.)",
+				Bytes((p.MinimalPrivate+p.MinimalKernel)*float64(n)+p.MinimalShared))
+		}
 	}
 	u.Limits = threadLimits(n, r.limits)
 	if len(u.Limits) > 0 {

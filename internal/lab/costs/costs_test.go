@@ -173,6 +173,11 @@ func TestUsersSentence(t *testing.T) {
 	if got := threadLimits(1000, r.limits); len(got) != 0 {
 		t.Errorf("limits for 1,000 threads: %q", got)
 	}
+	r.Creations[2].MinimalPrivate, r.Creations[2].MinimalKernel, r.Creations[2].MinimalShared = 8<<10, 32<<10, 4<<10
+	if u := users(r, 100_000); !strings.HasSuffix(strings.SplitN(u.Sentence, " But ", 2)[0],
+		"A process each would hold 97.67 GiB: what each holds alone, and once what they share. (Most of that is Go's runtime: the least a process can be would still hold 3.81 GiB, its own pages and the kernel's.)") {
+		t.Errorf("with a minimal process: %s", u.Sentence)
+	}
 	r.Creations[0].RSSEach = 32 << 10 // goroutines dearer: no saving is claimed
 	if u := users(r, 10); u.SavedPercent != 0 || !strings.Contains(u.Sentence, "no saving") {
 		t.Errorf("dearer goroutines: %+v", u)
