@@ -301,7 +301,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"bench", "costs", "-p", "goroutines=2000000"}, "stampede bench: goroutines: 2000000 is out of range: allowed 1 to 1000000"},
 		{[]string{"bench", "sync", "-p", "primitive=futex"}, "stampede bench: primitive: \"futex\" is not allowed: one of all, mutex, rwmutex, spin, spin-yield, cond, semaphore, chan-sem, atomic, queue-chan, queue-ring"},
 		{[]string{"bench", "sched", "-p", "quantum"}, `stampede bench: invalid value "quantum" for flag -p: want key=value, got "quantum" (see stampede bench -h)`},
-		{[]string{"bench", "sched", "-p", "speed=1"}, `stampede bench: unknown parameter "speed" (known: algorithm, compare, workload, tasks, seed, quantum, aging, quanta, boost)`},
+		{[]string{"bench", "sched", "-p", "speed=1"}, `stampede bench: unknown parameter "speed" (known: algorithm, compare, workload, tasks, seed, quantum, aging, quanta, slice, boost)`},
 		{[]string{"bench", "sched", "costs"}, "stampede bench: one experiment at a time; got sched costs"},
 		{[]string{"lab", "--addr", "127.0.0.1:99999"}, `stampede lab: --addr "127.0.0.1:99999": want HOST:PORT with a port from 0 to 65535, as in 127.0.0.1:8080`},
 		{[]string{"lab", "--addr", "8080"}, `stampede lab: --addr "8080": want HOST:PORT with a port from 0 to 65535, as in 127.0.0.1:8080`},

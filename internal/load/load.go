@@ -624,9 +624,15 @@ func (w *worker) sendStd(ctx context.Context, t Target) (int, int64, error) {
 }
 
 func (w *worker) record(intended time.Time, status int, in, out int64, err error) {
+	w.sh.record(intended, status, in, out, err)
+}
+
+// record counts one request in the shard's window: its latency from
+// intended and its status, or its error's class, and the bytes each way.
+func (sh *shard) record(intended time.Time, status int, in, out int64, err error) {
 	us := time.Since(intended).Microseconds()
-	w.sh.mu.Lock()
-	win := w.sh.w
+	sh.mu.Lock()
+	win := sh.w
 	if err != nil {
 		win.errors[classify(err)]++
 	} else {
@@ -635,7 +641,7 @@ func (w *worker) record(intended time.Time, status int, in, out int64, err error
 	}
 	win.bytesIn += in
 	win.bytesOut += out
-	w.sh.mu.Unlock()
+	sh.mu.Unlock()
 }
 
 // Reachable dials u's host once, so that a wrong address is one clear

@@ -446,17 +446,5 @@ func (l *loop) finish(u, status int, in int64, err error) {
 }
 
 func (l *loop) record(c *rconn, status int, in int64, err error) {
-	us := time.Since(c.sent).Microseconds()
-	out := int64(c.written)
-	l.sh.mu.Lock()
-	win := l.sh.w
-	if err != nil {
-		win.errors[classify(err)]++
-	} else {
-		win.hist.RecordValue(min(max(us, minLatencyUS), maxLatencyUS))
-		win.status[status]++
-	}
-	win.bytesIn += in
-	win.bytesOut += out
-	l.sh.mu.Unlock()
+	l.sh.record(c.sent, status, in, int64(c.written), err)
 }

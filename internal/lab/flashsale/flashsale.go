@@ -69,6 +69,15 @@ func (e *Experiment) backends(cfg *verify.Config) {
 	}
 }
 
+// The shop's settings, the same for a sale and a sweep.
+var (
+	strategyParam = lab.Param{Name: "strategy", Label: "Strategy", Kind: lab.Choice, Choices: strategies, Default: "reserve"}
+	procsParam    = lab.Param{Name: "procs", Label: "Shop processes", Kind: lab.Int, Default: 1, Min: 1, Max: 8,
+		Help: "worker processes sharing one port; a lock inside one process does not reach the others"}
+	gapParam = lab.Param{Name: "gap", Label: "Work between read and write", Unit: "ms", Kind: lab.Int, Default: 0, Min: 0, Max: 100,
+		Help: "naive, mutex and redis-lock pause this long between reading the stock and writing the order, as real work would; it widens the race"}
+)
+
 // Info describes the experiment.
 func (*Experiment) Info() lab.Info {
 	return lab.Info{
@@ -76,11 +85,7 @@ func (*Experiment) Info() lab.Info {
 		Title:   "The flash sale, live: does the shop oversell?",
 		Summary: "The real shop, a crowd of buyers from the load engine, an optional crash, and the books checked afterwards.",
 		Params: []lab.Param{
-			{Name: "strategy", Label: "Strategy", Kind: lab.Choice, Choices: strategies, Default: "reserve"},
-			{Name: "procs", Label: "Shop processes", Kind: lab.Int, Default: 1, Min: 1, Max: 8,
-				Help: "worker processes sharing one port; a lock inside one process does not reach the others"},
-			{Name: "gap", Label: "Work between read and write", Unit: "ms", Kind: lab.Int, Default: 0, Min: 0, Max: 100,
-				Help: "naive, mutex and redis-lock pause this long between reading the stock and writing the order, as real work would; it widens the race"},
+			strategyParam, procsParam, gapParam,
 			{Name: "stock", Label: "Units on sale", Kind: lab.Int, Default: 300, Min: 10, Max: 100_000},
 			{Name: "buyers", Label: "Purchases", Kind: lab.Int, Default: 1200, Min: 10, Max: 100_000},
 			{Name: "users", Label: "Distinct users", Kind: lab.Int, Default: 800, Min: 1, Max: 100_000,
@@ -216,9 +221,7 @@ func (*Sweep) Info() lab.Info {
 		Title:   "Where does the strategy peak?",
 		Summary: "The real shop under 1, 2, 4, … buyers at once, each step measured, and the Universal Scalability Law fitted to the throughputs.",
 		Params: []lab.Param{
-			{Name: "strategy", Label: "Strategy", Kind: lab.Choice, Choices: strategies, Default: "reserve"},
-			{Name: "procs", Label: "Shop processes", Kind: lab.Int, Default: 1, Min: 1, Max: 8},
-			{Name: "gap", Label: "Work between read and write", Unit: "ms", Kind: lab.Int, Default: 0, Min: 0, Max: 100},
+			strategyParam, procsParam, gapParam,
 			{Name: "levels", Label: "Buyers at once", Help: "comma-separated, at least 3, at most 1,024 each", Kind: lab.Text,
 				Default: "1,2,4,8,16,32,64", MaxLen: 80, Check: func(s string) error { _, err := Levels(s); return err }},
 			{Name: "step", Label: "Time per step", Unit: "ms", Kind: lab.Int, Default: 2000, Min: 300, Max: 20_000},
