@@ -109,10 +109,15 @@ func (e *engine) runReactor(ctx, io context.Context, stop context.CancelFunc, wg
 		loops = append(loops, l)
 	}
 	// One watcher wakes every loop when the run stops and when it is
-	// abandoned.
-	wg.Add(len(loops) + 1)
+	// abandoned. The wake-up descriptors are closed only once the watcher
+	// and every loop are done: a loop that ends early must not free a
+	// number the watcher might still write to (and another loop reuse for
+	// a connection).
+	wg.Add(len(loops) + 2)
+	watched := make(chan struct{})
 	go func() {
 		defer wg.Done()
+		defer close(watched)
 		for _, ch := range []<-chan struct{}{ctx.Done(), io.Done()} {
 			select {
 			case <-ch:
@@ -135,11 +140,19 @@ func (e *engine) runReactor(ctx, io context.Context, stop context.CancelFunc, wg
 		go func() {
 			defer wg.Done()
 			defer running.Done()
-			defer l.close()
+			defer l.closeConns()
 			l.run(stop)
 		}()
 	}
-	go func() { running.Wait(); close(e.reactorDone) }()
+	go func() {
+		defer wg.Done()
+		running.Wait()
+		close(e.reactorDone)
+		<-watched
+		for _, l := range loops {
+			unix.Close(l.wake)
+		}
+	}()
 	return nil
 }
 
@@ -199,7 +212,14 @@ func (e *engine) newLoop(i, users int, addrs []unix.Sockaddr) (*loop, error) {
 	return l, nil
 }
 
+// close closes everything the loop holds.
 func (l *loop) close() {
+	l.closeConns()
+	unix.Close(l.wake)
+}
+
+// closeConns closes the loop's connections and its epoll descriptor.
+func (l *loop) closeConns() {
 	for i := range l.conns {
 		if l.conns[i].fd >= 0 {
 			unix.Close(l.conns[i].fd)
@@ -207,7 +227,6 @@ func (l *loop) close() {
 		}
 	}
 	unix.Close(l.epfd)
-	unix.Close(l.wake)
 }
 
 // run starts every user's first request and serves events until the run
@@ -251,8 +270,16 @@ func (l *loop) run(stop context.CancelFunc) {
 			}
 			u := int(ev.Fd)
 			c := &l.conns[u]
-			if c.fd < 0 || !c.busy {
+			if c.fd < 0 {
 				continue // closed earlier in this round
+			}
+			if !c.busy {
+				// An idle connection (the run is stopping) that the server
+				// closed, or that has something to say: no request will
+				// ask, so close it rather than hear of it every round.
+				unix.Close(c.fd)
+				c.fd = -1
+				continue
 			}
 			if c.writing {
 				if ev.Events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 && c.written == 0 {
