@@ -123,7 +123,8 @@ type Switch struct {
 	RoundTrips int    `json:"roundTrips"` // per round
 	Rounds     int    `json:"rounds"`
 	// NsPerSwap is the median over rounds of half a round trip, less
-	// BaseNs; MinNs and MaxNs are the fewest and most of the rounds.
+	// BaseNs (0 at the least); MinNs and MaxNs are the fewest and most of
+	// the rounds.
 	NsPerSwap float64 `json:"nsPerSwitch"`
 	MinNs     float64 `json:"minNs"`
 	MaxNs     float64 `json:"maxNs"`
@@ -132,8 +133,8 @@ type Switch struct {
 	// BaseNs is what passing the token costs with no switch at all: one
 	// thread writing a byte to a pipe and reading it back (threads and
 	// processes), or one goroutine sending on a buffered channel and
-	// receiving (goroutines), measured in the same rounds. lmbench's
-	// lat_ctx subtracts the same.
+	// receiving (goroutines), measured in the same rounds; the median of
+	// the rounds. lmbench's lat_ctx subtracts the same.
 	BaseNs float64 `json:"baseNs"`
 	// KernelSwitches is how many context switches the kernel counted per
 	// round trip on both sides (getrusage and /proc, voluntary and
@@ -656,12 +657,18 @@ func pingPong(ctx context.Context, kind string, cores, rt int) (Switch, error) {
 		if stop.Load() {
 			return sw, ctx.Err()
 		}
-		r := float64(m.elapsed.Nanoseconds()) / float64(2*per)
-		bs := float64(m.base.Nanoseconds()) / float64(per)
-		raw, base, net = append(raw, r), append(base, bs), append(net, r-bs)
+		raw = append(raw, float64(m.elapsed.Nanoseconds())/float64(2*per))
+		base = append(base, float64(m.base.Nanoseconds())/float64(per))
 		switches += m.switches / float64(per)
 	}
-	sw.NsPerSwap, sw.RawNs, sw.BaseNs = median(net), median(raw), median(base)
+	// The base is taken off as its median over the rounds: one round's
+	// base slowed by the machine would otherwise push that round's figure
+	// below zero.
+	sw.RawNs, sw.BaseNs = median(raw), median(base)
+	for _, r := range raw {
+		net = append(net, max(r-sw.BaseNs, 0))
+	}
+	sw.NsPerSwap = median(net)
 	sw.MinNs, sw.MaxNs = slices.Min(net), slices.Max(net)
 	sw.KernelSwitches = switches / switchRounds
 	return sw, nil

@@ -40,8 +40,9 @@ func settled(t *testing.T, goroutines int, thr int64) {
 	for {
 		g, th, c := runtime.NumGoroutine(), threads(t), testenv.ChildProcesses(t, os.Getpid())
 		// The runtime keeps idle threads it started for blocked system
-		// calls; a leak of the experiment's (50 or more) shows far above.
-		if g <= goroutines && th <= thr+10 && c == 0 {
+		// calls (on a busy machine, under -race, a dozen or more); a leak
+		// of the experiment's own 50 shows far above.
+		if g <= goroutines && th <= thr+24 && c == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -52,7 +53,7 @@ func settled(t *testing.T, goroutines int, thr int64) {
 }
 
 // Small enough for the race detector's limit of 8,128 goroutines.
-var small = map[string]any{"goroutines": "2000", "threads": "50", "processes": "5", "roundtrips": "500"}
+var small = map[string]any{"goroutines": "2000", "threads": "50", "processes": "5", "roundtrips": "2000"}
 
 func TestCostsMeasuresAndCleansUp(t *testing.T) {
 	g0, th0 := runtime.NumGoroutine(), threads(t)
@@ -87,9 +88,9 @@ func TestCostsMeasuresAndCleansUp(t *testing.T) {
 	for _, s := range res.Switches {
 		// The figure is the median of the rounds, net of passing the
 		// token with no switch.
-		if s.RoundTrips != 100 || s.Rounds != switchRounds || s.BaseNs <= 0 || s.NsPerSwap >= s.RawNs ||
+		if s.RoundTrips != 400 || s.Rounds != switchRounds || s.BaseNs <= 0 || s.NsPerSwap >= s.RawNs ||
 			s.MinNs > s.NsPerSwap || s.NsPerSwap > s.MaxNs {
-			t.Errorf("switch %+v: want 5 rounds of 100 trips, a base taken off, the median within the range", s)
+			t.Errorf("switch %+v: want 5 rounds of 400 trips, a base taken off, the median within the range", s)
 		}
 		// The kernel switches threads and processes (2 or a little more per round
 		// trip, one each side) but not goroutines.
@@ -124,7 +125,7 @@ func TestCostsMeasuresAndCleansUp(t *testing.T) {
 
 func TestCostsCancelLeavesNothing(t *testing.T) {
 	e := New()
-	p, err := lab.Resolve(e.Info().Params, map[string]any{"goroutines": "1000", "threads": "20", "processes": "200", "roundtrips": "500"})
+	p, err := lab.Resolve(e.Info().Params, map[string]any{"goroutines": "1000", "threads": "50", "processes": "200", "roundtrips": "500"})
 	if err != nil {
 		t.Fatal(err)
 	}
