@@ -105,7 +105,17 @@ func TestCostsMeasuresAndCleansUp(t *testing.T) {
 	if len(res.Claims) != 5 {
 		t.Errorf("%d claims, want 5", len(res.Claims))
 	}
-	for _, c := range res.Claims[:3] {
+	for i, c := range res.Claims[:3] {
+		// Under the race detector every channel operation is instrumented,
+		// and a goroutine switch can cost no more than its base in a round
+		// (its figure is then 0): there the goroutine's claim is held to
+		// a range, not to a cost.
+		if i == 2 && raceEnabled {
+			if c.MinMeasured < 0 || c.MaxMeasured <= 0 || c.MaxMeasured < c.MinMeasured {
+				t.Errorf("claim %+v: want the range of the rounds", c)
+			}
+			continue
+		}
 		if c.Measured <= 0 || c.MinMeasured <= 0 || c.MaxMeasured < c.MinMeasured || c.Kind == "unmeasured" {
 			t.Errorf("claim %+v: want the median and the range of the rounds", c)
 		}
