@@ -108,7 +108,7 @@ export async function flashsale(root) {
     const own = Object.values(measured).filter((m) => !m.preset);
     const rows = [...presets.map((pr) => [pr, measured[pr.id]]), ...own.map((m) => [null, m])];
     evolution.replaceChildren(table(["Phase", "Model (guide)", "Users (guide)", "Core problem (guide)", "Here: strategy × processes", "Here: p50 / p99", "Here: the books", "Here: peak (sweep)"],
-      rows.map(([pr, m]) => [pr ? pr.phase : "Your settings", pr ? pr.model : "", pr ? pr.dau : "", pr ? pr.problem : "",
+      rows.map(([pr, m]) => [h("span", {}, pr ? pr.phase : "Your settings"), pr ? pr.model : "", pr ? pr.dau : "", pr ? pr.problem : "",
         m ? `${m.strategy} × ${m.procs}${m.gap ? `, ${m.gap} ms work` : ""}` : pr ? `${pr.strategy} × ${pr.procs}` : "",
         m ? `${m.p50.toFixed(1)} ms / ${m.p99.toFixed(1)} ms` : "not run yet",
         m ? h("span", { class: m.oversold ? "wrong" : "right" }, m.oversold ? `OVERSOLD by ${fmtNum(m.oversold)}` : `balanced (${m.held} of ${m.checks} checks)`) : "",
