@@ -166,18 +166,11 @@ func (r *run) progress(format string, a ...any) {
 // settles it and checks it. The error is for a verification that could not
 // run; a sale that broke an invariant is a Report that says so.
 func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
-	if err := cfg.check(); err != nil {
+	r, done, err := begin(ctx, cfg, "stampede-verify-")
+	if err != nil {
 		return nil, err
 	}
-	r := &run{cfg: cfg}
-	if r.dir, err = os.MkdirTemp("", "stampede-verify-"); err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(r.dir)
-	defer r.close()
-	if err := r.open(ctx); err != nil {
-		return nil, err
-	}
+	defer done()
 	r.progress("sale: %d purchases by %d users for %d units over %v, faults %v", cfg.Purchases, cfg.Users, cfg.Stock, cfg.Duration, cfg.Faults)
 	events, res, err := r.sale(ctx)
 	if ctx.Err() != nil {
@@ -202,6 +195,27 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		rep.Errors += n
 	}
 	return rep, nil
+}
+
+// begin checks cfg, then starts its backends and the shop in a temporary
+// directory named from prefix; done stops them and removes it.
+func begin(ctx context.Context, cfg Config, prefix string) (r *run, done func(), err error) {
+	if err := cfg.check(); err != nil {
+		return nil, nil, err
+	}
+	r = &run{cfg: cfg}
+	if r.dir, err = os.MkdirTemp("", prefix); err != nil {
+		return nil, nil, err
+	}
+	done = func() {
+		r.close()
+		os.RemoveAll(r.dir)
+	}
+	if err := r.open(ctx); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return r, done, nil
 }
 
 // open starts the private backends and the shop, and creates the product.
@@ -487,19 +501,11 @@ func (r *run) historyOps() []Op {
 // must last the whole sweep, or the later steps measure sold_out answers.
 // progress, if not nil, hears of each step as it ends.
 func Sweep(ctx context.Context, cfg Config, levels []int, step time.Duration, progress func(load.SweepPoint)) ([]load.SweepPoint, *usl.Model, error) {
-	if err := cfg.check(); err != nil {
+	r, done, err := begin(ctx, cfg, "stampede-sweep-")
+	if err != nil {
 		return nil, nil, err
 	}
-	r := &run{cfg: cfg}
-	var err error
-	if r.dir, err = os.MkdirTemp("", "stampede-sweep-"); err != nil {
-		return nil, nil, err
-	}
-	defer os.RemoveAll(r.dir)
-	defer r.close()
-	if err := r.open(ctx); err != nil {
-		return nil, nil, err
-	}
+	defer done()
 	base, err := load.NewTarget("POST", r.shop.base, nil, nil)
 	if err != nil {
 		return nil, nil, err

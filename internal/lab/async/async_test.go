@@ -3,7 +3,6 @@ package async
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,12 +13,7 @@ import (
 
 // TestMain lets this test binary be the trap's child, as the stampede
 // binary is in the lab.
-func TestMain(m *testing.M) {
-	if ChildMain() {
-		return
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { labtest.Main(m, ChildMain) }
 
 // TestTasks pins what cannot be otherwise, whatever the machine's speed:
 // every answer comes no sooner than its delay after its request, one after

@@ -16,12 +16,7 @@ import (
 	"github.com/stampede-dev/stampede/internal/testenv"
 )
 
-func TestMain(m *testing.M) {
-	if ChildMain() { // the experiment starts this test binary as its children
-		return
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { labtest.Main(m, ChildMain) }
 
 func threads(t *testing.T) int64 {
 	t.Helper()

@@ -15,12 +15,7 @@ import (
 
 // TestMain lets this test binary be the servers, as the stampede binary
 // is in the lab.
-func TestMain(m *testing.M) {
-	if ChildMain() {
-		return
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { labtest.Main(m, ChildMain) }
 
 // The reactor answers pipelined and keep-alive requests on one thread,
 // records its iterations, and Stop closes every descriptor.

@@ -54,17 +54,17 @@ func needsRedis(strategy string, procs int) bool {
 	return strategy == "redis-lock" || (strategy == "reserve" && procs > 1)
 }
 
-// backends sets cfg's store and Redis for a sale of strategy in procs
+// apply sets cfg's store and Redis for a sale of cfg's strategy in its
 // processes.
-func (e *Experiment) backends(cfg *verify.Config) {
+func (be Backends) apply(cfg *verify.Config) {
 	cfg.Store = "sqlite"
-	if e.be.Store != "" {
-		cfg.Store = e.be.Store
+	if be.Store != "" {
+		cfg.Store = be.Store
 	}
 	if needsRedis(cfg.Strategy, cfg.Procs) {
 		cfg.Redis = "private"
-		if e.be.Redis != "" {
-			cfg.Redis = e.be.Redis
+		if be.Redis != "" {
+			cfg.Redis = be.Redis
 		}
 	}
 }
@@ -142,7 +142,7 @@ func (e *Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)
 			cfg.Faults[0].For = 0
 		}
 	}
-	e.backends(&cfg)
+	e.be.apply(&cfg)
 	emit(lab.Progress("starting the shop", 0, int64(cfg.Purchases)))
 	var answered int64
 	cfg.Live = func(lv verify.Live) {
@@ -270,7 +270,7 @@ func (s *Sweep) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) err
 	cfg.Exe, cfg.Strategy, cfg.Procs = s.exe, p.String("strategy"), p.Int("procs")
 	cfg.Gap = time.Duration(p.Int("gap")) * time.Millisecond
 	cfg.Stock, cfg.Limit = 1_000_000, 0
-	(&Experiment{be: s.be}).backends(&cfg)
+	s.be.apply(&cfg)
 	emit(lab.Progress("starting the shop", 0, int64(len(levels))))
 	done := 0
 	points, model, err := verify.Sweep(ctx, cfg, levels, step, func(pt load.SweepPoint) {

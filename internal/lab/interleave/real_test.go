@@ -16,12 +16,7 @@ import (
 
 // TestMain lets this test binary be the deadlock child, as the stampede
 // binary is in the lab.
-func TestMain(m *testing.M) {
-	if ChildMain() {
-		return
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { labtest.Main(m, ChildMain) }
 
 // Real goroutines reach only outcomes the model reaches, every trial is
 // counted once, and a fixed program never fails, however it is scheduled.

@@ -12,12 +12,7 @@ import (
 
 // TestMain lets this test binary be both ends, as the stampede binary is
 // in the lab.
-func TestMain(m *testing.M) {
-	if ChildMain() {
-		return
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { labtest.Main(m, ChildMain) }
 
 // Every mechanism carries every round trip intact in every placement,
 // and every one but signals streams its data.

@@ -11,12 +11,7 @@ import (
 
 // TestMain lets this test binary be the children, as the stampede binary
 // is in the lab.
-func TestMain(m *testing.M) {
-	if ChildMain() {
-		return
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { labtest.Main(m, ChildMain) }
 
 func TestWallsAndDoors(t *testing.T) {
 	exe := labtest.Executable(t)

@@ -98,3 +98,13 @@ func OpenFDs(t testing.TB) int {
 	}
 	return len(entries)
 }
+
+// Main is TestMain for a package whose experiment starts this binary as
+// its children: in a child, child turns the process into one (and returns
+// true); otherwise the tests run.
+func Main(m *testing.M, child func() bool) {
+	if child() {
+		return
+	}
+	os.Exit(m.Run())
+}

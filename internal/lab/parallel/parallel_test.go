@@ -15,12 +15,7 @@ import (
 
 // TestMain lets this test binary be the workload's child, as the stampede
 // binary is in the lab.
-func TestMain(m *testing.M) {
-	if ChildMain() {
-		return
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { labtest.Main(m, ChildMain) }
 
 // The fit recovers a known serial fraction from the law's own speed-ups,
 // and the textbook figure: 5 % serial caps the speed-up at 20×.

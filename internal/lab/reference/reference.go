@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -250,7 +251,7 @@ func ipcTable(r ipc.Result) Table {
 // claim judged by the sync experiment's throughput and fairness.
 func syncTable(r syncbench.Result) Table {
 	t := Table{ID: "sync", Title: "Synchronisation mechanisms (the guide's table)", Columns: []string{"Mechanism", "Pros (guide)", "Cons (guide)"}}
-	most := slicesMax(r.Counts)
+	most := slices.Max(r.Counts)
 	at := func(id string, g int) syncbench.Point {
 		for _, p := range r.Points {
 			if p.Primitive == id && p.Goroutines == g {
@@ -321,14 +322,6 @@ func name(r syncbench.Result, id string) string {
 		}
 	}
 	return id
-}
-
-func slicesMax(v []int) int {
-	m := 0
-	for _, x := range v {
-		m = max(m, x)
-	}
-	return m
 }
 
 // selectionTable is the guide's selection guide with what this machine

@@ -11,6 +11,7 @@
 package syncbench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -229,7 +230,7 @@ func measure(ctx context.Context, id string, g int, cfg config) Point {
 	if len(runs) == 0 {
 		return pt
 	}
-	slices.SortFunc(runs, func(a, b run) int { return cmpFloat(a.opsPerSec(), b.opsPerSec()) })
+	slices.SortFunc(runs, func(a, b run) int { return cmp.Compare(a.opsPerSec(), b.opsPerSec()) })
 	mid := runs[len(runs)/2]
 	pt.Ops, pt.OpsPerSec = mid.ops(), mid.opsPerSec()
 	pt.MinOpsPerSec, pt.MaxOpsPerSec = runs[0].opsPerSec(), runs[len(runs)-1].opsPerSec()
@@ -238,16 +239,6 @@ func measure(ctx context.Context, id string, g int, cfg config) Point {
 	}
 	pt.MinShare, pt.MaxShare, pt.Jain = fairness(mid.counts)
 	return pt
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // run is one timed run: each goroutine's operations, their total, and
