@@ -32,13 +32,16 @@ type Reserve struct {
 
 	mu    sync.Mutex
 	books map[int64]*stockBook
-	keys  map[string]*pending // idempotency key → its order, for orders placed since start
+	keys  map[string]*pending // idempotency key → its order, while the order is in flight
 }
 
 // IndexesKeys marks Reserve as finding reused Idempotency-Keys itself: the
-// Service need not ask the Store before every order. A key stored before
-// this process started is caught when its batch commits (CommitBatch
-// rejects the order) and answered from the Store then.
+// Service need not ask the Store before every order. Reserve holds a key
+// only while its order is in flight, so that its memory does not grow with
+// every order sold; a key whose order is stored (since this process
+// started, or before) is caught when its batch commits (CommitBatch
+// rejects the order), or refused as over the user's limit, and the Service
+// answers it from the Store.
 func (*Reserve) IndexesKeys() {}
 
 // pending is an order waiting for its batch to commit.
@@ -55,7 +58,7 @@ type stockBook struct {
 	loaded bool
 	stock  int64
 	limit  int64
-	users  map[string]int64
+	users  map[string]int64 // units per user, kept only when limit > 0
 	// inflight counts reservations whose batch has not finished
 	// committing; drained is closed when it falls to zero. A buyer is told
 	// sold_out only when nothing is in flight: the store shows a unit as
@@ -133,12 +136,14 @@ func (r *Reserve) reserve(ctx context.Context, b *stockBook, p *pending) error {
 		}
 		b.mu.Lock()
 	}
-	if b.limit > 0 && b.users[o.UserID]+o.Quantity > b.limit {
-		b.mu.Unlock()
-		return ErrLimitExceeded
+	if b.limit > 0 {
+		if b.users[o.UserID]+o.Quantity > b.limit {
+			b.mu.Unlock()
+			return ErrLimitExceeded
+		}
+		b.users[o.UserID] += o.Quantity
 	}
 	b.stock -= o.Quantity
-	b.users[o.UserID] += o.Quantity
 	if b.inflight++; b.drained == nil {
 		b.drained = make(chan struct{})
 	}
@@ -168,20 +173,31 @@ func (r *Reserve) landed(p *pending) {
 func (r *Reserve) release(b *stockBook, o Order) {
 	b.mu.Lock()
 	b.stock += o.Quantity
-	b.users[o.UserID] -= o.Quantity
+	if b.limit > 0 {
+		b.users[o.UserID] -= o.Quantity
+	}
 	b.mu.Unlock()
 }
 
 // settle finishes an order that will not be stored: twins waiting on its
 // key hear err, and the key is free again.
 func (r *Reserve) settle(b *stockBook, p *pending, err error) {
-	if p.order.IdempotencyKey != "" {
-		r.mu.Lock()
-		delete(r.keys, p.order.IdempotencyKey)
-		r.mu.Unlock()
-	}
+	r.forgetKey(p)
 	p.err = err
 	close(p.done)
+}
+
+// forgetKey lets go of p's key once p is no longer in flight: a twin that
+// came meanwhile holds p itself.
+func (r *Reserve) forgetKey(p *pending) {
+	if p.order.IdempotencyKey == "" {
+		return
+	}
+	r.mu.Lock()
+	if r.keys[p.order.IdempotencyKey] == p {
+		delete(r.keys, p.order.IdempotencyKey)
+	}
+	r.mu.Unlock()
 }
 
 func (r *Reserve) enqueue(p *pending) error {
@@ -226,11 +242,12 @@ func (r *Reserve) book(ctx context.Context, id int64) (*stockBook, error) {
 	if err != nil {
 		return nil, err
 	}
-	users, err := r.store.UserPurchases(ctx, id)
-	if err != nil {
-		return nil, err
+	b.stock, b.limit = p.Stock, p.PerUserLimit
+	if b.limit > 0 {
+		if b.users, err = r.store.UserPurchases(ctx, id); err != nil {
+			return nil, err
+		}
 	}
-	b.stock, b.limit, b.users = p.Stock, p.PerUserLimit, users
 	b.loaded = true
 	return b, nil
 }
@@ -287,6 +304,7 @@ func (r *Reserve) write() {
 			default:
 				p.err = err
 				close(p.done)
+				r.forgetKey(p)
 			}
 			r.landed(p)
 		}
@@ -406,4 +424,11 @@ func (r *Reserve) Close() error {
 	r.closeMu.Unlock()
 	<-r.written
 	return nil
+}
+
+// keysInFlight is how many Idempotency-Keys r holds.
+func (r *Reserve) keysInFlight() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.keys)
 }

@@ -159,8 +159,8 @@ func (s *Service) PlaceOrder(ctx context.Context, req OrderRequest) (o Order, cr
 			s.learnSoldOut(req.ProductID, req.Quantity)
 		}
 		// A concurrent twin of this request may have taken the last unit
-		// first, or (for a strategy that indexes keys) an order stored
-		// before this process started holds the key: a retry then
+		// first, or (for a strategy that indexes keys) an order already
+		// stored holds the key: a retry then
 		// deserves that order, not sold_out. A strategy whose keys are
 		// complete has already answered that.
 		if req.IdempotencyKey != "" && !s.complete && (c == CodeSoldOut || c == CodeLimitExceeded) {

@@ -72,7 +72,7 @@ type ReservationStart struct {
 // Snapshot is what a read-then-write strategy reads before it decides.
 type Snapshot struct {
 	Stock        int64 // units left
-	UserBought   int64 // units this user already holds
+	UserBought   int64 // units this user already holds; 0 when there is no limit (nothing counts them)
 	PerUserLimit int64 // zero means no limit
 }
 
@@ -92,7 +92,10 @@ type Store interface {
 	Orders(ctx context.Context, productID int64, fn func(Order) error) error
 	// OrderByKey finds the order placed with an idempotency key.
 	OrderByKey(ctx context.Context, key string) (Order, error)
-	// UserPurchases returns the units each user holds of a product.
+	// UserPurchases returns the units each user holds of a product. A
+	// store counts them as it goes only for a product with a per-user
+	// limit, which needs them at every order; for one without, it sums the
+	// product's orders here.
 	UserPurchases(ctx context.Context, productID int64) (map[string]int64, error)
 
 	// Snapshot reads stock and the user's holdings without locking.

@@ -14,7 +14,9 @@ import (
 
 // A database written by an older stampede (migrations 0001 and 0002 only)
 // keeps every order, purchase and key through 0003, which rebuilds orders
-// and user_purchases WITHOUT ROWID, and takes new orders afterwards.
+// and user_purchases WITHOUT ROWID, and 0004, after which a product
+// without a per-user limit answers its purchases from its orders; it takes
+// new orders afterwards.
 func TestMigrationKeepsOlderDatabases(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
@@ -37,6 +39,9 @@ func TestMigrationKeepsOlderDatabases(t *testing.T) {
 		`INSERT INTO products (id, name, stock, sold, per_user_limit, created_at) VALUES (1, 'phone', 8, 2, 2, 0)`,
 		`INSERT INTO user_purchases VALUES (1, 'ada', 2)`,
 		`INSERT INTO orders VALUES ('o1', 1, 'ada', 1, 'k1', 'h1', 10), ('o2', 1, 'ada', 1, NULL, NULL, 20)`,
+		`INSERT INTO products (id, name, stock, sold, per_user_limit, created_at) VALUES (2, 'case', 7, 3, 0, 0)`,
+		`INSERT INTO user_purchases VALUES (2, 'bob', 2), (2, 'cy', 1)`,
+		`INSERT INTO orders VALUES ('o6', 2, 'bob', 2, NULL, NULL, 10), ('o7', 2, 'cy', 1, NULL, NULL, 20)`,
 	} {
 		if _, err := old.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -65,6 +70,22 @@ func TestMigrationKeepsOlderDatabases(t *testing.T) {
 	users, err := s.UserPurchases(ctx, 1)
 	if err != nil || len(users) != 1 || users["ada"] != 2 {
 		t.Fatalf("UserPurchases = %v, %v; want map[ada:2]", users, err)
+	}
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var counted int
+	if err := raw.QueryRowContext(ctx, `SELECT COUNT(*) FROM user_purchases WHERE product_id = 2`).Scan(&counted); err != nil || counted != 0 {
+		t.Fatalf("user_purchases rows of the product without a limit = %d, %v; want 0", counted, err)
+	}
+	if _, err := s.CommitBatch(ctx, []shop.Order{{ID: "o8", ProductID: 2, UserID: "cy", Quantity: 1, CreatedAt: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	users, err = s.UserPurchases(ctx, 2)
+	if err != nil || len(users) != 2 || users["bob"] != 2 || users["cy"] != 2 {
+		t.Fatalf("UserPurchases of the product without a limit = %v, %v; want map[bob:2 cy:2]", users, err)
 	}
 	// New orders go in; a key already used is still refused, and ada is
 	// still at her limit of 2.
