@@ -39,12 +39,13 @@ const OperatorRoom = 5
 // adds to each user only what this statement inserted, and names the
 // orders it did not store: refused for their key ("key") or their epoch
 // ("stale"). Purchases are counted per user only for products with a
-// per-user limit (sqlstore's purchases says why). If that leaves a stock below zero or a user past the limit,
-// stampede_would_oversell raises SB001 and the whole statement stores
-// nothing (CASE keeps the call for that case alone). Data-modifying CTEs
-// all see the snapshot from before the statement, so an order that is
-// neither inserted now nor stored before was refused. Rows are locked in
-// product and user order, so two batches cannot deadlock.
+// per-user limit (sqlstore's purchases says why). If that leaves a stock
+// below zero or a user past the limit, stampede_would_oversell raises
+// SB001 and the whole statement stores nothing (CASE keeps the call for
+// that case alone). Data-modifying CTEs all see the snapshot from before
+// the statement, so an order that is neither inserted now nor stored
+// before was refused. Rows are locked in product and user order, so two
+// batches cannot deadlock.
 const commitBatch = commitInput + `, fence AS (
 	SELECT id, reserve_epoch FROM products
 	WHERE id IN (SELECT product_id FROM input WHERE epoch > 0)
