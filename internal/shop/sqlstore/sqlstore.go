@@ -238,7 +238,7 @@ func newQueries(bind func(string) string) queries {
 			WHERE id IN (SELECT product_id FROM stock_buckets)`,
 		dropBuckets:  `DELETE FROM stock_buckets`,
 		takeBucket:   bind(`UPDATE stock_buckets SET stock = stock - ?, sold = sold + ? WHERE product_id = ? AND bucket = ? AND stock >= ?`),
-		takeReserved: bind(`UPDATE products SET stock = stock - ?, sold = sold + ? WHERE id = ? AND stock >= ?`),
+		takeReserved: bind(`UPDATE products SET stock = stock - ?, sold = sold + ? WHERE id = ? AND stock >= ? RETURNING per_user_limit`),
 		orderExists:  bind(`SELECT COUNT(*) FROM orders WHERE id = ?`),
 		nextEpoch:    bind(`UPDATE products SET reserve_epoch = reserve_epoch + 1 WHERE id = ? RETURNING reserve_epoch`),
 		epochOf:      bind(`SELECT reserve_epoch FROM products WHERE id = ?`),
@@ -745,60 +745,51 @@ func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) (c shop.Co
 				c.Rejected = append(c.Rejected, o.ID)
 			}
 		}
+		perProduct := map[int64]int64{}
+		for _, o := range orders {
+			if inserted[o.ID] {
+				perProduct[o.ProductID] += o.Quantity
+			}
+		}
+		products := slices.Sorted(maps.Keys(perProduct))
+		limits := make(map[int64]int64, len(products))
+		for _, id := range products {
+			var limit int64
+			err := s.queryRow(ctx, tx, s.q.takeReserved, []any{perProduct[id], perProduct[id], id, perProduct[id]}, &limit)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("product %d: %w", id, shop.ErrWouldOversell)
+			}
+			if err != nil {
+				return fmt.Errorf("take stock: %w", err)
+			}
+			limits[id] = limit
+		}
+		// Users go in by product, each product's limit checked on the rows
+		// this batch touches only: an upsert that would pass the limit
+		// updates nothing, so fewer rows are affected than were sent. A
+		// product without a limit counts nothing per user (see purchases).
 		type pu struct {
 			product int64
 			user    string
 		}
-		perProduct := map[int64]int64{}
 		perUser := map[pu]int64{}
 		for _, o := range orders {
-			if inserted[o.ID] {
-				perProduct[o.ProductID] += o.Quantity
+			if inserted[o.ID] && limits[o.ProductID] > 0 {
 				perUser[pu{o.ProductID, o.UserID}] += o.Quantity
 			}
 		}
-		products := slices.Sorted(maps.Keys(perProduct))
-		for _, id := range products {
-			res, err := s.exec(ctx, tx, s.q.takeReserved, perProduct[id], perProduct[id], id, perProduct[id])
-			if err != nil {
-				return fmt.Errorf("take stock: %w", err)
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				return fmt.Errorf("product %d: %w", id, shop.ErrWouldOversell)
-			}
-		}
-		users := make([]pu, 0, len(perUser))
-		for k := range perUser {
-			users = append(users, k)
-		}
-		slices.SortFunc(users, func(a, b pu) int {
+		users := slices.SortedFunc(maps.Keys(perUser), func(a, b pu) int {
 			if a.product != b.product {
 				return cmp.Compare(a.product, b.product)
 			}
 			return strings.Compare(a.user, b.user)
 		})
-		// Users go in by product, each product's limit checked on the rows
-		// this batch touches only: an upsert that would pass the limit
-		// updates nothing, so fewer rows are affected than were sent. A
-		// product without a limit counts nothing per user (see purchases).
-		limits := map[int64]int64{}
-		for _, id := range products {
-			var limit int64
-			if err := s.queryRow(ctx, tx, s.q.productLimit, []any{id}, &limit); err != nil {
-				return fmt.Errorf("read limit: %w", err)
-			}
-			limits[id] = limit
-		}
 		args := make([]any, 0, 3*maxRows+1)
 		for rest := users; len(rest) > 0; {
 			limit := limits[rest[0].product]
 			same := 1
 			for same < len(rest) && rest[same].product == rest[0].product {
 				same++
-			}
-			if limit == 0 {
-				rest = rest[same:]
-				continue
 			}
 			n := rowsFor(same)
 			args = args[:0]
