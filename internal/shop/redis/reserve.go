@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"net"
 	"os"
@@ -150,6 +151,7 @@ type Reserve struct {
 	restocks map[int64]int64 // the newest restock generation heard of, per product
 
 	pending chan *reservation     // buyers waiting for a pipeline
+	acking  chan struct{}         // closed when the writer's last acknowledgement is done (writer only)
 	down    atomic.Pointer[error] // why Redis cannot be used now, or nil
 
 	pubsub *goredis.PubSub
@@ -168,9 +170,11 @@ func NewReserve(ctx context.Context, c *Client, store shop.Store, prefix string,
 	rdb := c.rdb
 	// The writer reads and acknowledges the queue over connections of its
 	// own: in a crowd, buyers queue by the thousand for the shared pool,
-	// and the commit they all wait for must not queue behind them.
+	// and the commit they all wait for must not queue behind them. It
+	// reads over one while it acknowledges over another, and the probe
+	// and the heartbeat need a third.
 	wopt := *rdb.Options()
-	wopt.PoolSize, wopt.MinIdleConns = 2, 1
+	wopt.PoolSize, wopt.MinIdleConns = 3, 2
 	r := &Reserve{
 		rdb: rdb, wdb: goredis.NewClient(&wopt), store: store, prefix: prefix, log: log,
 		stream:   prefix + "orders",
@@ -781,29 +785,40 @@ func (r *Reserve) listen() {
 			}
 			continue
 		}
-		r.mu.Lock()
-		for id := range strings.FieldsSeq(msg.Payload) {
-			var mark byte
-			if id[0] == '!' || id[0] == '~' || id[0] == '^' || id[0] == 'x' || id[0] == '?' {
-				mark, id = id[0], id[1:]
-			}
-			if w, ok := r.waiters[id]; ok {
-				w.rejected, w.refused, w.limited, w.failed, w.stale = mark == '!', mark == '~', mark == '^', mark == 'x', mark == '?'
-				close(w.done)
-				delete(r.waiters, id)
-			}
+		r.wake(strings.FieldsSeq(msg.Payload))
+	}
+}
+
+// wake answers the buyers waiting in this process for the announced
+// orders: each name an order id, marked with its outcome when it was not
+// stored as placed (see commit). A name nobody waits for is passed over.
+func (r *Reserve) wake(names iter.Seq[string]) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id := range names {
+		var mark byte
+		if id[0] == '!' || id[0] == '~' || id[0] == '^' || id[0] == 'x' || id[0] == '?' {
+			mark, id = id[0], id[1:]
 		}
-		r.mu.Unlock()
+		if w, ok := r.waiters[id]; ok {
+			w.rejected, w.refused, w.limited, w.failed, w.stale = mark == '!', mark == '~', mark == '^', mark == 'x', mark == '?'
+			close(w.done)
+			delete(r.waiters, id)
+		}
 	}
 }
 
 // write is this process's member of the consumer group.
 func (r *Reserve) write(ctx context.Context) {
 	defer r.wg.Done()
+	defer r.acked()
 	claimAt := time.Now()
 	for ctx.Err() == nil {
 		if time.Since(claimAt) > claimIdle {
 			claimAt = time.Now()
+			// An entry committed but not yet acknowledged is pending too:
+			// it must not be taken for one whose commit failed.
+			r.acked()
 			retry, dead := r.claimStale(ctx)
 			if len(dead) > 0 {
 				r.deadLetter(ctx, dead)
@@ -1041,13 +1056,40 @@ func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage,
 			}
 		}
 	}
+	// The batch is stored: this process's own buyers are answered now,
+	// not after the announcement's round trip through Redis, and the
+	// acknowledgement goes while the writer reads the next batch. An
+	// entry whose acknowledgement is lost is committed again later, which
+	// stores nothing twice.
+	r.wake(slices.Values(names))
 	pipe.XAck(ctx, r.stream, group, ids...)
 	pipe.XDel(ctx, r.stream, ids...)
 	pipe.Publish(ctx, r.channel, strings.Join(names, " "))
-	if _, err := pipe.Exec(context.WithoutCancel(ctx)); err != nil {
-		r.log.Error("acknowledge orders", "err", err)
-	}
+	r.ack(context.WithoutCancel(ctx), pipe)
 	return nil
+}
+
+// ack executes a committed batch's acknowledgement on its own goroutine,
+// after the one before it: one at a time, in order. Only the writer calls
+// it, and acked.
+func (r *Reserve) ack(ctx context.Context, pipe goredis.Pipeliner) {
+	r.acked()
+	done := make(chan struct{})
+	r.acking = done
+	go func() {
+		defer close(done)
+		if _, err := pipe.Exec(ctx); err != nil {
+			r.log.Error("acknowledge orders", "err", err)
+		}
+	}()
+}
+
+// acked waits for the writer's last acknowledgement to be done.
+func (r *Reserve) acked() {
+	if r.acking != nil {
+		<-r.acking
+		r.acking = nil
+	}
 }
 
 func decodeEntry(v map[string]any) (shop.Order, error) {
