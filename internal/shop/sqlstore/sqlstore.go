@@ -95,7 +95,7 @@ func Open(ctx context.Context, w, r *sql.DB, d Dialect) (*Store, error) {
 		return nil, err
 	}
 	for _, q := range []string{s.q.exists, s.q.takeBlind, s.q.takeFenced, s.q.takeIfStock, s.q.lockProduct,
-		s.q.userBought, s.q.productLimit, s.q.addUserLimited, s.q.insertOrder,
+		s.q.userBought, s.q.productLimit, s.q.addUser, s.q.addUserLimited, s.q.insertOrder,
 		s.q.countBuckets, s.q.insertBucket, s.q.emptyProduct, s.q.takeBucket, s.q.takeReserved, s.q.orderExists,
 		s.q.nextEpoch, s.q.epochOf, s.q.keyedOrders} {
 		if _, err := s.prepare(ctx, s.w, q); err != nil {
@@ -193,7 +193,7 @@ type queries struct {
 	createProduct, product, products, exists, snapshot, userPurchases, ordersByUser,
 	orders, orderByKey,
 	takeBlind, takeFenced, takeIfStock, lockProduct, userBought, productLimit,
-	addUserLimited, insertOrder,
+	addUser, addUserLimited, insertOrder,
 	countBuckets, insertBucket, emptyProduct, mergeBuckets, dropBuckets, takeBucket,
 	takeReserved, orderExists string
 	nextEpoch, epochOf, keyedOrders string
@@ -219,11 +219,13 @@ func newQueries(bind func(string) string) queries {
 		ordersByUser:  bind(`SELECT user_id, SUM(quantity) FROM orders WHERE product_id = ? GROUP BY user_id`),
 		orders:        bind(`SELECT ` + orderColumns + ` FROM orders WHERE product_id = ? ORDER BY created_at, id`),
 		orderByKey:    bind(`SELECT ` + orderColumns + ` FROM orders WHERE idempotency_key = ?`),
-		takeBlind:     bind(`UPDATE products SET stock = stock - ?, sold = sold + ? WHERE id = ?`),
+		takeBlind:     bind(`UPDATE products SET stock = stock - ?, sold = sold + ? WHERE id = ? RETURNING per_user_limit`),
 		takeFenced:    bind(`UPDATE products SET stock = stock - ?, sold = sold + ?, fence = ? WHERE id = ? AND fence < ? AND stock >= ? RETURNING per_user_limit`),
 		takeIfStock:   bind(`UPDATE products SET stock = stock - ?, sold = sold + ? WHERE id = ? AND stock >= ? RETURNING per_user_limit`),
 		userBought:    bind(`SELECT quantity FROM user_purchases WHERE product_id = ? AND user_id = ?`),
 		productLimit:  bind(`SELECT per_user_limit FROM products WHERE id = ?`),
+		addUser: bind(`INSERT INTO user_purchases (product_id, user_id, quantity) VALUES (?, ?, ?)
+			ON CONFLICT (product_id, user_id) DO UPDATE SET quantity = user_purchases.quantity + excluded.quantity`),
 		addUserLimited: bind(`INSERT INTO user_purchases (product_id, user_id, quantity) VALUES (?, ?, ?)
 			ON CONFLICT (product_id, user_id) DO UPDATE SET quantity = user_purchases.quantity + excluded.quantity
 			WHERE user_purchases.quantity + excluded.quantity <= ?`),
@@ -536,9 +538,12 @@ func (s *Store) missing(ctx context.Context, tx *sql.Tx, productID int64, otherw
 }
 
 // finish records the order and, when the product has a limit, the user's
-// units within it: the common tail of every buying transaction.
-func (s *Store) finish(ctx context.Context, tx *sql.Tx, o shop.Order, limit int64) error {
-	if limit > 0 {
+// units (refused past the limit when enforce is set; a caller that checked
+// the limit itself, or claims to have, leaves it unset): the common tail of
+// every buying transaction.
+func (s *Store) finish(ctx context.Context, tx *sql.Tx, o shop.Order, limit int64, enforce bool) error {
+	switch {
+	case limit > 0 && enforce:
 		if o.Quantity > limit {
 			return shop.ErrLimitExceeded
 		}
@@ -548,6 +553,10 @@ func (s *Store) finish(ctx context.Context, tx *sql.Tx, o shop.Order, limit int6
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return shop.ErrLimitExceeded
+		}
+	case limit > 0:
+		if _, err := s.exec(ctx, tx, s.q.addUser, o.ProductID, o.UserID, o.Quantity); err != nil {
+			return fmt.Errorf("record purchase: %w", err)
 		}
 	}
 	res, err := s.exec(ctx, tx, s.q.insertOrder, orderArgs(o)...)
@@ -580,16 +589,17 @@ func (s *Store) WriteOrder(ctx context.Context, o shop.Order, fence int64) (shop
 			if err != nil {
 				return fmt.Errorf("take stock: %w", err)
 			}
-			return s.finish(ctx, tx, o, limit)
+			return s.finish(ctx, tx, o, limit, true)
 		}
-		res, err := s.exec(ctx, tx, s.q.takeBlind, o.Quantity, o.Quantity, o.ProductID)
+		var limit int64
+		err := s.queryRow(ctx, tx, s.q.takeBlind, []any{o.Quantity, o.Quantity, o.ProductID}, &limit)
+		if errors.Is(err, sql.ErrNoRows) {
+			return shop.ErrNotFound
+		}
 		if err != nil {
 			return fmt.Errorf("take stock: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return shop.ErrNotFound
-		}
-		return s.finish(ctx, tx, o, 0)
+		return s.finish(ctx, tx, o, limit, false)
 	})
 	return orderOrNothing(o, err)
 }
@@ -605,7 +615,7 @@ func (s *Store) BuyAtomic(ctx context.Context, o shop.Order) (shop.Order, error)
 		if err != nil {
 			return fmt.Errorf("take stock: %w", err)
 		}
-		return s.finish(ctx, tx, o, limit)
+		return s.finish(ctx, tx, o, limit, true)
 	})
 	return orderOrNothing(o, err)
 }
@@ -634,10 +644,10 @@ func (s *Store) BuyRowLock(ctx context.Context, o shop.Order) (shop.Order, error
 				return shop.ErrLimitExceeded
 			}
 		}
-		if _, err := s.exec(ctx, tx, s.q.takeBlind, o.Quantity, o.Quantity, o.ProductID); err != nil {
+		if err := s.queryRow(ctx, tx, s.q.takeBlind, []any{o.Quantity, o.Quantity, o.ProductID}, &limit); err != nil {
 			return fmt.Errorf("take stock: %w", err)
 		}
-		return s.finish(ctx, tx, o, 0)
+		return s.finish(ctx, tx, o, limit, false)
 	})
 	return orderOrNothing(o, err)
 }
@@ -703,7 +713,7 @@ func (s *Store) BuyFromBucket(ctx context.Context, o shop.Order, b int) (shop.Or
 		if err := s.queryRow(ctx, tx, s.q.productLimit, []any{o.ProductID}, &limit); err != nil {
 			return fmt.Errorf("read limit: %w", err)
 		}
-		return s.finish(ctx, tx, o, limit)
+		return s.finish(ctx, tx, o, limit, true)
 	})
 	return orderOrNothing(o, err)
 }

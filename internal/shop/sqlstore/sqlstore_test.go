@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -189,6 +190,69 @@ func TestReservationEpochFence(t *testing.T) {
 			}
 			if _, err := st.BeginReservations(ctx, 1<<40); !errors.Is(err, shop.ErrNotFound) {
 				t.Errorf("a product that does not exist: %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+// Every buying path counts a user's units of a product with a per-user
+// limit, whether the store enforces the limit (atomic, buckets, the fenced
+// write) or the caller checked it first (row-lock, the unfenced write of
+// naive and mutex), so that the next purchase is held to it; a product
+// without a limit has its purchases summed from its orders.
+func TestBuyingPathsCountPurchases(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			seq := 0
+			order := func(product int64, user string) shop.Order {
+				seq++
+				return shop.Order{ID: fmt.Sprint("o", seq), ProductID: product, UserID: user, Quantity: 1, CreatedAt: time.Now()}
+			}
+			lim, err := st.CreateProduct(ctx, shop.NewProduct{Name: "limited", Stock: 100, PerUserLimit: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			free, err := st.CreateProduct(ctx, shop.NewProduct{Name: "free", Stock: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			paths := map[string]func(shop.Order) (shop.Order, error){
+				"row-lock":       func(o shop.Order) (shop.Order, error) { return st.BuyRowLock(ctx, o) },
+				"atomic":         func(o shop.Order) (shop.Order, error) { return st.BuyAtomic(ctx, o) },
+				"unfenced write": func(o shop.Order) (shop.Order, error) { return st.WriteOrder(ctx, o, 0) },
+				"fenced write":   func(o shop.Order) (shop.Order, error) { return st.WriteOrder(ctx, o, int64(seq)) },
+			}
+			for path, buy := range paths {
+				for i := range 2 {
+					if _, err := buy(order(lim.ID, path)); err != nil {
+						t.Fatalf("%s, purchase %d of 2: %v", path, i+1, err)
+					}
+					if _, err := buy(order(free.ID, path)); err != nil {
+						t.Fatalf("%s, purchase %d without a limit: %v", path, i+1, err)
+					}
+				}
+				snap, err := st.Snapshot(ctx, lim.ID, path)
+				if err != nil || snap.UserBought != 2 {
+					t.Errorf("%s: the user's units after two purchases = %d, %v; want 2", path, snap.UserBought, err)
+				}
+			}
+			// Each user's count holds them to the limit.
+			for path := range paths {
+				if _, err := st.BuyAtomic(ctx, order(lim.ID, path)); shop.ErrorCode(err) != shop.CodeLimitExceeded {
+					t.Errorf("%s: a third unit: %v, want %s", path, err, shop.CodeLimitExceeded)
+				}
+			}
+			for _, p := range []int64{lim.ID, free.ID} {
+				users, err := st.UserPurchases(ctx, p)
+				if err != nil || len(users) != len(paths) {
+					t.Fatalf("product %d: purchases %v, %v; want 2 for each of %d users", p, users, err, len(paths))
+				}
+				for u, n := range users {
+					if n != 2 {
+						t.Errorf("product %d: user %s holds %d, want 2", p, u, n)
+					}
+				}
 			}
 		})
 	}
