@@ -197,7 +197,7 @@ type queries struct {
 	countBuckets, insertBucket, emptyProduct, mergeBuckets, dropBuckets, takeBucket,
 	takeReserved, orderExists string
 	nextEpoch, epochOf, keyedOrders string
-	insertOrders, addUsersLimited   map[int]string // by row count: see multiRow
+	insertOrders, addUsersLimited   []string // by row count: see multiRow
 }
 
 const orderColumns = `id, product_id, user_id, quantity, COALESCE(idempotency_key, ''), COALESCE(request_hash, ''), created_at`
@@ -902,25 +902,20 @@ func (s *Store) BeginReservations(ctx context.Context, id int64) (rs shop.Reserv
 }
 
 // maxRows is the most rows one of the embedded batch's multi-row
-// statements carries: a batch runs a handful of statements, not one or two
-// an order, and each size is prepared once.
-const maxRows = 32
+// statements carries. A batch runs one statement of each kind per maxRows
+// orders, not one or two an order, and each row count is prepared once, on
+// first use: a batch of 50 orders in statements of 32, 16 and 2 rows, each
+// in a savepoint of its own, took 3 to 8 % longer than in one statement.
+const maxRows = 64
 
-// rowsFor is the size of the next multi-row statement for n rows: the
-// largest power of two not above n or maxRows.
-func rowsFor(n int) int {
-	r := maxRows
-	for r > n {
-		r /= 2
-	}
-	return r
-}
+// rowsFor is the size of the next multi-row statement for n rows.
+func rowsFor(n int) int { return min(n, maxRows) }
 
-// multiRow returns the statements head VALUES (row), (row), … tail for 1,
-// 2, 4, … maxRows rows, indexed by their row count.
-func multiRow(bind func(string) string, head, row, tail string) map[int]string {
-	m := map[int]string{}
-	for n := 1; n <= maxRows; n *= 2 {
+// multiRow returns the statements head VALUES (row), (row), … tail for 1
+// to maxRows rows, indexed by their row count.
+func multiRow(bind func(string) string, head, row, tail string) []string {
+	m := make([]string, maxRows+1)
+	for n := 1; n <= maxRows; n++ {
 		m[n] = bind(head + " VALUES " + strings.Repeat(row+", ", n-1) + row + " " + tail)
 	}
 	return m
@@ -930,7 +925,9 @@ func multiRow(bind func(string) string, head, row, tail string) map[int]string {
 // inserted each one this call stored. ON CONFLICT DO NOTHING cannot say
 // which rows of a statement it skipped, so a statement that stored fewer
 // rows than it carried (a replayed batch, a key already taken) is rolled
-// back to a savepoint and its rows are inserted one at a time.
+// back to a savepoint and its rows are inserted one at a time. (A
+// RETURNING clause would say, but it made a batch of 50 orders 2 to 5 %
+// slower.)
 func (s *Store) insertOrders(ctx context.Context, tx batchTx, orders []shop.Order, inserted map[string]bool) error {
 	args := make([]any, 0, 7*maxRows)
 	for rest := orders; len(rest) > 0; {

@@ -126,6 +126,50 @@ func TestCommitBatch(t *testing.T) {
 	}
 }
 
+// TestCommitBatchOfManyStatements: a batch longer than one multi-row
+// statement (150 orders: 64, 64 and 22 rows on SQLite) stores every order
+// but those whose key is taken, wherever they fall, and a replay of the
+// whole batch stores nothing more.
+func TestCommitBatchOfManyStatements(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			p, err := st.CreateProduct(ctx, shop.NewProduct{Name: "phone", Stock: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := time.Unix(1700000000, 0).UTC()
+			var batch []shop.Order
+			for i := range 150 {
+				key := fmt.Sprintf("k%d", i)
+				if i == 70 || i == 140 {
+					key = "k3" // taken by order 3, in the first statement
+				}
+				batch = append(batch, shop.Order{ID: fmt.Sprintf("o%03d", i), ProductID: p.ID, UserID: fmt.Sprintf("u%d", i),
+					Quantity: 1, IdempotencyKey: key, RequestHash: "h", CreatedAt: at})
+			}
+			for _, step := range []string{"first commit", "replay"} {
+				c, err := st.CommitBatch(ctx, batch)
+				if err != nil {
+					t.Fatalf("%s: %v", step, err)
+				}
+				slices.Sort(c.Rejected)
+				if want := []string{"o070", "o140"}; !slices.Equal(c.Rejected, want) {
+					t.Errorf("%s: rejected %v, want %v", step, c.Rejected, want)
+				}
+				got, err := st.Product(ctx, p.ID)
+				if err != nil || got.Stock != 852 || got.Sold != 148 {
+					t.Errorf("%s: product %+v, %v; want stock 852, sold 148", step, got, err)
+				}
+				n := 0
+				if err := st.Orders(ctx, p.ID, func(shop.Order) error { n++; return nil }); err != nil || n != 148 {
+					t.Errorf("%s: %d orders stored (%v), want 148", step, n, err)
+				}
+			}
+		})
+	}
+}
+
 // TestReservationEpochFence: once BeginReservations has moved a product to
 // a new epoch, the orders reserved in the old one are refused as stale,
 // storing nothing and taking no stock, unless already stored; orders of
