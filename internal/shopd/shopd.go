@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -332,6 +333,7 @@ func Run(ctx context.Context, cfg Config, args []string, log *slog.Logger, ready
 			}
 		})
 	}
+	raiseHeapFloor()
 	s, err := Open(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -373,4 +375,33 @@ func (ceiling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", "23")
 	w.WriteHeader(http.StatusCreated)
 	w.Write(ceilingAnswer)
+}
+
+// heapFloor is live heap that takes no memory of its own: a pointer-free
+// block the garbage collector need not scan, whose pages are never
+// touched. See raiseHeapFloor.
+var heapFloor []byte
+
+// raiseHeapFloor keeps the collector from running every few milliseconds.
+// A shop taking orders holds about 2 MiB of live heap and allocates several
+// KiB an order (mostly net/http's), so at the default GOGC Go collects each
+// time 4 MiB are allocated: about 100 times a second at 30,000 orders/s,
+// 7 % of the CPU (gctrace). With heapFloor counted as live it collects
+// about every 32 MiB: 50 times in 8 s of wrk instead of 673, and 5 to 10 %
+// less CPU an order. The price is garbage: up to 32 MiB more heap between
+// collections, whatever the crowd (the shop's peak RSS under wrk went from
+// 40 to 75 MB). A GOGC set by the user is left alone.
+func raiseHeapFloor() {
+	if n := heapFloorSize(); n > 0 && heapFloor == nil {
+		heapFloor = make([]byte, n)
+	}
+}
+
+// heapFloorSize is the floor raiseHeapFloor sets: none under a GOGC of
+// the user's.
+func heapFloorSize() int {
+	if os.Getenv("GOGC") != "" {
+		return 0
+	}
+	return 32 << 20
 }

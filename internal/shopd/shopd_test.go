@@ -583,3 +583,16 @@ func TestRetryAfterRestartGetsItsOrder(t *testing.T) {
 		t.Errorf("retry after the restart: %v %q %v, want 200 %q", again.Outcome(), again.OrderID, err, a.OrderID)
 	}
 }
+
+// A GOGC set by the user is left alone; without one the shop counts the
+// floor as live heap, which keeps its collector from running every 4 MiB.
+func TestHeapFloorLeavesGOGCAlone(t *testing.T) {
+	t.Setenv("GOGC", "100")
+	if got := shopd.HeapFloorFor(); got != 0 {
+		t.Errorf("with GOGC=100 the floor is %d bytes, want 0", got)
+	}
+	t.Setenv("GOGC", "")
+	if got := shopd.HeapFloorFor(); got != 32<<20 {
+		t.Errorf("without GOGC the floor is %d bytes, want %d", got, 32<<20)
+	}
+}

@@ -1,0 +1,4 @@
+package shopd
+
+// HeapFloorFor is heapFloorSize, for the tests.
+var HeapFloorFor = heapFloorSize
