@@ -44,6 +44,7 @@ type Service struct {
 	complete     bool // … and knows every key, stored ones included
 	known        SoldOutKnower
 	orderTimeout time.Duration
+	deadlines    *orderDeadlines // for strategies that index keys: see PlaceOrder
 	slots        chan struct{}
 
 	mu      sync.Mutex
@@ -77,7 +78,7 @@ func NewService(store Store, strategy Strategy, maxInFlight int, orderTimeout ti
 	_, complete := strategy.(interface{ KeysComplete() })
 	known, _ := strategy.(SoldOutKnower)
 	return &Service{store: store, strategy: strategy, indexes: indexes, complete: complete, known: known, orderTimeout: orderTimeout,
-		slots: make(chan struct{}, maxInFlight), soldOut: make(map[int64]int64)}
+		deadlines: newOrderDeadlines(orderTimeout), slots: make(chan struct{}, maxInFlight), soldOut: make(map[int64]int64)}
 }
 
 // knownSoldOut reports whether the Service has seen the store refuse q or
@@ -107,6 +108,11 @@ func (s *Service) Strategy() Strategy { return s.strategy }
 // order with the same Idempotency-Key, in which case that order is returned
 // and nothing is bought. Errors are *Error values, except unexpected store
 // failures, which the caller should log and report as internal.
+//
+// The order ends when ctx does or at its deadline, orderTimeout after it
+// began, except under a strategy that indexes keys: that strategy queues
+// the order for a group commit, which the caller's leaving could not take
+// back, so only the deadline ends its wait.
 func (s *Service) PlaceOrder(ctx context.Context, req OrderRequest) (o Order, created bool, err error) {
 	if s.known != nil && s.known.KnownSoldOut(Order{ProductID: req.ProductID, Quantity: req.Quantity, IdempotencyKey: req.IdempotencyKey}) {
 		return Order{}, false, ErrSoldOut
@@ -120,8 +126,14 @@ func (s *Service) PlaceOrder(ctx context.Context, req OrderRequest) (o Order, cr
 	default:
 		return Order{}, false, ErrOverloaded
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.orderTimeout)
-	defer cancel()
+	if s.indexes {
+		// See above. The orders begun together share a context.
+		ctx = s.deadlines.context(time.Now())
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.orderTimeout)
+		defer cancel()
+	}
 
 	h := req.hash()
 	if req.IdempotencyKey != "" && !s.indexes {
