@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,9 +15,10 @@ import (
 
 // A database written by an older stampede (migrations 0001 and 0002 only)
 // keeps every order, purchase and key through 0003, which rebuilds orders
-// and user_purchases WITHOUT ROWID, and 0004, after which a product
-// without a per-user limit answers its purchases from its orders; it takes
-// new orders afterwards.
+// and user_purchases WITHOUT ROWID, 0004, after which a product without a
+// per-user limit answers its purchases from its orders, and 0005, which
+// stores orders by product and time (a listing reads them in that order
+// without sorting); it takes new orders afterwards.
 func TestMigrationKeepsOlderDatabases(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
@@ -76,6 +78,21 @@ func TestMigrationKeepsOlderDatabases(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
+	plan, err := raw.QueryContext(ctx, `EXPLAIN QUERY PLAN SELECT id FROM orders WHERE product_id = 1 ORDER BY created_at, id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for plan.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := plan.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(detail, "TEMP B-TREE") || !strings.Contains(detail, "PRIMARY KEY") {
+			t.Errorf("a product's orders are read by %q, want the table's own key and no sort", detail)
+		}
+	}
+	plan.Close()
 	var counted int
 	if err := raw.QueryRowContext(ctx, `SELECT COUNT(*) FROM user_purchases WHERE product_id = 2`).Scan(&counted); err != nil || counted != 0 {
 		t.Fatalf("user_purchases rows of the product without a limit = %d, %v; want 0", counted, err)

@@ -241,7 +241,7 @@ func newQueries(bind func(string) string) queries {
 		dropBuckets:  `DELETE FROM stock_buckets`,
 		takeBucket:   bind(`UPDATE stock_buckets SET stock = stock - ?, sold = sold + ? WHERE product_id = ? AND bucket = ? AND stock >= ?`),
 		takeReserved: bind(`UPDATE products SET stock = stock - ?, sold = sold + ? WHERE id = ? AND stock >= ? RETURNING per_user_limit`),
-		orderExists:  bind(`SELECT COUNT(*) FROM orders WHERE id = ?`),
+		orderExists:  bind(`SELECT COUNT(*) FROM orders WHERE product_id = ? AND created_at = ? AND id = ?`),
 		nextEpoch:    bind(`UPDATE products SET reserve_epoch = reserve_epoch + 1 WHERE id = ? RETURNING reserve_epoch`),
 		epochOf:      bind(`SELECT reserve_epoch FROM products WHERE id = ?`),
 		keyedOrders:  bind(`SELECT ` + orderColumns + ` FROM orders WHERE product_id = ? AND idempotency_key IS NOT NULL`),
@@ -748,7 +748,7 @@ func (s *Store) CommitBatch(ctx context.Context, orders []shop.Order) (c shop.Co
 				continue
 			}
 			var n int
-			if err := s.queryRow(ctx, tx, s.q.orderExists, []any{o.ID}, &n); err != nil {
+			if err := s.queryRow(ctx, tx, s.q.orderExists, []any{o.ProductID, o.CreatedAt.UnixNano(), o.ID}, &n); err != nil {
 				return fmt.Errorf("check order: %w", err)
 			}
 			if n == 0 {
@@ -853,7 +853,7 @@ func (s *Store) dropStale(ctx context.Context, tx runner, orders []shop.Order, c
 			continue
 		}
 		var n int
-		if err := s.queryRow(ctx, tx, s.q.orderExists, []any{o.ID}, &n); err != nil {
+		if err := s.queryRow(ctx, tx, s.q.orderExists, []any{o.ProductID, o.CreatedAt.UnixNano(), o.ID}, &n); err != nil {
 			return nil, fmt.Errorf("check order: %w", err)
 		}
 		if n == 0 {
