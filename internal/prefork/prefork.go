@@ -22,11 +22,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// WorkerEnv is set to the worker's number in each worker's environment.
-const WorkerEnv = "STAMPEDE_WORKER"
+// WorkerEnv is set to the worker's number in each worker's environment,
+// and WorkersEnv to how many workers Supervise keeps.
+const (
+	WorkerEnv  = "STAMPEDE_WORKER"
+	WorkersEnv = "STAMPEDE_WORKERS"
+)
 
 // IsWorker reports whether this process was started by Supervise.
 func IsWorker() bool { return os.Getenv(WorkerEnv) != "" }
+
+// Processes returns how many processes serve together: the workers a
+// supervisor keeps, or 1 in a process of its own.
+func Processes() int {
+	if n, err := strconv.Atoi(os.Getenv(WorkersEnv)); err == nil && n > 1 && IsWorker() {
+		return n
+	}
+	return 1
+}
 
 // Listen opens a TCP listener; in a worker it sets SO_REUSEPORT so that
 // every worker can bind the same address and the kernel spreads
@@ -101,7 +114,7 @@ func Supervise(ctx context.Context, n int, args []string, grace time.Duration, l
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			keep(ctx, exe, i, args, grace, log, starts)
+			keep(ctx, exe, i, n, args, grace, log, starts)
 		}()
 	}
 	for range n {
@@ -123,7 +136,7 @@ func Supervise(ctx context.Context, n int, args []string, grace time.Duration, l
 }
 
 // keep runs worker i until ctx ends. Its first start is reported on starts.
-func keep(ctx context.Context, exe string, i int, args []string, grace time.Duration, log *slog.Logger, starts chan<- error) {
+func keep(ctx context.Context, exe string, i, n int, args []string, grace time.Duration, log *slog.Logger, starts chan<- error) {
 	var once sync.Once
 	var everReady atomic.Bool
 	onReady := func() {
@@ -133,7 +146,7 @@ func keep(ctx context.Context, exe string, i int, args []string, grace time.Dura
 	pause := 100 * time.Millisecond
 	for {
 		began := time.Now()
-		err := runWorker(ctx, exe, i, args, grace, onReady)
+		err := runWorker(ctx, exe, i, n, args, grace, onReady)
 		if ctx.Err() != nil {
 			once.Do(func() { starts <- nil })
 			return
@@ -155,13 +168,13 @@ func keep(ctx context.Context, exe string, i int, args []string, grace time.Dura
 	}
 }
 
-func runWorker(ctx context.Context, exe string, i int, args []string, grace time.Duration, onReady func()) error {
+func runWorker(ctx context.Context, exe string, i, n int, args []string, grace time.Duration, onReady func()) error {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return err
 	}
 	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), WorkerEnv+"="+strconv.Itoa(i))
+	cmd.Env = append(os.Environ(), WorkerEnv+"="+strconv.Itoa(i), WorkersEnv+"="+strconv.Itoa(n))
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{pw}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}

@@ -584,15 +584,18 @@ func TestRetryAfterRestartGetsItsOrder(t *testing.T) {
 	}
 }
 
-// A GOGC set by the user is left alone; without one the shop counts the
-// floor as live heap, which keeps its collector from running every 4 MiB.
+// A GOGC set by the user is left alone; without one the shop counts a
+// floor of 32 MiB, shared among its processes, as live heap, which keeps
+// its collector from running every 4 MiB.
 func TestHeapFloorLeavesGOGCAlone(t *testing.T) {
 	t.Setenv("GOGC", "100")
-	if got := shopd.HeapFloorFor(); got != 0 {
+	if got := shopd.HeapFloorFor(1); got != 0 {
 		t.Errorf("with GOGC=100 the floor is %d bytes, want 0", got)
 	}
 	t.Setenv("GOGC", "")
-	if got := shopd.HeapFloorFor(); got != 32<<20 {
-		t.Errorf("without GOGC the floor is %d bytes, want %d", got, 32<<20)
+	for procs, want := range map[int]int{1: 32 << 20, 8: 4 << 20} {
+		if got := shopd.HeapFloorFor(procs); got != want {
+			t.Errorf("without GOGC, %d processes: the floor is %d bytes, want %d", procs, got, want)
+		}
 	}
 }
