@@ -588,7 +588,7 @@ func TestBench(t *testing.T) {
 	out, err = exec.Command(binary, "bench", "flashsale", "-p", "strategy=atomic", "-p", "procs=2", "-p", "stock=50",
 		"-p", "buyers=200", "-p", "users=150", "-p", "seconds=1", "--json").Output()
 	if err != nil {
-		t.Fatalf("bench flashsale: %v %s", err, out)
+		t.Fatalf("bench flashsale: %v %s%s", err, out, stderrOf(err))
 	}
 	var sale struct {
 		Result struct {
@@ -617,7 +617,7 @@ func TestBench(t *testing.T) {
 	// purchase answered, the law fitted (or the reason it could not be).
 	out, err = exec.Command(binary, "bench", "flashsale-sweep", "-p", "strategy=atomic", "-p", "levels=1,2,4", "-p", "step=300", "--json").Output()
 	if err != nil {
-		t.Fatalf("bench flashsale-sweep: %v %s", err, out)
+		t.Fatalf("bench flashsale-sweep: %v %s%s", err, out, stderrOf(err))
 	}
 	var sw struct {
 		Result struct {
@@ -786,4 +786,12 @@ func TestStampede(t *testing.T) {
 		users[o.UserID] = true
 	}
 	t.Logf("%d buyers: %+v; %d retries", buyers, s, s.Retries)
+}
+
+// stderrOf is what a command that failed said on stderr (Output keeps it).
+func stderrOf(err error) string {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return "\nstderr: " + string(ee.Stderr)
+	}
+	return ""
 }

@@ -34,13 +34,18 @@ func (m Model) X(n float64) float64 {
 	return m.Lambda * n / (1 + m.Sigma*(n-1) + m.Kappa*n*(n-1))
 }
 
-// Peak is the concurrency of the highest throughput: +Inf when κ is 0
-// (throughput only flattens towards λ/σ).
+// Peak is the concurrency of the highest throughput, at least 1: +Inf
+// when κ is 0 and σ below 1 (throughput only flattens towards λ/σ), and 1
+// when a second user already adds nothing (σ of 1 or more, as when
+// throughput falls from the first measurement on).
 func (m Model) Peak() float64 {
-	if m.Kappa <= 0 {
+	switch {
+	case m.Sigma >= 1:
+		return 1
+	case m.Kappa <= 0:
 		return math.Inf(1)
 	}
-	return math.Sqrt((1 - m.Sigma) / m.Kappa)
+	return math.Max(1, math.Sqrt((1-m.Sigma)/m.Kappa))
 }
 
 // Latency is the time each of n users waits per request at the predicted

@@ -108,3 +108,33 @@ func TestSPECSDM91(t *testing.T) {
 		t.Errorf("fit %+v, peak %.2f; want σ 2.773e-02, κ 1.044e-04, λ 90.00, R² 0.9896, peak 97", free, free.Peak())
 	}
 }
+
+// Throughput that falls from the first measurement on (a sweep of a
+// saturated shop: 5,900, 4,963 and 4,257 orders/s at 1, 2 and 4 buyers)
+// peaks at one user; the report says so in numbers JSON can carry, not
+// the square root of a negative number.
+func TestFallingThroughputPeaksAtOne(t *testing.T) {
+	data := []Point{{1, 5900}, {2, 4963}, {4, 4257}}
+	m, err := Fit(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Peak() != 1 {
+		t.Errorf("fit %+v: peak %v, want 1", m, m.Peak())
+	}
+	r := Judge(m, data, 100_000)
+	for name, v := range map[string]float64{"peak concurrency": r.PeakConcurrency, "peak rps": r.PeakRPS,
+		"predicted rps": r.Predicted.RPS, "latency": r.Predicted.LatencySeconds} {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			t.Errorf("%s is %v", name, v)
+		}
+	}
+	if r.PeakConcurrency != 1 || math.Abs(r.PeakRPS-m.X(1)) > 1e-9 {
+		t.Errorf("report peaks at %v users, %v/s; want 1 and X(1) = %v", r.PeakConcurrency, r.PeakRPS, m.X(1))
+	}
+	for _, k := range []Model{{Sigma: 1.2, Kappa: 0, Lambda: 1}, {Sigma: 0.5, Kappa: 10, Lambda: 1}} {
+		if p := k.Peak(); p != 1 {
+			t.Errorf("%+v: peak %v, want 1", k, p)
+		}
+	}
+}
