@@ -9,6 +9,7 @@
 # printed; any answer that is not 2xx is counted and shown.
 #
 #   bench/shop.sh                       # or: ROUNDS=5 DURATION=10s bench/shop.sh
+#   KEYS=random bench/shop.sh           # keys as random as clients' UUIDs
 #
 # PostgreSQL and Redis are not pinned: they share the machine with both.
 # Installs wrk with apt-get when root and it is missing.
