@@ -312,30 +312,28 @@ const maxLinger = time.Millisecond
 // gather lingers for batch to grow, as write describes, and returns it.
 func (r *Reserve) gather(batch []*pending, linger *time.Timer) []*pending {
 	lone := false // waited on the queue once already
-	for open := true; open && len(batch) < r.maxBatch; {
+	for len(batch) < r.maxBatch {
 		n := len(batch)
-		if batch, open = r.drain(batch); !open {
-			break
-		}
+		var open bool
+		batch, open = r.drain(batch)
 		switch {
+		case !open || (len(batch) == n && (n > 1 || lone)):
+			return batch // closed, or the queue stopped growing
 		case len(batch) > n:
 			runtime.Gosched() // more came: let the rest of the crowd queue too
-		case n > 1 || lone:
-			return batch // the queue stopped growing
-		default:
-			lone = true
-			linger.Reset(maxLinger)
-			select {
-			case q, ok := <-r.queue:
-				if !ok {
-					open = false
-					break
-				}
-				batch = append(batch, q)
-				runtime.Gosched()
-			case <-linger.C:
-			}
+			continue
+		}
+		lone = true
+		linger.Reset(maxLinger)
+		select {
+		case q, ok := <-r.queue:
 			linger.Stop()
+			if !ok {
+				return batch
+			}
+			batch = append(batch, q)
+			runtime.Gosched()
+		case <-linger.C:
 		}
 	}
 	return batch

@@ -3,15 +3,11 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stampede-dev/stampede/internal/shop"
-	"github.com/stampede-dev/stampede/internal/shop/postgres"
-	"github.com/stampede-dev/stampede/internal/shop/sqlite"
-	"github.com/stampede-dev/stampede/internal/testenv"
 )
 
 // BenchmarkCommitBatch times the reserve writer's step on each store: one
@@ -23,20 +19,12 @@ import (
 //	go test -run '^$' -bench CommitBatch ./internal/shop/sqlstore
 func BenchmarkCommitBatch(b *testing.B) {
 	ctx := context.Background()
-	open := map[string]func(b *testing.B) (shop.Store, error){
-		"sqlite":   func(b *testing.B) (shop.Store, error) { return sqlite.Open(ctx, filepath.Join(b.TempDir(), "shop.db")) },
-		"postgres": func(b *testing.B) (shop.Store, error) { return postgres.Open(ctx, testenv.Postgres(b), 0) },
-	}
 	for _, store := range []string{"sqlite", "postgres"} {
 		for _, n := range []int{1, 50, 64, 256} {
 			for _, limit := range []int64{0, 1} {
 				for _, epoch := range []bool{false, true} {
 					b.Run(fmt.Sprintf("%s/orders=%d/limit=%d/epoch=%v", store, n, limit, epoch), func(b *testing.B) {
-						s, err := open[store](b)
-						if err != nil {
-							b.Fatal(err)
-						}
-						defer s.Close()
+						s := openStore(b, store)
 						p, err := s.CreateProduct(ctx, shop.NewProduct{Name: "bench", Stock: 1 << 40, PerUserLimit: limit})
 						if err != nil {
 							b.Fatal(err)

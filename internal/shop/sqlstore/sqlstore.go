@@ -342,22 +342,22 @@ func (s *Store) OrderByKey(ctx context.Context, key string) (shop.Order, error) 
 
 // UserPurchases implements shop.Store.
 func (s *Store) UserPurchases(ctx context.Context, productID int64) (map[string]int64, error) {
-	return s.purchases(ctx, s.r, productID)
-}
-
-// purchases reads the units each user holds of a product: from
-// user_purchases for a product with a per-user limit, which is the only
-// kind whose purchases are counted there (the count costs a group commit a
-// fifth of its time, and nothing reads it without a limit), and from the
-// orders otherwise.
-func (s *Store) purchases(ctx context.Context, on runner, productID int64) (map[string]int64, error) {
 	var limit int64
-	if err := s.queryRow(ctx, on, s.q.productLimit, []any{productID}, &limit); err != nil {
+	if err := s.queryRow(ctx, s.r, s.q.productLimit, []any{productID}, &limit); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, shop.ErrNotFound
 		}
 		return nil, fmt.Errorf("read purchases: %w", err)
 	}
+	return s.purchases(ctx, s.r, productID, limit)
+}
+
+// purchases reads the units each user holds of a product whose per-user
+// limit is limit: from user_purchases when there is a limit, the only kind
+// of product whose purchases are counted there (the count costs a group
+// commit a fifth of its time, and nothing reads it without a limit), and
+// from the orders otherwise.
+func (s *Store) purchases(ctx context.Context, on runner, productID, limit int64) (map[string]int64, error) {
 	q := s.q.userPurchases
 	if limit == 0 {
 		q = s.q.ordersByUser
@@ -879,7 +879,7 @@ func (s *Store) BeginReservations(ctx context.Context, id int64) (rs shop.Reserv
 		if err := s.queryRow(ctx, tx, s.q.product, []any{id}, &p.ID, &p.Name, &p.Stock, &p.Sold, &p.PerUserLimit); err != nil {
 			return fmt.Errorf("read product %d: %w", id, err)
 		}
-		users, err := s.purchases(ctx, tx, id)
+		users, err := s.purchases(ctx, tx, id, p.PerUserLimit)
 		if err != nil {
 			return err
 		}

@@ -18,17 +18,28 @@ import (
 // stores opens each store the shop supports, fresh for the test.
 func stores(t *testing.T) map[string]shop.Store {
 	t.Helper()
+	return map[string]shop.Store{"sqlite": openStore(t, "sqlite"), "postgres": openStore(t, "postgres")}
+}
+
+// openStore opens a fresh store of the kind named, closed when tb ends.
+func openStore(tb testing.TB, kind string) shop.Store {
+	tb.Helper()
 	ctx := context.Background()
-	lite, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "shop.db"))
-	if err != nil {
-		t.Fatal(err)
+	var st shop.Store
+	var err error
+	switch kind {
+	case "sqlite":
+		st, err = sqlite.Open(ctx, filepath.Join(tb.TempDir(), "shop.db"))
+	case "postgres":
+		st, err = postgres.Open(ctx, testenv.Postgres(tb), 0)
+	default:
+		tb.Fatalf("no store %q", kind)
 	}
-	pg, err := postgres.Open(ctx, testenv.Postgres(t), 0)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { lite.Close(); pg.Close() })
-	return map[string]shop.Store{"sqlite": lite, "postgres": pg}
+	tb.Cleanup(func() { st.Close() })
+	return st
 }
 
 // TestCommitBatch pins the group commit's contract on every store: it
