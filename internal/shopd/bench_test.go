@@ -2,11 +2,16 @@ package shopd_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/stampede-dev/stampede/internal/shop"
 	"github.com/stampede-dev/stampede/internal/shopd"
 	"github.com/stampede-dev/stampede/internal/testenv"
 )
@@ -71,5 +76,80 @@ func BenchmarkOrders(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkPlaceOrder measures the order's own work, without HTTP: 1,024
+// buyers (512 × GOMAXPROCS) call the service directly, every order a new
+// buyer of a product with ample stock. Besides orders/s it reports the
+// CPU the whole process spent per order (cpu-µs/order: the handlers, the
+// strategy's senders and writers, the store's driver), which is what an
+// order costs the shop's core before HTTP is added. Pin it to one core to
+// read it as the shop's floor:
+//
+//	taskset -c 0 go test -run '^$' -bench PlaceOrder -cpu 1 -benchtime 5s ./internal/shopd
+func BenchmarkPlaceOrder(b *testing.B) {
+	for _, v := range []struct {
+		name, store string
+		redis       bool
+	}{{"sqlite/reserve", "sqlite", false}, {"postgres/reserve+redis", "postgres", true}} {
+		b.Run(v.name, func(b *testing.B) {
+			cfg := shopd.DefaultConfig()
+			cfg.Strategy, cfg.Addr = "reserve", "127.0.0.1:0"
+			cfg.Store = "sqlite:" + b.TempDir() + "/shop.db"
+			if v.store == "postgres" {
+				cfg.Store = testenv.Postgres(b)
+			}
+			if v.redis {
+				cfg.Redis, cfg.RedisPrefix = testenv.Redis(b)
+			}
+			if _, err := cfg.Resolve(); err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			s, err := shopd.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				cancel()
+				b.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- s.Serve(ctx, 10*time.Second) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					b.Error(err)
+				}
+			}()
+			svc, st := shopd.ServiceOf(s)
+			const stock = 1_000_000_000
+			p, err := st.CreateProduct(ctx, shop.NewProduct{Name: "bench", Stock: stock})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var seq, created atomic.Int64
+			var before, after syscall.Rusage
+			b.SetParallelism(512)
+			syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					n := strconv.FormatInt(seq.Add(1), 10)
+					_, fresh, err := svc.PlaceOrder(ctx, shop.OrderRequest{ProductID: p.ID, UserID: "u" + n, Quantity: 1, IdempotencyKey: "k" + n})
+					if err != nil || !fresh {
+						b.Errorf("order %s: created %v, %v", n, fresh, err)
+						return
+					}
+					created.Add(1)
+				}
+			})
+			b.StopTimer()
+			syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+			cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+			b.ReportMetric(float64(created.Load())/b.Elapsed().Seconds(), "orders/s")
+			b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(created.Load()), "cpu-µs/order")
+			if got, err := st.Product(ctx, p.ID); err != nil || got.Sold != created.Load() || got.Stock+got.Sold != stock {
+				b.Errorf("books: %+v, %v; acknowledged %d", got, err, created.Load())
+			}
+		})
 	}
 }

@@ -22,39 +22,81 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// reserve takes stock and the user's allowance and appends the order to
-// the durable queue in one atomic step. It answers {status, previous} or,
-// for sold_out, {status, restock generation}.
+// reserve takes stock and the users' allowances for a batch of orders and
+// appends each order it reserves to the durable queue, all in one atomic
+// step: one script run answers every buyer a pipeline sender holds, so
+// Redis runs a script, and reads each product's stock, limit and epoch,
+// once per batch instead of once per buyer. The orders are taken in the
+// batch's order, each seeing the ones before it (a second order with the
+// same key is a duplicate of the first). It answers two values per order:
+// its status and a detail ("" when none): ok, uninit, limit, dup with the
+// earlier order's record, sold_out with the product's restock generation.
 //
-// The entry carries the product's reservation epoch (see seed), so that
+// Each entry carries the product's reservation epoch (see seed), so that
 // the store refuses it if Redis was rebuilt after it was reserved.
 //
-// KEYS: stock, users, limit, idempotency, stream, reserved keys, restocks,
-// epoch.
-// ARGV: quantity, user, order id, request hash, product, key, created (ns).
+// KEYS: the stream, then per order: stock, users, limit, idempotency,
+// reserved keys, restocks, epoch.
+// ARGV: per order: quantity, user, order id, request hash, product, key,
+// created (ns).
 var reserve = goredis.NewScript(`
-local stock = redis.call('GET', KEYS[1])
-if not stock then return {'uninit'} end
-if ARGV[6] ~= '' then
-  local prev = redis.call('GET', KEYS[4])
-  if prev then return {'dup', prev} end
+local out, stock, limit, epoch, taken, reserved = {}, {}, {}, {}, {}, {}
+for i = 0, #ARGV / 7 - 1 do
+  local k, a = 1 + 7 * i, 7 * i
+  local sk = KEYS[k + 1]
+  local s = stock[sk]
+  if s == nil then
+    local v = redis.call('GET', sk)
+    s = v and tonumber(v) or false
+    stock[sk] = s
+  end
+  local key = ARGV[a + 6]
+  local prev = false
+  if s and key ~= '' then prev = redis.call('GET', KEYS[k + 4]) end
+  local q = tonumber(ARGV[a + 1])
+  if not s then
+    out[#out + 1] = 'uninit'; out[#out + 1] = ''
+  elseif prev then
+    out[#out + 1] = 'dup'; out[#out + 1] = prev
+  elseif s < q then
+    out[#out + 1] = 'sold_out'; out[#out + 1] = redis.call('GET', KEYS[k + 6]) or '0'
+  else
+    local lk = KEYS[k + 3]
+    local lim = limit[lk]
+    if lim == nil then
+      lim = tonumber(redis.call('GET', lk) or '0')
+      limit[lk] = lim
+    end
+    if lim > 0 and tonumber(redis.call('HGET', KEYS[k + 2], ARGV[a + 2]) or '0') + q > lim then
+      out[#out + 1] = 'limit'; out[#out + 1] = ''
+    else
+      stock[sk] = s - q
+      taken[sk] = (taken[sk] or 0) + q
+      redis.call('HINCRBY', KEYS[k + 2], ARGV[a + 2], q)
+      if key ~= '' then
+        redis.call('SET', KEYS[k + 4], ARGV[a + 3] .. '\n' .. ARGV[a + 4] .. '\n' .. ARGV[a + 7], 'EX', 86400)
+        local rk = KEYS[k + 5]
+        if reserved[rk] == nil then reserved[rk] = {} end
+        table.insert(reserved[rk], key)
+      end
+      local ek = KEYS[k + 7]
+      local e = epoch[ek]
+      if e == nil then
+        e = redis.call('GET', ek) or '0'
+        epoch[ek] = e
+      end
+      redis.call('XADD', KEYS[1], '*', 'id', ARGV[a + 3], 'p', ARGV[a + 5], 'u', ARGV[a + 2], 'q', ARGV[a + 1],
+        'k', key, 'h', ARGV[a + 4], 't', ARGV[a + 7], 'e', e)
+      out[#out + 1] = 'ok'; out[#out + 1] = ''
+    end
+  end
 end
-local q = tonumber(ARGV[1])
-if tonumber(stock) < q then return {'sold_out', redis.call('GET', KEYS[7]) or '0'} end
-local limit = tonumber(redis.call('GET', KEYS[3]) or '0')
-if limit > 0 and tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0') + q > limit then
-  return {'limit'}
+for sk, q in pairs(taken) do redis.call('DECRBY', sk, q) end
+for rk, keys in pairs(reserved) do
+  redis.call('SADD', rk, unpack(keys))
+  redis.call('EXPIRE', rk, 86400)
 end
-redis.call('DECRBY', KEYS[1], q)
-redis.call('HINCRBY', KEYS[2], ARGV[2], q)
-if ARGV[6] ~= '' then
-  redis.call('SET', KEYS[4], ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. ARGV[7], 'EX', 86400)
-  redis.call('SADD', KEYS[6], ARGV[6])
-  redis.call('EXPIRE', KEYS[6], 86400)
-end
-redis.call('XADD', KEYS[5], '*', 'id', ARGV[3], 'p', ARGV[5], 'u', ARGV[2], 'q', ARGV[1], 'k', ARGV[6], 'h', ARGV[4], 't', ARGV[7],
-  'e', redis.call('GET', KEYS[8]) or '0')
-return {'ok'}`)
+return out`)
 
 // load seeds a product's reservation state from the store, read in a new
 // reservation epoch (Store.BeginReservations). It writes only if Redis has
@@ -481,18 +523,19 @@ type reservation struct {
 	done chan struct{}
 }
 
-// Reservations are sent in pipelines: each of pipelines goroutines takes
-// whatever buyers are waiting, up to maxPipeline, and sends their script
-// calls in one write, reading the answers in one go. A crowd then costs
-// Redis and this process two system calls per pipeline instead of two per
-// buyer, and no buyer holds a pooled connection while it waits.
+// Reservations are sent in batches: each of pipelines goroutines takes
+// whatever buyers are waiting, up to maxPipeline, and reserves for all of
+// them with one run of the reserve script. A crowd then costs Redis one
+// script run and this process two system calls per batch instead of a
+// script run and two system calls per buyer, and no buyer holds a pooled
+// connection while it waits.
 const (
 	pipelines   = 4
 	maxPipeline = 256
 	pendingLen  = 1 << 16
 )
 
-// reserveLoop is one pipeline sender; it runs until ctx ends.
+// reserveLoop is one batch sender; it runs until ctx ends.
 func (r *Reserve) reserveLoop(ctx context.Context) {
 	defer r.wg.Done()
 	batch := make([]*reservation, 0, maxPipeline)
@@ -517,13 +560,16 @@ func (r *Reserve) reserveLoop(ctx context.Context) {
 	}
 }
 
-// reserveBatch answers a batch of reservations. Before a buyer's call is
+// reserveBatch answers a batch of reservations. Before a buyer's order is
 // sent, memory is asked again: buyers that queued before this process
-// learnt that their product sold out are answered without Redis.
+// learnt that their product sold out are answered without Redis. An error
+// running the script is every sent buyer's answer: whether or not their
+// orders were reserved, a retry with the same key finds out.
 func (r *Reserve) reserveBatch(ctx context.Context, batch []*reservation) {
-	pipe := r.rdb.Pipeline()
 	sent := make([]*reservation, 0, len(batch))
-	cmds := make([]*goredis.Cmd, 0, len(batch))
+	keys := make([]string, 1, 1+reserveKeys*len(batch))
+	keys[0] = r.stream
+	args := make([]any, 0, reserveArgs*len(batch))
 	for _, rv := range batch {
 		switch {
 		case rv.ctx.Err() != nil:
@@ -534,42 +580,46 @@ func (r *Reserve) reserveBatch(ctx context.Context, batch []*reservation) {
 			close(rv.done)
 		default:
 			sent = append(sent, rv)
-			cmds = append(cmds, reserve.EvalSha(ctx, pipe, r.reserveKeys(rv.o), reserveArgs(rv.o)...))
+			keys = r.appendReserveKeys(keys, rv.o)
+			args = appendReserveArgs(args, rv.o)
 		}
 	}
 	if len(sent) == 0 {
 		return
 	}
-	pipe.Exec(ctx) // each command carries its own error
+	// Run sends the script's hash and, if Redis lost its scripts (a
+	// restart), the script itself.
+	res, err := reserve.Run(ctx, r.rdb, keys, args...).StringSlice()
+	if err == nil && len(res) != 2*len(sent) {
+		err = fmt.Errorf("the reserve script answered %d values for %d orders", len(res), len(sent))
+	}
 	for i, rv := range sent {
-		res, err := cmds[i].StringSlice()
-		if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
-			// Redis lost its scripts (a restart): Run loads it again.
-			res, err = reserve.Run(ctx, r.rdb, r.reserveKeys(rv.o), reserveArgs(rv.o)...).StringSlice()
+		if err != nil {
+			rv.err = err
+		} else if rv.res = res[2*i : 2*i+2]; rv.res[1] == "" {
+			rv.res = rv.res[:1]
 		}
-		if err == nil && len(res) == 0 {
-			err = errors.New("empty answer from the reserve script")
-		}
-		rv.res, rv.err = res, err
 		close(rv.done)
 	}
 }
 
-func (r *Reserve) reserveKeys(o shop.Order) []string {
-	return []string{
+// The reserve script's keys and arguments per order.
+const reserveKeys, reserveArgs = 7, 7
+
+func (r *Reserve) appendReserveKeys(keys []string, o shop.Order) []string {
+	return append(keys,
 		productKey(r.prefix, "stock", o.ProductID),
 		productKey(r.prefix, "users", o.ProductID),
 		productKey(r.prefix, "limit", o.ProductID),
-		r.prefix + "idem:" + o.IdempotencyKey,
-		r.stream,
+		r.prefix+"idem:"+o.IdempotencyKey,
 		productKey(r.prefix, "reserved", o.ProductID),
 		productKey(r.prefix, "restocks", o.ProductID),
 		productKey(r.prefix, "epoch", o.ProductID),
-	}
+	)
 }
 
-func reserveArgs(o shop.Order) []any {
-	return []any{o.Quantity, o.UserID, o.ID, o.RequestHash, o.ProductID, o.IdempotencyKey, o.CreatedAt.UnixNano()}
+func appendReserveArgs(args []any, o shop.Order) []any {
+	return append(args, o.Quantity, o.UserID, o.ID, o.RequestHash, o.ProductID, o.IdempotencyKey, o.CreatedAt.UnixNano())
 }
 
 // replay answers a reused Idempotency-Key with the earlier order once that
