@@ -20,7 +20,7 @@ import (
 func BenchmarkCommitBatch(b *testing.B) {
 	ctx := context.Background()
 	for _, store := range []string{"sqlite", "postgres"} {
-		for _, n := range []int{1, 50, 64, 256} {
+		for _, n := range []int{1, 50, 64, 256, 512} {
 			for _, limit := range []int64{0, 1} {
 				for _, epoch := range []bool{false, true} {
 					b.Run(fmt.Sprintf("%s/orders=%d/limit=%d/epoch=%v", store, n, limit, epoch), func(b *testing.B) {
