@@ -24,7 +24,7 @@ import (
 
 // reserve takes stock and the users' allowances for a batch of orders and
 // appends each order it reserves to the durable queue, all in one atomic
-// step: one script run answers every buyer a pipeline sender holds, so
+// step: one script run answers every buyer a batch sender holds, so
 // Redis runs a script, and reads each product's stock, limit and epoch,
 // once per batch instead of once per buyer. The orders are taken in the
 // batch's order, each seeing the ones before it (a second order with the
@@ -192,7 +192,7 @@ type Reserve struct {
 	learning map[int64]bool
 	restocks map[int64]int64 // the newest restock generation heard of, per product
 
-	pending chan *reservation     // buyers waiting for a pipeline
+	pending chan *reservation     // buyers waiting for a batch sender
 	acking  chan struct{}         // closed when the writer's last acknowledgement is done (writer only)
 	down    atomic.Pointer[error] // why Redis cannot be used now, or nil
 
@@ -249,12 +249,12 @@ func NewReserve(ctx context.Context, c *Client, store shop.Store, prefix string,
 		cancel()
 		return nil, err
 	}
-	r.wg.Add(4 + pipelines)
+	r.wg.Add(4 + senders)
 	go r.probe(bg)
 	go r.listen()
 	go r.write(bg)
 	go r.heartbeat(bg)
-	for range pipelines {
+	for range senders {
 		go r.reserveLoop(bg)
 	}
 	return r, nil
@@ -444,7 +444,7 @@ func (r *Reserve) restocked(id, gen int64) {
 }
 
 // Buy implements shop.Strategy.
-// The Service asks KnownSoldOut before it calls Buy, and the pipeline asks
+// The Service asks KnownSoldOut before it calls Buy, and the batch sender asks
 // again just before sending, so Buy itself does not.
 func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 	if r.Ready() != nil {
@@ -513,8 +513,8 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 	}
 }
 
-// reservation is a buyer's call of the reserve script, waiting for a
-// pipeline to carry it.
+// reservation is a buyer's place in a run of the reserve script, waiting
+// for a batch sender to carry it.
 type reservation struct {
 	ctx  context.Context
 	o    shop.Order
@@ -523,22 +523,21 @@ type reservation struct {
 	done chan struct{}
 }
 
-// Reservations are sent in batches: each of pipelines goroutines takes
-// whatever buyers are waiting, up to maxPipeline, and reserves for all of
-// them with one run of the reserve script. A crowd then costs Redis one
-// script run and this process two system calls per batch instead of a
-// script run and two system calls per buyer, and no buyer holds a pooled
-// connection while it waits.
+// Reservations are sent in batches: each of senders goroutines takes
+// whatever buyers are waiting, up to maxReservations, and reserves for all
+// of them with one run of the reserve script. A crowd then costs Redis one
+// script run, and this process two system calls, per batch rather than per
+// buyer, and no buyer holds a pooled connection while it waits.
 const (
-	pipelines   = 4
-	maxPipeline = 256
-	pendingLen  = 1 << 16
+	senders         = 4
+	maxReservations = 256
+	pendingLen      = 1 << 16
 )
 
 // reserveLoop is one batch sender; it runs until ctx ends.
 func (r *Reserve) reserveLoop(ctx context.Context) {
 	defer r.wg.Done()
-	batch := make([]*reservation, 0, maxPipeline)
+	batch := make([]*reservation, 0, maxReservations)
 	for {
 		batch = batch[:0]
 		select {
@@ -548,7 +547,7 @@ func (r *Reserve) reserveLoop(ctx context.Context) {
 			return
 		}
 	fill:
-		for len(batch) < maxPipeline {
+		for len(batch) < maxReservations {
 			select {
 			case rv := <-r.pending:
 				batch = append(batch, rv)
