@@ -297,9 +297,13 @@ func (r *Reserve) write() {
 				r.release(p.book, p.order)
 				r.settle(p.book, p, ErrDuplicateKey)
 			default:
+				// The key goes before the buyer hears: a buyer who has
+				// heard finds no key of its order still held. A twin that
+				// comes in between reserves anew and the store refuses
+				// its key for the order just committed.
+				r.forgetKey(p)
 				p.err = err
 				close(p.done)
-				r.forgetKey(p)
 			}
 			r.landed(p)
 		}
