@@ -79,9 +79,9 @@ func BenchmarkOrders(b *testing.B) {
 	}
 }
 
-// BenchmarkPlaceOrder measures the order's own work, without HTTP: 1,024
-// buyers (512 × GOMAXPROCS) call the service directly, every order a new
-// buyer of a product with ample stock. Besides orders/s it reports the
+// BenchmarkPlaceOrder measures the order's own work, without HTTP: 512 ×
+// GOMAXPROCS buyers (512 with -cpu 1) call the service directly, every
+// order a new buyer of a product with ample stock. Besides orders/s it reports the
 // CPU the whole process spent per order (cpu-µs/order: the handlers, the
 // strategy's senders and writers, the store's driver), which is what an
 // order costs the shop's core before HTTP is added. Pin it to one core to
