@@ -137,6 +137,12 @@ func (s *Service) PlaceOrder(ctx context.Context, req OrderRequest) (o Order, cr
 
 	h := req.hash()
 	if req.IdempotencyKey != "" && !s.indexes {
+		// Sold out is asked before the key is looked up: it was learnt
+		// from the store after every unit's order had committed, so a
+		// twin that took the last unit is found. Asked after, it could
+		// have been learnt after a look-up that came before the twin's
+		// commit, and this retry would hear sold_out for its own order.
+		soldOut := s.knownSoldOut(req.ProductID, req.Quantity)
 		prev, err := s.store.OrderByKey(ctx, req.IdempotencyKey)
 		if err == nil {
 			return replay(prev, h)
@@ -144,7 +150,7 @@ func (s *Service) PlaceOrder(ctx context.Context, req OrderRequest) (o Order, cr
 		if ErrorCode(err) != CodeNotFound {
 			return Order{}, false, timeoutOr(ctx, err)
 		}
-		if s.knownSoldOut(req.ProductID, req.Quantity) {
+		if soldOut {
 			return Order{}, false, ErrSoldOut
 		}
 	}
