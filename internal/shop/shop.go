@@ -61,7 +61,9 @@ type Committed struct {
 // from: read after every commit of an older epoch has finished.
 type ReservationStart struct {
 	Product Product
-	Users   map[string]int64 // units each user holds
+	// Users holds the units each user holds of a product with a per-user
+	// limit; nil without one, where nothing counts them.
+	Users map[string]int64
 	// Keyed lists the stored orders that have an Idempotency-Key (ID, key,
 	// request hash and creation time set), so that retries of them are
 	// known.

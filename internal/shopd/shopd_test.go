@@ -2,6 +2,7 @@ package shopd_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -179,9 +180,13 @@ func TestReconcileRepairsRedis(t *testing.T) {
 	c, rc, cfg := startRedisReserve(t)
 	ctx := context.Background()
 	id := c.CreateProduct(t, "phone", 10, 1)
+	// A product without a limit, whose buyers nobody counts, agrees too.
+	unlimited := c.CreateProduct(t, "case", 10, 0)
 	for i := range 3 {
-		if a, err := c.Order(ctx, id, "u"+strconv.Itoa(i), 1, "k"+strconv.Itoa(i)); err != nil || a.Outcome() != "201" {
-			t.Fatalf("order %d: %v %v", i, a.Outcome(), err)
+		for _, p := range []int64{id, unlimited} {
+			if a, err := c.Order(ctx, p, "u"+strconv.Itoa(i), 1, fmt.Sprint("k", p, "-", i)); err != nil || a.Outcome() != "201" {
+				t.Fatalf("order %d of product %d: %v %v", i, p, a.Outcome(), err)
+			}
 		}
 	}
 	st, _, err := shopd.OpenStore(ctx, cfg.Store, 1)

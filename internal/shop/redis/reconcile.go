@@ -102,9 +102,12 @@ func reconcileProduct(ctx context.Context, c *Client, store shop.Store, prefix s
 	if err != nil {
 		return nil, err
 	}
-	users, err := store.UserPurchases(ctx, id)
-	if err != nil {
-		return nil, err
+	// Units are counted per user only for a product with a per-user limit.
+	users := map[string]int64{}
+	if p.PerUserLimit > 0 {
+		if users, err = store.UserPurchases(ctx, id); err != nil {
+			return nil, err
+		}
 	}
 	stored := make(map[string]bool)
 	err = store.Orders(ctx, id, func(o shop.Order) error { stored[o.ID] = true; return nil })
@@ -116,7 +119,9 @@ func reconcileProduct(ctx context.Context, c *Client, store shop.Store, prefix s
 	for _, o := range queued {
 		if o.ProductID == id && o.Epoch == epoch && !stored[o.ID] {
 			want -= o.Quantity
-			wantUsers[o.UserID] += o.Quantity
+			if p.PerUserLimit > 0 {
+				wantUsers[o.UserID] += o.Quantity
+			}
 		}
 	}
 	differ := 0

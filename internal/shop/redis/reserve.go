@@ -31,6 +31,8 @@ import (
 // same key is a duplicate of the first). It answers two values per order:
 // its status and a detail ("" when none): ok, uninit, limit, dup with the
 // earlier order's record, sold_out with the product's restock generation.
+// Units are counted per user only for a product with a per-user limit, as
+// the store counts them.
 //
 // Each entry carries the product's reservation epoch (see seed), so that
 // the store refuses it if Redis was rebuilt after it was reserved.
@@ -72,7 +74,7 @@ for i = 0, #ARGV / 7 - 1 do
     else
       stock[sk] = s - q
       taken[sk] = (taken[sk] or 0) + q
-      redis.call('HINCRBY', KEYS[k + 2], ARGV[a + 2], q)
+      if lim > 0 then redis.call('HINCRBY', KEYS[k + 2], ARGV[a + 2], q) end
       if key ~= '' then
         redis.call('SET', KEYS[k + 4], ARGV[a + 3] .. '\n' .. ARGV[a + 4] .. '\n' .. ARGV[a + 7], 'EX', 86400)
         local rk = KEYS[k + 5]
@@ -144,16 +146,30 @@ if rec and string.sub(rec, 1, #ARGV[1] + 1) == ARGV[1] .. '\n' then
 end
 return 1`)
 
-// giveBack returns an order's units to stock and its user, and tells every
-// process that the product may sell again.
+// giveBack returns an order's units to stock and, where users are
+// counted, to its user, and tells every process that the product may sell
+// again.
 //
-// KEYS: stock, users, restocks. ARGV: quantity, user, channel, product.
+// KEYS: stock, users, restocks, limit. ARGV: quantity, user, channel,
+// product.
 var giveBack = goredis.NewScript(`
 redis.call('INCRBY', KEYS[1], ARGV[1])
-redis.call('HINCRBY', KEYS[2], ARGV[2], -tonumber(ARGV[1]))
+if tonumber(redis.call('GET', KEYS[4]) or '0') > 0 then
+  redis.call('HINCRBY', KEYS[2], ARGV[2], -tonumber(ARGV[1]))
+end
 local gen = redis.call('INCR', KEYS[3])
 redis.call('PUBLISH', ARGV[3], 'restock:' .. ARGV[4] .. ':' .. gen)
 return gen`)
+
+// giveAllowance returns an order's units to its user where users are
+// counted.
+//
+// KEYS: users, limit. ARGV: quantity, user.
+var giveAllowance = goredis.NewScript(`
+if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then
+  redis.call('HINCRBY', KEYS[1], ARGV[2], -tonumber(ARGV[1]))
+end
+return 1`)
 
 // maxKnownKeys bounds the Idempotency-Keys a process keeps of a sold-out
 // product; past it, orders with a key ask Redis even when sold out.
@@ -1022,7 +1038,7 @@ func (r *Reserve) deadLetter(ctx context.Context, msgs []goredis.XMessage) {
 		}
 		names = append(names, "x"+o.ID)
 		giveBack.Eval(ctx, pipe, []string{productKey(r.prefix, "stock", o.ProductID), productKey(r.prefix, "users", o.ProductID),
-			productKey(r.prefix, "restocks", o.ProductID)}, o.Quantity, o.UserID, r.channel, o.ProductID)
+			productKey(r.prefix, "restocks", o.ProductID), productKey(r.prefix, "limit", o.ProductID)}, o.Quantity, o.UserID, r.channel, o.ProductID)
 		if o.IdempotencyKey != "" {
 			pipe.Del(ctx, r.prefix+"idem:"+o.IdempotencyKey)
 		}
@@ -1086,7 +1102,7 @@ func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage,
 		case slices.Contains(c.Rejected, o.ID):
 			names[i] = "!" + o.ID
 			giveBack.Eval(ctx, pipe, []string{productKey(r.prefix, "stock", o.ProductID), productKey(r.prefix, "users", o.ProductID),
-				productKey(r.prefix, "restocks", o.ProductID)}, o.Quantity, o.UserID, r.channel, o.ProductID)
+				productKey(r.prefix, "restocks", o.ProductID), productKey(r.prefix, "limit", o.ProductID)}, o.Quantity, o.UserID, r.channel, o.ProductID)
 		case slices.Contains(refused, o.ID):
 			held, err := shop.StoreHolds(ctx, r.store, o)
 			if err != nil {
@@ -1098,10 +1114,10 @@ func (r *Reserve) commit(ctx context.Context, msgs []goredis.XMessage,
 			if held {
 				names[i] = "^" + o.ID
 				giveBack.Eval(ctx, pipe, []string{productKey(r.prefix, "stock", o.ProductID), productKey(r.prefix, "users", o.ProductID),
-					productKey(r.prefix, "restocks", o.ProductID)}, o.Quantity, o.UserID, r.channel, o.ProductID)
+					productKey(r.prefix, "restocks", o.ProductID), productKey(r.prefix, "limit", o.ProductID)}, o.Quantity, o.UserID, r.channel, o.ProductID)
 			} else {
 				names[i] = "~" + o.ID
-				pipe.HIncrBy(ctx, productKey(r.prefix, "users", o.ProductID), o.UserID, -o.Quantity)
+				giveAllowance.Eval(ctx, pipe, []string{productKey(r.prefix, "users", o.ProductID), productKey(r.prefix, "limit", o.ProductID)}, o.Quantity, o.UserID)
 			}
 		}
 	}

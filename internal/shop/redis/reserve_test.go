@@ -31,12 +31,12 @@ func TestReserveBatchAnswersEachBuyerInTurn(t *testing.T) {
 	}
 	defer st.Close()
 	url, prefix := testenv.Redis(t)
-	c, err := redis.Dial(ctx, url)
+	rc, err := redis.Dial(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	r, err := redis.NewReserve(ctx, c, st, prefix, 64, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer rc.Close()
+	r, err := redis.NewReserve(ctx, rc, st, prefix, 64, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +86,21 @@ func TestReserveBatchAnswersEachBuyerInTurn(t *testing.T) {
 		{"ok"}, {"sold_out", "1"}, {"ok"}, {"sold_out", "1"}, {"uninit"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("answers:\n got %q\nwant %q", got, want)
+	}
+
+	// Units are counted per user only where there is a limit: u1 holds 2
+	// phones and u3 one; nobody is counted for the case.
+	for _, c := range []struct {
+		product int64
+		want    map[string]string
+	}{{limited.ID, map[string]string{"u1": "2", "u3": "1"}}, {single.ID, map[string]string{}}} {
+		got, err := rc.Do(ctx, "HGETALL", fmt.Sprintf("%susers:%d", prefix, c.product))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("product %d: users %v, want %v", c.product, got, c.want)
+		}
 	}
 
 	// The four reserved orders reach the store, and nothing else does.

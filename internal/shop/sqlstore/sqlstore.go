@@ -879,11 +879,13 @@ func (s *Store) BeginReservations(ctx context.Context, id int64) (rs shop.Reserv
 		if err := s.queryRow(ctx, tx, s.q.product, []any{id}, &p.ID, &p.Name, &p.Stock, &p.Sold, &p.PerUserLimit); err != nil {
 			return fmt.Errorf("read product %d: %w", id, err)
 		}
-		users, err := s.purchases(ctx, tx, id, p.PerUserLimit)
-		if err != nil {
-			return err
+		if p.PerUserLimit > 0 {
+			users, err := s.purchases(ctx, tx, id, p.PerUserLimit)
+			if err != nil {
+				return err
+			}
+			rs.Users = users
 		}
-		rs.Users = users
 		rows, err := s.query(ctx, tx, s.q.keyedOrders, id)
 		if err != nil {
 			return fmt.Errorf("read orders: %w", err)
