@@ -1,11 +1,12 @@
 # Sourced by bench/shop.sh and bench/usl.sh: starts a shop pinned to core
 # 0 for one setup and stops it. Expects say, die, dir (with the stampede
 # binary), port, and STAMPEDE_TEST_PG / STAMPEDE_TEST_REDIS from
-# scripts/backends.sh; PostgreSQL schemas it makes are dropped by
-# drop_schemas.
+# scripts/backends.sh; PostgreSQL schemas and Redis keys it makes are
+# dropped by drop_stores.
 
 shop_pid=
 schemas=()
+redis_prefixes=()
 pg_sep='?'; [[ "${STAMPEDE_TEST_PG:-}" == *\?* ]] && pg_sep='&'
 
 # start_shop NAME STORE [SHOP-FLAGS…]: STORE is sqlite or postgres, each a
@@ -20,7 +21,10 @@ start_shop() {
     store=("--store" "$STAMPEDE_TEST_PG${pg_sep}search_path=$schema")
   fi
   local flags=("$@")
-  [[ " ${flags[*]} " == *" --redis "* ]] && flags+=("--redis-prefix" "bench$$$RANDOM:")
+  if [[ " ${flags[*]} " == *" --redis "* ]]; then
+    redis_prefixes+=("bench$$$RANDOM:")
+    flags+=("--redis-prefix" "${redis_prefixes[-1]}")
+  fi
   : >"$dir/shop.out"
   taskset -c 0 "$dir/stampede" shop --addr "127.0.0.1:$port" "${store[@]}" "${flags[@]}" >"$dir/shop.out" 2>"$dir/shop.err" &
   shop_pid=$!
@@ -34,7 +38,8 @@ stop_shop() {
   shop_pid=
 }
 
-drop_schemas() {
+drop_stores() {
   local s
   for s in "${schemas[@]}"; do psql "$STAMPEDE_TEST_PG" -qc "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true; done
+  [ ${#redis_prefixes[@]} -eq 0 ] || drop_redis_keys "${redis_prefixes[@]}"
 }

@@ -37,7 +37,7 @@ dir=$(mktemp -d /tmp/stampede-shopbench.XXXXXX)
 . bench/pinned_shop.sh
 finish() {
   stop_shop
-  drop_schemas
+  drop_stores
   rm -rf "$dir"
   cleanup
 }

@@ -41,6 +41,7 @@ finish() {
   [ -n "$shop_pid" ] && kill "$shop_pid" 2>/dev/null && wait "$shop_pid" 2>/dev/null
   [ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null
   psql "$STAMPEDE_TEST_PG" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
+  drop_redis_keys "bench$$:"
   rm -rf "$dir"
   cleanup
 }

@@ -20,7 +20,7 @@ dir=$(mktemp -d /tmp/stampede-usl.XXXXXX)
 . bench/pinned_shop.sh
 finish() {
   stop_shop
-  drop_schemas
+  drop_stores
   rm -rf "$dir"
   cleanup
 }

@@ -104,6 +104,16 @@ ensure_redis() {
   say "Redis: a private server on 127.0.0.1:$port"
 }
 
+# drop_redis_keys PREFIX…: deletes what a bench run left in Redis under
+# each prefix (a shop keeps a key per order for a day). Needs redis-cli.
+drop_redis_keys() {
+  local p
+  command -v redis-cli >/dev/null || { say "redis-cli is missing: keys under $* stay in Redis"; return 0; }
+  for p in "$@"; do
+    redis-cli -u "$STAMPEDE_TEST_REDIS" --scan --pattern "$p*" | xargs -r -n 1000 redis-cli -u "$STAMPEDE_TEST_REDIS" unlink >/dev/null || true
+  done
+}
+
 
 # ensure_chromium finds a headless-capable Chromium for the lab's browser
 # tests, installing Debian's (with a font for the glossary's Chinese) when
