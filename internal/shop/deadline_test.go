@@ -40,10 +40,7 @@ func TestOrderDeadlinesShareASlot(t *testing.T) {
 }
 
 // blocker is a strategy that waits for its context to end, and records it.
-type blocker struct {
-	indexes bool
-	ctxErr  error
-}
+type blocker struct{ ctxErr error }
 
 func (*blocker) Name() string { return "blocker" }
 

@@ -2,8 +2,6 @@ package shopd_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -81,11 +79,11 @@ func BenchmarkOrders(b *testing.B) {
 
 // BenchmarkPlaceOrder measures the order's own work, without HTTP: 512 ×
 // GOMAXPROCS buyers (512 with -cpu 1) call the service directly, every
-// order a new buyer of a product with ample stock. Besides orders/s it reports the
-// CPU the whole process spent per order (cpu-µs/order: the handlers, the
-// strategy's senders and writers, the store's driver), which is what an
-// order costs the shop's core before HTTP is added. Pin it to one core to
-// read it as the shop's floor:
+// order a new buyer of a product with ample stock. Besides orders/s it
+// reports the CPU the whole process spent per order (cpu-µs/order: the
+// handlers, the strategy's senders and writers, the store's driver), which
+// is what an order costs the shop's core before HTTP is added. Pin it to
+// one core to read it as the shop's floor:
 //
 //	taskset -c 0 go test -run '^$' -bench PlaceOrder -cpu 1 -benchtime 5s ./internal/shopd
 func BenchmarkPlaceOrder(b *testing.B) {
@@ -95,7 +93,7 @@ func BenchmarkPlaceOrder(b *testing.B) {
 	}{{"sqlite/reserve", "sqlite", false}, {"postgres/reserve+redis", "postgres", true}} {
 		b.Run(v.name, func(b *testing.B) {
 			cfg := shopd.DefaultConfig()
-			cfg.Strategy, cfg.Addr = "reserve", "127.0.0.1:0"
+			cfg.Strategy = "reserve"
 			cfg.Store = "sqlite:" + b.TempDir() + "/shop.db"
 			if v.store == "postgres" {
 				cfg.Store = testenv.Postgres(b)
@@ -103,23 +101,8 @@ func BenchmarkPlaceOrder(b *testing.B) {
 			if v.redis {
 				cfg.Redis, cfg.RedisPrefix = testenv.Redis(b)
 			}
-			if _, err := cfg.Resolve(); err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			s, err := shopd.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			if err != nil {
-				cancel()
-				b.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- s.Serve(ctx, 10*time.Second) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					b.Error(err)
-				}
-			}()
+			s := serve(b, cfg)
+			ctx := context.Background()
 			svc, st := shopd.ServiceOf(s)
 			const stock = 1_000_000_000
 			p, err := st.CreateProduct(ctx, shop.NewProduct{Name: "bench", Stock: stock})

@@ -22,10 +22,19 @@ func start(t *testing.T, cfg shopd.Config) *shoptest.Client { return startB(t, c
 
 func startB(t testing.TB, cfg shopd.Config) *shoptest.Client {
 	t.Helper()
-	cfg.Addr = "127.0.0.1:0"
 	// Under -race the pure-Go SQLite runs some ten times slower, and 2,000
 	// orders queue for its one writer: give them time rather than 503s.
 	cfg.OrderTimeout = 2 * time.Minute
+	c := shoptest.NewClient("http://"+serve(t, cfg).Addr(), 2500)
+	t.Cleanup(c.Close) // before the server stops: cleanups run last first
+	return c
+}
+
+// serve opens a shop on a free loopback port and serves it until the test
+// ends.
+func serve(t testing.TB, cfg shopd.Config) *shopd.Server {
+	t.Helper()
+	cfg.Addr = "127.0.0.1:0"
 	if _, err := cfg.Resolve(); err != nil {
 		t.Fatal(err)
 	}
@@ -38,15 +47,13 @@ func startB(t testing.TB, cfg shopd.Config) *shoptest.Client {
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, 10*time.Second) }()
-	c := shoptest.NewClient("http://"+s.Addr(), 2500)
 	t.Cleanup(func() {
-		c.Close()
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return c
+	return s
 }
 
 // stores returns the store DSNs every strategy is tried against.
