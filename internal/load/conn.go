@@ -21,16 +21,26 @@ type conn struct {
 	// flash-sale scenario reads order ids); otherwise it is skipped.
 	body []byte
 	buf  []byte // https: what net/http's body is read through
+	// served counts the answers read on nc: a connection that has served
+	// one may have been closed by the server while idle.
+	served    int
+	idleSince time.Time
 }
 
 var (
 	errMalformed = errors.New("malformed HTTP response")
 	errClosed    = errors.New("server closed the connection")
+	// errNotSent: the run ended before the request could be sent.
+	errNotSent = errors.New("not sent: the run had ended")
 )
 
 // roundTrip writes req and reads one response. It returns the status code
-// and the bytes read. keepBody asks for the body in c.body.
-func (c *conn) roundTrip(req []byte, deadline time.Time, keepBody bool) (status int, n int64, err error) {
+// and the bytes read. keepBody asks for the body in c.body; last says the
+// request itself asked to close the connection (Connection: close).
+// After an answer that ends the connection (Connection: close from either
+// side, an HTTP/1.0 answer without keep-alive, a body that runs to the
+// end) c.nc is closed and nil, and the next request dials anew.
+func (c *conn) roundTrip(req []byte, deadline time.Time, keepBody, last bool) (status int, n int64, err error) {
 	if !deadline.IsZero() {
 		c.nc.SetDeadline(deadline)
 	}
@@ -48,7 +58,8 @@ func (c *conn) roundTrip(req []byte, deadline time.Time, keepBody bool) (status 
 	if status = statusOf(line); status == 0 {
 		return 0, n, errMalformed
 	}
-	length, chunked, closeAfter := int64(-1), false, !c.keepAlive
+	v10, keep := isHTTP10(line), false
+	length, chunked, closeAfter := int64(-1), false, !c.keepAlive || last
 	for {
 		h, err := c.r.ReadSlice('\n')
 		n += int64(len(h))
@@ -71,10 +82,13 @@ func (c *conn) roundTrip(req []byte, deadline time.Time, keepBody bool) (status 
 		case asciiEqualFold(name, "transfer-encoding"):
 			chunked = asciiEqualFold(value, "chunked")
 		case asciiEqualFold(name, "connection"):
-			if asciiEqualFold(value, "close") {
-				closeAfter = true
-			}
+			closes, ka := connectionTokens(value)
+			closeAfter = closeAfter || closes
+			keep = keep || ka
 		}
+	}
+	if v10 && !keep {
+		closeAfter = true
 	}
 	c.body = c.body[:0]
 	switch {
@@ -103,6 +117,8 @@ func (c *conn) roundTrip(req []byte, deadline time.Time, keepBody bool) (status 
 		c.nc.Close()
 		c.nc = nil
 	}
+	c.served++
+	c.idleSince = time.Now()
 	return status, n, nil
 }
 

@@ -15,7 +15,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"math/rand/v2"
 	"net/url"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -118,6 +120,10 @@ type Config struct {
 	MaxInFlight int           // open model: requests in flight at most
 	Stages      []Stage       // ramp Users or Rate instead of holding it
 	Duration    time.Duration // stop after this long (0: by Requests or stages)
+	// Warmup runs the load this long before Duration starts: what
+	// completes in it is not counted, and the users and their connections
+	// are already at work when the measured time begins.
+	Warmup time.Duration
 	Requests    int64         // stop after this many requests (0: by time)
 	Think       time.Duration // closed model: pause between a user's requests
 	Timeout     time.Duration // per request
@@ -192,6 +198,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
 	}
+	if cfg.Warmup < 0 {
+		return nil, errors.New("warmup must not be negative")
+	}
 	e := &engine{cfg: cfg, res: NewResult()}
 	e.res.Mode, e.res.Target = "closed", cfg.Targets[0].URL.String()
 	if cfg.open() {
@@ -214,8 +223,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		e.connSlots = make(chan struct{}, cfg.Connections)
 	}
 	e.reqs = make([][]byte, len(cfg.Targets))
+	e.last = make([]bool, len(cfg.Targets))
+	e.retry = make([]bool, len(cfg.Targets))
 	for i, t := range cfg.Targets {
 		e.reqs[i] = buildRequest(t, cfg.KeepAlive)
+		e.last[i] = !cfg.KeepAlive || asksClose(t.Header)
+		e.retry[i] = cfg.Sale != nil || idempotent(t.Method)
 	}
 	return e.run(ctx)
 }
@@ -232,13 +245,20 @@ type engine struct {
 	res       *Result
 	shards    []*shard
 	reqs      [][]byte
+	last      []bool // per target: the request asks to close its connection
+	retry     []bool // per target: may be sent again when a reused connection had closed
 	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
 	std       *http.Client
 	connSlots chan struct{}
 	issued    atomic.Int64
+	unsent    atomic.Int64 // open model: slots due by the hard end and never sent
 	purchases atomic.Int64
 	srcNext   atomic.Uint64
 	start     time.Time
+	// measureFrom is when the warmup ends and counting starts; hardEnd,
+	// unless zero, is when the run ends: a request unanswered then is
+	// unfinished, neither an answer nor an error.
+	measureFrom, hardEnd time.Time
 	// reactorDone is closed when every reactor loop has returned.
 	reactorDone chan struct{}
 }
@@ -275,54 +295,99 @@ func (e *engine) run(ctx context.Context) (*Result, error) {
 	if end == 0 && e.cfg.Stages != nil {
 		end = profile{stages: e.cfg.Stages}.total()
 	}
+	e.start = time.Now()
+	e.measureFrom = e.start.Add(e.cfg.Warmup)
 	runCtx, cancel := context.WithCancel(ctx)
+	// io is the context requests under way run on: the user's, and with a
+	// duration the run's end too. The flash sale's purchases are let
+	// finish past the end instead, since its books count each of them.
+	io := ctx
 	if end > 0 {
-		runCtx, cancel = context.WithTimeout(ctx, end)
+		stopAt := e.measureFrom.Add(end)
+		runCtx, cancel = context.WithDeadline(ctx, stopAt)
+		if e.cfg.Sale == nil {
+			e.hardEnd = stopAt
+			var cancelIO context.CancelFunc
+			io, cancelIO = context.WithDeadline(ctx, stopAt)
+			defer cancelIO()
+		}
 	}
 	defer cancel()
 
-	e.start = time.Now()
-	e.res.Started = e.start
+	e.res.Started = e.measureFrom
 	var wg sync.WaitGroup
-	// Requests already under way finish on ctx (the user's). runCtx stops
-	// the closed model's users from starting new ones, so the end of the
-	// run is not counted as timeouts; the open model's schedule ends with
-	// its pacer, and every slot in it is sent.
+	// runCtx stops the closed model's users from starting new requests;
+	// io ends those under way (at the hard end, or when the user stops).
 	switch {
 	case e.cfg.open():
-		e.runOpen(ctx, cancel, end, &wg)
+		e.runOpen(io, cancel, e.cfg.Warmup+end, &wg)
 	case e.cfg.reactor():
 		e.reactorDone = make(chan struct{})
-		if err := e.runReactor(runCtx, ctx, cancel, &wg); err != nil {
+		if err := e.runReactor(runCtx, io, cancel, &wg); err != nil {
 			return nil, err
 		}
 	default:
-		e.runClosed(runCtx, ctx, cancel, &wg)
+		e.runClosed(runCtx, io, cancel, &wg)
 	}
 
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+	warm := time.NewTimer(time.Until(e.measureFrom))
+	defer warm.Stop()
+	var tick <-chan time.Time
+	var busy0 threadTimes
 	for running := true; running; {
 		select {
-		case <-tick.C:
+		case <-warm.C:
+			busy0 = readThreadTimes()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			tick = t.C
+		case <-tick:
 			e.collect(false)
 		case <-done:
 			running = false
 		}
 	}
-	e.res.Duration = time.Since(e.start)
-	if end > 0 && e.res.Duration > end && ctx.Err() == nil {
-		// The run is as long as its schedule; the drain of the last
-		// requests is in their latency, not in the rate.
+	e.res.Duration = time.Since(e.measureFrom)
+	if !e.hardEnd.IsZero() && ctx.Err() == nil {
+		// Nothing that came after the end was counted: the measured time
+		// is the duration asked for.
+		e.res.Duration = end
+	} else if e.cfg.Sale != nil && end > 0 && e.res.Duration > end && ctx.Err() == nil {
+		// A sale's last purchases finish past the end: their wait is in
+		// their latency, not in the rate.
 		e.res.Duration = end
 	}
+	if e.res.Duration < 0 {
+		e.res.Duration = 0
+	}
+	if tick != nil {
+		e.res.Generator = busy0.until(readThreadTimes(), time.Since(e.measureFrom), e.generatorCap())
+	}
 	e.collect(true)
+	e.res.Unfinished += e.unsent.Load()
 	if e.cfg.open() {
 		e.res.TargetRPS = e.cfg.Rate
 	}
+	if !e.cfg.open() {
+		e.res.Users, e.res.ThinkSeconds = e.cfg.Users, e.cfg.Think.Seconds()
+	}
 	return e.res, nil
+}
+
+// generatorCap is how many threads the run can keep busy at most: one a
+// user or request in flight, up to GOMAXPROCS (the CPUs the process may
+// use).
+func (e *engine) generatorCap() int {
+	n := runtime.GOMAXPROCS(0)
+	switch {
+	case e.cfg.open():
+		n = min(n, max(e.cfg.MaxInFlight, 1))
+	case e.cfg.Users > 0 && e.cfg.Stages == nil:
+		n = min(n, e.cfg.Users)
+	}
+	return max(n, 1)
 }
 
 // collect moves every shard's window into the result as one second.
@@ -343,6 +408,9 @@ func (e *engine) collect(last bool) {
 		}
 		e.res.BytesIn += w.bytesIn
 		e.res.BytesOut += w.bytesOut
+		e.res.Unfinished += w.unfinished
+		e.res.Completions += w.completions
+		e.res.BusyMicros += w.busyUS
 		if e.cfg.Sale != nil {
 			if e.res.Sale == nil {
 				e.res.Sale = &SaleCounts{}
@@ -365,7 +433,7 @@ func (e *engine) collect(last bool) {
 		e.res.Sale.Acknowledged = int64(len(e.res.Orders))
 	}
 	if e.cfg.Tick != nil {
-		e.cfg.Tick(time.Since(e.start), sec)
+		e.cfg.Tick(time.Since(e.measureFrom), sec)
 	}
 }
 
@@ -386,6 +454,11 @@ func (e *engine) runClosed(ctx, io context.Context, stop context.CancelFunc, wg 
 			defer wg.Done()
 			w := e.newWorker(u)
 			defer w.close()
+			// Users who think start spread over one think time, as people
+			// who arrived at random would, not all in the same instant.
+			if e.cfg.Think > 0 && e.cfg.Stages == nil {
+				sleep(ctx, rand.N(e.cfg.Think))
+			}
 			for ctx.Err() == nil {
 				if e.cfg.Stages != nil && float64(u) >= prof.at(time.Since(e.start)) {
 					sleep(ctx, 10*time.Millisecond)
@@ -451,19 +524,40 @@ func (e *engine) runOpen(io context.Context, stop context.CancelFunc, end time.D
 				close(ch)
 			}
 		}()
-		// A slot due just before the end is still sent when the
-		// dispatcher wakes late (a loaded machine), its lateness counted in
-		// its latency; but nothing is sent lateGrace past the end, so no
-		// rate, however absurd, keeps the run going past -d.
-		hardEnd := e.start.Add(end + lateGrace)
+		// The run's hard end (io's deadline) stops the schedule: the
+		// slots already due and not yet sent are counted as unfinished,
+		// as the requests in flight are, since their users had arrived
+		// and were not served.
+		unsent := func(off time.Duration, ok bool) {
+			if e.hardEnd.IsZero() {
+				return
+			}
+			now := time.Now()
+			var n int64
+			for ; ok && e.start.Add(off).Before(now); off, ok = p.next() {
+				if !e.start.Add(off).Before(e.measureFrom) {
+					n++
+				}
+				if !e.take() {
+					break
+				}
+			}
+			e.unsent.Add(n)
+		}
 		for {
 			off, ok := p.next()
-			if !ok || !e.take() || io.Err() != nil || (end > 0 && time.Now().After(hardEnd)) {
+			if !ok || !e.take() {
+				stop()
+				return
+			}
+			if io.Err() != nil {
+				unsent(off, ok)
 				stop()
 				return
 			}
 			due := e.start.Add(off)
 			if d := time.Until(due); d > 0 && !sleep(io, d) {
+				unsent(off, ok)
 				return
 			}
 			for {
@@ -483,16 +577,13 @@ func (e *engine) runOpen(io context.Context, stop context.CancelFunc, end time.D
 				select {
 				case <-freed:
 				case <-io.Done():
+					unsent(off, ok)
 					return
 				}
 			}
 		}
 	}()
 }
-
-// lateGrace is how late past the run's end the open model still sends the
-// slots that were due before it.
-const lateGrace = time.Second
 
 // sleep waits d or until ctx ends; it reports whether d passed.
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -537,50 +628,153 @@ func (w *worker) do(ctx context.Context, intended time.Time) {
 		w.purchase(ctx, intended)
 		return
 	}
-	t := w.e.cfg.Targets[w.target]
-	req := w.e.reqs[w.target]
+	i := w.target
 	w.target = (w.target + 1) % len(w.e.reqs)
-	status, in, err := w.send(ctx, t, req)
+	req := w.e.reqs[i]
+	status, in, err := w.send(ctx, i, w.e.cfg.Targets[i], req)
 	w.record(intended, status, in, int64(len(req)), err)
 }
 
-// send performs one request over the lean client, or net/http for https.
-func (w *worker) send(ctx context.Context, t Target, req []byte) (int, int64, error) {
+// send performs one request to target i over the lean client, or
+// net/http for https. A request on a connection that has served before
+// and that the server closed while it was idle (keep-alive timeouts,
+// nginx's keepalive_requests) is not the server's answer: it goes again,
+// once, on a new connection, when it may be sent twice (an idempotent
+// method, or a purchase with its Idempotency-Key, RFC 9112 section 9.3.1).
+// Other requests are held back instead when the connection has been idle
+// and the server has already closed it.
+func (w *worker) send(ctx context.Context, i int, t Target, req []byte) (int, int64, error) {
 	if t.URL.Scheme == "https" {
 		return w.sendStd(ctx, t)
 	}
-	if w.c == nil || w.c.nc == nil {
-		if w.c != nil && w.e.connSlots != nil {
-			<-w.e.connSlots // the old one closed
+	deadline := time.Now().Add(w.e.cfg.Timeout)
+	if he := w.e.hardEnd; !he.IsZero() {
+		if !time.Now().Before(he) {
+			return 0, 0, errNotSent
 		}
+		deadline = minTime(deadline, he)
+	}
+	for attempt := 0; ; attempt++ {
+		if c := w.c; c != nil && c.nc != nil && c.served > 0 && !w.e.retry[i] &&
+			time.Since(c.idleSince) >= time.Millisecond && peerClosed(c) {
+			w.drop()
+		}
+		if w.c == nil || w.c.nc == nil {
+			if err := w.connect(ctx, t); err != nil {
+				return 0, 0, err
+			}
+		}
+		reused := w.c.served > 0
+		status, n, err := w.c.roundTrip(req, deadline, w.sale, w.e.last[i])
+		switch {
+		case err != nil && w.c.nc != nil:
+			w.drop()
+		case w.c.nc == nil: // the answer ended the connection
+			w.release()
+		}
+		if err != nil && reused && n == 0 && attempt == 0 && w.e.retry[i] && closedUnanswered(err) {
+			continue
+		}
+		return status, n, err
+	}
+}
+
+// connect dials a new connection for the worker, within the cap on
+// connections.
+func (w *worker) connect(ctx context.Context, t Target) error {
+	if w.e.connSlots != nil {
+		select {
+		case w.e.connSlots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	nc, err := w.e.dialContext(ctx, "tcp", hostPort(t.URL))
+	if err != nil {
 		if w.e.connSlots != nil {
-			select {
-			case w.e.connSlots <- struct{}{}:
-			case <-ctx.Done():
-				return 0, 0, ctx.Err()
-			}
+			<-w.e.connSlots
 		}
-		nc, err := w.e.dialContext(ctx, "tcp", hostPort(t.URL))
-		if err != nil {
-			if w.e.connSlots != nil {
-				<-w.e.connSlots
-			}
-			w.c = nil
-			return 0, 0, err
-		}
-		if w.c == nil {
-			w.c = &conn{r: bufio.NewReaderSize(nc, 16<<10), keepAlive: w.e.cfg.KeepAlive}
-		} else {
-			w.c.r.Reset(nc)
-		}
-		w.c.nc = nc
+		return err
 	}
-	status, n, err := w.c.roundTrip(req, time.Now().Add(w.e.cfg.Timeout), w.sale)
-	if err != nil && w.c.nc != nil {
-		w.c.nc.Close()
-		w.c.nc = nil
+	if w.c == nil {
+		w.c = &conn{r: bufio.NewReaderSize(nc, 16<<10), keepAlive: w.e.cfg.KeepAlive}
+	} else {
+		w.c.r.Reset(nc)
 	}
-	return status, n, err
+	w.c.nc, w.c.served = nc, 0
+	return nil
+}
+
+// drop closes the worker's connection and gives back its slot.
+func (w *worker) drop() {
+	w.c.nc.Close()
+	w.c.nc = nil
+	w.release()
+}
+
+// release gives back the slot of a connection that has been closed.
+func (w *worker) release() {
+	if w.e.connSlots != nil {
+		<-w.e.connSlots
+	}
+}
+
+// closedUnanswered reports whether err says the connection ended before a
+// byte of the answer came.
+func closedUnanswered(err error) bool {
+	return errors.Is(err, errClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// peerClosed reports whether the server has closed c's connection (or sent
+// something unasked): a look at the socket that takes nothing from it.
+func peerClosed(c *conn) bool {
+	if c.r.Buffered() > 0 {
+		return true
+	}
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	closed := false
+	var b [1]byte
+	raw.Read(func(fd uintptr) bool {
+		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		closed = (n == 0 && err == nil) || (err != nil && err != unix.EAGAIN) || n > 0
+		return true
+	})
+	return closed
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// idempotent reports whether a request with this method may be sent
+// twice with the effect of once (RFC 9110, section 9.2.2).
+func idempotent(method string) bool {
+	switch method {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
+// asksClose reports whether a request's headers ask the server to close
+// the connection after answering.
+func asksClose(h http.Header) bool {
+	for _, v := range h.Values("Connection") {
+		if closes, _ := connectionTokens([]byte(v)); closes {
+			return true
+		}
+	}
+	return false
 }
 
 // sendStd sends t through net/http (TLS, and HTTP/2 where offered); raw
@@ -624,20 +818,34 @@ func (w *worker) sendStd(ctx context.Context, t Target) (int, int64, error) {
 }
 
 func (w *worker) record(intended time.Time, status int, in, out int64, err error) {
-	w.sh.record(intended, status, in, out, err)
+	w.e.record(w.sh, intended, status, in, out, err)
 }
 
-// record counts one request in the shard's window: its latency from
-// intended and its status, or its error's class, and the bytes each way.
-func (sh *shard) record(intended time.Time, status int, in, out int64, err error) {
-	us := time.Since(intended).Microseconds()
+// record counts one request in sh's window: its latency from intended and
+// its status, or its error's class, and the bytes each way. What completes
+// in the warmup is not counted; a request cut off by the run's hard end is
+// counted as unfinished, as is one due before the end and never sent.
+func (e *engine) record(sh *shard, intended time.Time, status int, in, out int64, err error) {
+	now := time.Now()
+	if now.Before(e.measureFrom) {
+		return
+	}
+	us := now.Sub(intended).Microseconds()
+	unfinished := !e.hardEnd.IsZero() && !now.Before(e.hardEnd)
 	sh.mu.Lock()
 	win := sh.w
-	if err != nil {
+	switch {
+	case unfinished:
+		win.unfinished++
+	case err != nil:
 		win.errors[classify(err)]++
-	} else {
+	default:
 		win.hist.RecordValue(min(max(us, minLatencyUS), maxLatencyUS))
 		win.status[status]++
+	}
+	if !unfinished {
+		win.completions++
+		win.busyUS += max(us, 0)
 	}
 	win.bytesIn += in
 	win.bytesOut += out

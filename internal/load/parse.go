@@ -16,6 +16,8 @@ type parser struct {
 	length int64 // -1: none given
 	chunk  bool
 	close  bool  // the connection ends after this response
+	v10    bool  // an HTTP/1.0 answer: the connection ends unless it says keep-alive
+	keep   bool  // the answer's Connection header says keep-alive
 	remain int64 // bytes of the body (or of the chunk and its CRLF) to come
 	n      int64 // bytes of this response so far
 	carry  []byte
@@ -115,7 +117,7 @@ func (p *parser) line(line []byte) (done bool, err error) {
 		if p.status = statusOf(line); p.status == 0 {
 			return false, errMalformed
 		}
-		p.state = psHeader
+		p.v10, p.state = isHTTP10(line), psHeader
 	case psHeader:
 		if len(line) <= 2 { // the blank line ends the head
 			return p.bodyStarts()
@@ -135,9 +137,9 @@ func (p *parser) line(line []byte) (done bool, err error) {
 		case asciiEqualFold(name, "transfer-encoding"):
 			p.chunk = asciiEqualFold(value, "chunked")
 		case asciiEqualFold(name, "connection"):
-			if asciiEqualFold(value, "close") {
-				p.close = true
-			}
+			closes, keep := connectionTokens(value)
+			p.close = p.close || closes
+			p.keep = p.keep || keep
 		}
 	case psChunkSize:
 		line = bytes.TrimSpace(line)
@@ -162,6 +164,9 @@ func (p *parser) line(line []byte) (done bool, err error) {
 }
 
 func (p *parser) bodyStarts() (done bool, err error) {
+	if p.v10 && !p.keep {
+		p.close = true
+	}
 	switch {
 	case p.status < 200 || p.status == 204 || p.status == 304:
 		return true, nil
@@ -195,4 +200,26 @@ func statusOf(line []byte) int {
 		return 0
 	}
 	return code
+}
+
+// isHTTP10 reports whether a status line (already checked by statusOf) is
+// HTTP/1.0's: such a connection is persistent only when the answer says
+// "Connection: keep-alive" (RFC 9112, section 9.3).
+func isHTTP10(line []byte) bool { return line[7] == '0' }
+
+// connectionTokens reads a Connection header's comma-separated options:
+// whether they include close, and keep-alive.
+func connectionTokens(v []byte) (closes, keepAlive bool) {
+	for len(v) > 0 {
+		tok := v
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			tok, v = v[:i], v[i+1:]
+		} else {
+			v = nil
+		}
+		tok = bytes.TrimSpace(tok)
+		closes = closes || asciiEqualFold(tok, "close")
+		keepAlive = keepAlive || asciiEqualFold(tok, "keep-alive")
+	}
+	return closes, keepAlive
 }

@@ -61,6 +61,8 @@ type rconn struct {
 	written int  // bytes of the request written
 	writing bool // waiting for the socket to take the rest
 	busy    bool // a request is under way
+	served  int  // answers read on this connection
+	resent  bool // this request is already on its second connection
 	sent    time.Time
 	p       parser
 }
@@ -250,6 +252,10 @@ func (l *loop) run(stop context.CancelFunc) {
 			}
 			l.spare = starting
 		}
+		if l.stopped.Load() && !l.e.hardEnd.IsZero() && !time.Now().Before(l.e.hardEnd) {
+			l.cutOff()
+			return
+		}
 		if l.busy == 0 && l.stopped.Load() {
 			return
 		}
@@ -305,6 +311,18 @@ func (l *loop) run(stop context.CancelFunc) {
 	}
 }
 
+// cutOff counts the requests under way at the run's hard end as
+// unfinished.
+func (l *loop) cutOff() {
+	for u := range l.conns {
+		if c := &l.conns[u]; c.busy {
+			l.record(c, 0, c.p.n, os.ErrDeadlineExceeded)
+			c.busy = false
+		}
+	}
+	l.busy = 0
+}
+
 // fail records a loop that cannot go on as one error per request under way.
 func (l *loop) fail(err error) {
 	for u := range l.conns {
@@ -325,8 +343,8 @@ func (l *loop) start(u int, stop context.CancelFunc) bool {
 		return false
 	}
 	c := &l.conns[u]
-	c.busy, c.written, c.writing, c.sent = true, 0, false, time.Now()
-	c.p.reset(l.e.cfg.KeepAlive)
+	c.busy, c.written, c.writing, c.sent, c.resent = true, 0, false, time.Now(), false
+	c.p.reset(!l.e.last[c.target])
 	l.busy++
 	if c.fd < 0 {
 		if err := l.dial(u); err != nil {
@@ -387,7 +405,7 @@ func (l *loop) dial(u int) error {
 		unix.Close(fd)
 		return err
 	}
-	c.fd, c.writing = fd, true
+	c.fd, c.writing, c.served = fd, true, 0
 	return nil
 }
 
@@ -404,6 +422,11 @@ func (l *loop) write(u int) {
 				c.writing = true
 				l.watch(u, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP)
 			}
+			return
+		}
+		if err != nil && c.written == 0 && c.served > 0 && !c.resent && l.e.retry[c.target] &&
+			(err == unix.EPIPE || err == unix.ECONNRESET) {
+			l.resend(u)
 			return
 		}
 		if err != nil {
@@ -433,6 +456,9 @@ func (l *loop) read(u int) {
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
 		return
+	case (err == unix.ECONNRESET || n == 0) && c.p.n == 0 && c.served > 0 && !c.resent && l.e.retry[c.target]:
+		l.resend(u)
+		return
 	case err != nil:
 		l.finish(u, 0, c.p.n, err)
 		return
@@ -458,11 +484,28 @@ func (l *loop) read(u int) {
 	}
 }
 
+// resend sends user u's request again on a new connection: the one it
+// went on had served before and the server closed it without a byte of
+// answer (an idle connection the server let go). Only a request that may
+// be sent twice comes here, and only once.
+func (l *loop) resend(u int) {
+	c := &l.conns[u]
+	unix.Close(c.fd)
+	c.fd, c.written, c.writing, c.resent = -1, 0, false, true
+	c.p.reset(!l.e.last[c.target])
+	if err := l.dial(u); err != nil {
+		l.finish(u, 0, 0, err)
+	}
+}
+
 // finish records user u's request, closes its connection when it failed
 // or ends after this response, and queues the user's next request.
 func (l *loop) finish(u, status int, in int64, err error) {
 	c := &l.conns[u]
 	l.record(c, status, in, err)
+	if err == nil {
+		c.served++
+	}
 	if (err != nil || c.p.close) && c.fd >= 0 {
 		unix.Close(c.fd) // also takes it out of the epoll set
 		c.fd = -1
@@ -473,5 +516,5 @@ func (l *loop) finish(u, status int, in int64, err error) {
 }
 
 func (l *loop) record(c *rconn, status int, in int64, err error) {
-	l.sh.record(c.sent, status, in, int64(c.written), err)
+	l.e.record(l.sh, c.sent, status, in, int64(c.written), err)
 }

@@ -32,6 +32,16 @@ type Result struct {
 	Orders    map[string]bool // acknowledged order ids (flash sale)
 	Seconds   []Second        // one per second of the run
 	TargetRPS float64         // the open model's mean target rate, or 0
+	// Unfinished counts requests still unanswered when the run's time
+	// ended: neither answers nor errors, and not in the rate.
+	Unfinished int64
+	// Completions counts requests answered or failed, and BusyMicros their
+	// summed time from intended send to answer: with the users and their
+	// think time, Little's law checks the run (see Report.LittleUsers).
+	Completions, BusyMicros int64
+	Users                   int     // closed model: virtual users, or 0
+	ThinkSeconds            float64 // closed model: think time
+	Generator               GeneratorLoad
 }
 
 // Second is one second of a run.
@@ -75,6 +85,14 @@ func (r *Result) Merge(o *Result) {
 	}
 	r.BytesIn += o.BytesIn
 	r.BytesOut += o.BytesOut
+	r.Unfinished += o.Unfinished
+	r.Completions += o.Completions
+	r.BusyMicros += o.BusyMicros
+	r.Users += o.Users
+	r.ThinkSeconds = max(r.ThinkSeconds, o.ThinkSeconds)
+	r.Generator.CPUCores += o.Generator.CPUCores
+	r.Generator.Cap += o.Generator.Cap
+	r.Generator.Busy = max(r.Generator.Busy, o.Generator.Busy)
 	if o.Sale != nil {
 		if r.Sale == nil {
 			r.Sale = &SaleCounts{}
@@ -98,12 +116,30 @@ func (r *Result) Merge(o *Result) {
 // Report is the summary printed at the end of a run; --output json prints
 // it as one object.
 type Report struct {
+	// Requests counts the requests answered or failed; Answered those
+	// with an HTTP answer, of any status. RPS is Answered over the
+	// measured time: errors are never throughput.
 	Requests        int64            `json:"requests"`
+	Answered        int64            `json:"answered"`
 	DurationSeconds float64          `json:"duration_seconds"`
 	RPS             float64          `json:"rps"`
 	Latency         Percentiles      `json:"latency_seconds"`
 	StatusCodes     map[string]int64 `json:"status_codes"`
 	Errors          map[string]int64 `json:"errors"`
+	// Unfinished requests were under way when the time ran out.
+	Unfinished int64 `json:"unfinished"`
+	// ErrorRate is the share of finished requests that failed: transport
+	// errors and 5xx answers.
+	ErrorRate float64 `json:"error_rate"`
+	// Users and ThinkSeconds describe the closed model's crowd;
+	// LittleUsers is what Little's law makes of the measurement,
+	// throughput × (mean response time + think time): it should be the
+	// users who ran. A shortfall means the users did not keep the load
+	// they were meant to (a generator that could not keep up).
+	Users        int           `json:"users,omitempty"`
+	ThinkSeconds float64       `json:"think_seconds,omitempty"`
+	LittleUsers  float64       `json:"little_users,omitempty"`
+	Generator    GeneratorLoad `json:"generator"`
 	BytesIn         int64            `json:"bytes_in"`
 	BytesOut        int64            `json:"bytes_out"`
 	Mode            string           `json:"mode"`
@@ -141,6 +177,11 @@ func percentiles(h *hdrhistogram.Histogram) Percentiles {
 func (r *Result) Report() Report {
 	rep := Report{
 		Requests:        r.Requests(),
+		Answered:        r.Latency.TotalCount(),
+		Unfinished:      r.Unfinished,
+		Users:           r.Users,
+		ThinkSeconds:    r.ThinkSeconds,
+		Generator:       r.Generator,
 		DurationSeconds: r.Duration.Seconds(),
 		Latency:         percentiles(r.Latency),
 		StatusCodes:     map[string]int64{},
@@ -151,11 +192,23 @@ func (r *Result) Report() Report {
 		TargetRPS:       r.TargetRPS,
 		FlashSale:       r.Sale,
 	}
-	if d := r.Duration.Seconds(); d > 0 {
-		rep.RPS = math.Round(float64(rep.Requests)/d*10) / 10
-	}
+	failed := rep.Requests - rep.Answered
 	for k, v := range r.Status {
 		rep.StatusCodes[strconv.Itoa(k)] = v
+		if k >= 500 {
+			failed += v
+		}
+	}
+	if rep.Requests > 0 {
+		rep.ErrorRate = float64(failed) / float64(rep.Requests)
+	}
+	if d := r.Duration.Seconds(); d > 0 {
+		rep.RPS = math.Round(float64(rep.Answered)/d*10) / 10
+		if r.Users > 0 && r.Completions > 0 {
+			x := float64(r.Completions) / d
+			meanR := float64(r.BusyMicros) / float64(r.Completions) / 1e6
+			rep.LittleUsers = math.Round(x*(meanR+r.ThinkSeconds)*10) / 10
+		}
 	}
 	maps.Copy(rep.Errors, r.Errors)
 	return rep
@@ -164,11 +217,20 @@ func (r *Result) Report() Report {
 // WriteText prints the report for a person.
 func (rep Report) WriteText(w io.Writer) {
 	ms := func(s float64) string { return strconv.FormatFloat(s*1e3, 'f', 3, 64) + "ms" }
-	fmt.Fprintf(w, "requests      %d in %.2fs, %.1f req/s (%s model", rep.Requests, rep.DurationSeconds, rep.RPS, rep.Mode)
+	fmt.Fprintf(w, "requests      %d answered in %.2fs, %.1f req/s (%s model", rep.Answered, rep.DurationSeconds, rep.RPS, rep.Mode)
 	if rep.TargetRPS > 0 {
 		fmt.Fprintf(w, ", target %.1f req/s", rep.TargetRPS)
 	}
+	if rep.Users > 0 {
+		fmt.Fprintf(w, ", %d users", rep.Users)
+		if rep.ThinkSeconds > 0 {
+			fmt.Fprintf(w, " thinking %s", strconv.FormatFloat(rep.ThinkSeconds, 'g', 4, 64)+"s")
+		}
+	}
 	fmt.Fprintln(w, ")")
+	if failed := rep.Requests - rep.Answered; failed > 0 || rep.Unfinished > 0 {
+		fmt.Fprintf(w, "not answered  %d failed (not counted in req/s), %d unfinished when the time ran out\n", failed, rep.Unfinished)
+	}
 	l := rep.Latency
 	fmt.Fprintf(w, "latency       min %s  mean %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
 		ms(l.Min), ms(l.Mean), ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max))
@@ -184,7 +246,56 @@ func (rep Report) WriteText(w io.Writer) {
 	if v := rep.Verdict; v != nil {
 		fmt.Fprintf(w, "verdict       %s\n", v.Line)
 	}
+	for _, note := range rep.Notes() {
+		fmt.Fprintf(w, "note          %s\n", note)
+	}
 }
+
+// LittleTolerance is how far Little's law may miss (as a share of the
+// users) before a run counts as measured wrong: the run's edges alone
+// leave up to one cycle (response plus think time) of each user uncounted.
+func (rep Report) LittleTolerance() float64 {
+	if rep.DurationSeconds <= 0 || rep.Completions() == 0 {
+		return 1
+	}
+	cycle := rep.Latency.Mean + rep.ThinkSeconds
+	return 0.1 + cycle/rep.DurationSeconds
+}
+
+// Completions is the number of requests that finished.
+func (rep Report) Completions() int64 { return rep.Requests }
+
+// LittleHolds reports whether the closed model's measurement passes
+// Little's law: the users who ran equal throughput × (R + Z), within
+// LittleTolerance. It holds trivially for the open model.
+func (rep Report) LittleHolds() bool {
+	if rep.Users == 0 || rep.LittleUsers == 0 {
+		return true
+	}
+	return math.Abs(rep.LittleUsers-float64(rep.Users)) <= rep.LittleTolerance()*float64(rep.Users)
+}
+
+// Notes says, in a line each, what makes the run's figures doubtful: a
+// generator that was its own limit, Little's law broken, errors.
+func (rep Report) Notes() []string {
+	var out []string
+	if rep.Generator.Saturated() {
+		out = append(out, fmt.Sprintf("the load generator was busy %.0f%% of the time it could use (%.2f cores): it, not the service, may have been the limit; give it a core of its own (see bench/usl.sh)",
+			100*rep.Generator.Busy, rep.Generator.CPUCores))
+	}
+	if !rep.LittleHolds() {
+		out = append(out, fmt.Sprintf("Little's law does not hold: %d users, but throughput × (response + think time) is %.1f; the users did not keep up the load they were meant to",
+			rep.Users, rep.LittleUsers))
+	}
+	if rep.ErrorRate > MaxErrorRate {
+		out = append(out, fmt.Sprintf("%.1f%% of the requests failed: the service did not hold this load", 100*rep.ErrorRate))
+	}
+	return out
+}
+
+// MaxErrorRate is the share of failed requests past which a measurement
+// says the service failed at that load, rather than how fast it was.
+const MaxErrorRate = 0.01
 
 func joinCounts(m map[string]int64) string {
 	if len(m) == 0 {
@@ -214,6 +325,13 @@ type fileResult struct {
 	Sale      *SaleCounts      `json:"flash_sale,omitempty"`
 	Orders    []string         `json:"order_ids,omitempty"`
 	Seconds   []fileSecond     `json:"seconds"`
+	// Since format 1 was first written; absent in older files.
+	Unfinished   int64         `json:"unfinished,omitempty"`
+	Completions  int64         `json:"completions,omitempty"`
+	BusyMicros   int64         `json:"busy_us,omitempty"`
+	Users        int           `json:"users,omitempty"`
+	ThinkSeconds float64       `json:"think_seconds,omitempty"`
+	Generator    GeneratorLoad `json:"generator"`
 }
 
 type fileSecond struct {
@@ -255,6 +373,8 @@ func (r *Result) WriteFile(path string) error {
 		Format: fileFormat, Started: r.Started, Duration: r.Duration.Seconds(), Mode: r.Mode, Target: r.Target,
 		TargetRPS: r.TargetRPS, Latency: sparse(r.Latency), Status: map[string]int64{}, Errors: r.Errors,
 		BytesIn: r.BytesIn, BytesOut: r.BytesOut, Sale: r.Sale, Orders: slices.Sorted(maps.Keys(r.Orders)),
+		Unfinished: r.Unfinished, Completions: r.Completions, BusyMicros: r.BusyMicros, Users: r.Users,
+		ThinkSeconds: r.ThinkSeconds, Generator: r.Generator,
 	}
 	for k, v := range r.Status {
 		fr.Status[strconv.Itoa(k)] = v
@@ -301,6 +421,8 @@ func ReadFile(path string) (*Result, error) {
 	}
 	maps.Copy(r.Errors, fr.Errors)
 	r.BytesIn, r.BytesOut, r.Sale = fr.BytesIn, fr.BytesOut, fr.Sale
+	r.Unfinished, r.Completions, r.BusyMicros = fr.Unfinished, fr.Completions, fr.BusyMicros
+	r.Users, r.ThinkSeconds, r.Generator = fr.Users, fr.ThinkSeconds, fr.Generator
 	for _, id := range fr.Orders {
 		r.Orders[id] = true
 	}

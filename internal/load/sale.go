@@ -37,7 +37,7 @@ func (w *worker) purchase(ctx context.Context, intended time.Time) {
 	giveUp := start.Add(w.e.cfg.Timeout)
 	pause := firstRetryPause
 	for attempts := 1; ; attempts++ {
-		status, in, err := w.send(ctx, t, w.buf)
+		status, in, err := w.send(ctx, 0, t, w.buf)
 		w.record(intended, status, in, int64(len(w.buf)), err)
 		var body []byte
 		if w.c != nil {

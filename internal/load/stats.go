@@ -79,7 +79,11 @@ type window struct {
 	errors   map[string]int64
 	bytesIn  int64
 	bytesOut int64
-	sale     SaleCounts
+	// unfinished counts requests cut off by the run's end; completions
+	// the requests answered or failed, and busyUS their summed time from
+	// intended send to end (for Little's law).
+	unfinished, completions, busyUS int64
+	sale                            SaleCounts
 	orders   []string
 }
 
@@ -92,4 +96,5 @@ func (w *window) reset() {
 	w.status = [600]int64{}
 	clear(w.errors)
 	w.bytesIn, w.bytesOut, w.sale, w.orders = 0, 0, SaleCounts{}, w.orders[:0]
+	w.unfinished, w.completions, w.busyUS = 0, 0, 0
 }
