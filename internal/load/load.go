@@ -459,7 +459,7 @@ func (e *engine) runClosed(ctx, io context.Context, stop context.CancelFunc, wg 
 			if e.cfg.Think > 0 && e.cfg.Stages == nil {
 				sleep(ctx, rand.N(e.cfg.Think))
 			}
-			for ctx.Err() == nil {
+			for ctx.Err() == nil && (e.hardEnd.IsZero() || time.Now().Before(e.hardEnd)) {
 				if e.cfg.Stages != nil && float64(u) >= prof.at(time.Since(e.start)) {
 					sleep(ctx, 10*time.Millisecond)
 					continue
@@ -827,7 +827,9 @@ func (w *worker) record(intended time.Time, status int, in, out int64, err error
 // counted as unfinished, as is one due before the end and never sent.
 func (e *engine) record(sh *shard, intended time.Time, status int, in, out int64, err error) {
 	now := time.Now()
-	if now.Before(e.measureFrom) {
+	if now.Before(e.measureFrom) || (err == errNotSent && !e.cfg.open()) {
+		// A closed-model user who would have started a request as the
+		// run ended had not yet asked for anything.
 		return
 	}
 	us := now.Sub(intended).Microseconds()

@@ -239,7 +239,17 @@ func (l *loop) run(stop context.CancelFunc) {
 	}
 	timeout := l.e.cfg.Timeout
 	lastSweep := time.Now()
+	// The run's hard end may abandon the loop (io ends with it): what is
+	// under way then is unfinished.
+	defer func() {
+		if !l.e.hardEnd.IsZero() && !time.Now().Before(l.e.hardEnd) {
+			l.cutOff()
+		}
+	}()
 	for !l.aborted.Load() {
+		if !l.e.hardEnd.IsZero() && !time.Now().Before(l.e.hardEnd) {
+			return // the deferred cutOff counts what is under way
+		}
 		if len(l.next) > 0 && !l.stopped.Load() {
 			// Swapped, not reset: a start that fails at once queues its
 			// user for the next round, after epoll has been asked again.
@@ -251,10 +261,6 @@ func (l *loop) run(stop context.CancelFunc) {
 				}
 			}
 			l.spare = starting
-		}
-		if l.stopped.Load() && !l.e.hardEnd.IsZero() && !time.Now().Before(l.e.hardEnd) {
-			l.cutOff()
-			return
 		}
 		if l.busy == 0 && l.stopped.Load() {
 			return
