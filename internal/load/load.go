@@ -13,9 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
-	"math/rand/v2"
 	"net/url"
 	"runtime"
 	"strconv"
@@ -123,7 +123,7 @@ type Config struct {
 	// Warmup runs the load this long before Duration starts: what
 	// completes in it is not counted, and the users and their connections
 	// are already at work when the measured time begins.
-	Warmup time.Duration
+	Warmup      time.Duration
 	Requests    int64         // stop after this many requests (0: by time)
 	Think       time.Duration // closed model: pause between a user's requests
 	Timeout     time.Duration // per request

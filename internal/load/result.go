@@ -140,11 +140,11 @@ type Report struct {
 	ThinkSeconds float64       `json:"think_seconds,omitempty"`
 	LittleUsers  float64       `json:"little_users,omitempty"`
 	Generator    GeneratorLoad `json:"generator"`
-	BytesIn         int64            `json:"bytes_in"`
-	BytesOut        int64            `json:"bytes_out"`
-	Mode            string           `json:"mode"`
-	TargetRPS       float64          `json:"target_rps,omitempty"`
-	FlashSale       *SaleCounts      `json:"flash_sale,omitempty"`
+	BytesIn      int64         `json:"bytes_in"`
+	BytesOut     int64         `json:"bytes_out"`
+	Mode         string        `json:"mode"`
+	TargetRPS    float64       `json:"target_rps,omitempty"`
+	FlashSale    *SaleCounts   `json:"flash_sale,omitempty"`
 	// Verdict, when the shop's books were read before and after, says
 	// what the sale did to them.
 	Verdict *Verdict `json:"sale_verdict,omitempty"`

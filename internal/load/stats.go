@@ -84,7 +84,7 @@ type window struct {
 	// intended send to end (for Little's law).
 	unfinished, completions, busyUS int64
 	sale                            SaleCounts
-	orders   []string
+	orders                          []string
 }
 
 func newWindow() *window {
