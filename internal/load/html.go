@@ -7,8 +7,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-
-	"github.com/stampede-dev/stampede/internal/usl"
 )
 
 // WriteHTML writes a self-contained page (inline SVG, no scripts, no
@@ -44,8 +42,11 @@ func WriteHTML(w io.Writer, r *Result, sources []string) error {
 	}
 	l := rep.Latency
 	data := map[string]any{
-		"Report":  rep,
-		"Sources": strings.Join(sources, ", "),
+		"Report":   rep,
+		"Failed":   rep.Requests - rep.Answered,
+		"ErrorPct": 100 * rep.ErrorRate,
+		"Notes":    rep.Notes(),
+		"Sources":  strings.Join(sources, ", "),
 		"Lat": []string{duration(l.Min), duration(l.Mean), duration(l.P50), duration(l.P90), duration(l.P99),
 			duration(l.P999), duration(l.Max)},
 		"RPS":   template.HTML(chart("requests per second", "seconds", countAxis("req/s"), [][]float64{rps}, at, []string{"requests"})),
@@ -134,7 +135,10 @@ func niceStep(top float64, n int) float64 {
 	return 10 * pow
 }
 
-// style is the stylesheet both pages share: colours for light and dark.
+// Style is the stylesheet the pages of runs and plans share, as a
+// template named "style": colours for light and dark.
+const Style = style
+
 const style = `{{define "style"}}<style>
 :root { color-scheme: light dark; --fg: #1d2430; --bg: #fff; --grid: #d0d5dd; --s0: #2563eb; --s1: #dc2626; }
 @media (prefers-color-scheme: dark) { :root { --fg: #e6e9ef; --bg: #14171c; --grid: #3a414c; --s0: #60a5fa; --s1: #f87171; } }
@@ -149,7 +153,12 @@ var page = template.Must(template.Must(template.New("report").Parse(style)).Pars
 <html lang="en"><head><meta charset="utf-8"><title>stampede load report</title>
 {{template "style"}}</head><body>
 <h1>stampede load report</h1>
-<p>{{.Sources}} · {{.Report.Mode}} model · {{.Report.Requests}} requests in {{printf "%.2f" .Report.DurationSeconds}} s · {{printf "%.1f" .Report.RPS}} req/s</p>
+<p>{{.Sources}} · {{.Report.Mode}} model · {{.Report.Answered}} answered in {{printf "%.2f" .Report.DurationSeconds}} s · {{printf "%.1f" .Report.RPS}} req/s</p>
+<table id="outcomes"><tr><th>answered</th><th>failed</th><th>unfinished at the end</th><th>error rate</th></tr>
+<tr><td>{{.Report.Answered}}</td><td>{{.Failed}}</td><td>{{.Report.Unfinished}}</td><td>{{printf "%.2f%%" .ErrorPct}}</td></tr></table>
+<table id="status-codes"><tr><th>status</th><th>answers</th></tr>{{range $k, $v := .Report.StatusCodes}}<tr><td>{{$k}}</td><td>{{$v}}</td></tr>{{else}}<tr><td colspan="2">no answer</td></tr>{{end}}</table>
+{{if .Report.Errors}}<table id="errors"><tr><th>error</th><th>requests</th></tr>{{range $k, $v := .Report.Errors}}<tr><td>{{$k}}</td><td>{{$v}}</td></tr>{{end}}</table>{{end}}
+{{range .Notes}}<p class="note">{{.}}</p>{{end}}
 <table><tr><th>min</th><th>mean</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>
 <tr>{{range .Lat}}<td>{{.}}</td>{{end}}</tr>
 </table><p>latency measured from each request's intended send time</p>
@@ -227,73 +236,3 @@ func chart(title, xLabel string, y axis, series [][]float64, xs []float64, names
 	b.WriteString(`</svg>`)
 	return b.String()
 }
-
-// WriteSweepHTML writes a self-contained page of a sweep: the throughput
-// measured at each concurrency, the fitted Universal Scalability Law
-// through it and beyond, the peak marked, and the verdict in words.
-func WriteSweepHTML(w io.Writer, points []SweepPoint, fit usl.Report) error {
-	var ns, measured []float64
-	maxN := 0.0
-	for _, p := range points {
-		ns = append(ns, float64(p.Concurrency))
-		measured = append(measured, p.RPS)
-		maxN = math.Max(maxN, float64(p.Concurrency))
-	}
-	// The curve runs past the last measurement and the peak, so that the
-	// fall beyond the peak shows.
-	top := maxN
-	if fit.PeakConcurrency > 0 {
-		top = math.Max(top, 2*fit.PeakConcurrency)
-	}
-	top = math.Min(top*1.2, 4*maxN)
-	var cx, cy []float64
-	for i := 0; i <= 100; i++ {
-		n := 1 + (top-1)*float64(i)/100
-		cx, cy = append(cx, n), append(cy, fit.Model.X(n))
-	}
-	svg := sweepChart(ns, measured, cx, cy, fit)
-	return sweepPage.Execute(w, map[string]any{"Fit": fit, "Chart": template.HTML(svg), "Points": points})
-}
-
-// sweepChart draws the fitted curve as a line, the measurements as dots and
-// the peak as a dashed vertical line.
-func sweepChart(ns, xs, cx, cy []float64, fit usl.Report) string {
-	ymax := 0.0
-	for _, v := range append(append([]float64{}, xs...), cy...) {
-		ymax = math.Max(ymax, v)
-	}
-	f := newFrame("throughput by concurrency", "concurrent users", countAxis("req/s"), 320, 0, cx[len(cx)-1], ymax)
-	W, R, T, px, py, y, xmax, ytop := f.W, f.R, f.T, f.px, f.py, f.y, f.xmax, f.ytop
-	var b strings.Builder
-	f.open(&b)
-	var pts []string
-	for i := range cx {
-		pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(cx[i]), py(cy[i])))
-	}
-	fmt.Fprintf(&b, `<polyline class="s0" points="%s"><title>fitted law</title></polyline>`, strings.Join(pts, " "))
-	for i := range ns {
-		fmt.Fprintf(&b, `<circle class="dot" cx="%.1f" cy="%.1f" r="4"><title>%s users: %s req/s</title></circle>`,
-			px(ns[i]), py(xs[i]), trim(ns[i]), trim(xs[i]))
-	}
-	if p := fit.PeakConcurrency; p > 0 && p <= xmax {
-		fmt.Fprintf(&b, `<line class="peak" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/><text x="%.1f" y="%.1f">peak: %s users, %s req/s</text>`,
-			px(p), px(p), py(0), py(ytop), px(p)+6, T+14, trim(p), y.format(fit.PeakRPS))
-	}
-	fmt.Fprintf(&b, `<line class="s0" x1="%.0f" x2="%.0f" y1="14" y2="14"/><text x="%.0f" y="18">fitted law</text><circle class="dot" cx="%.0f" cy="14" r="4"/><text x="%.0f" y="18">measured</text>`,
-		W-R-230, W-R-210, W-R-206, W-R-110, W-R-100)
-	b.WriteString(`</svg>`)
-	return b.String()
-}
-
-var sweepPage = template.Must(template.Must(template.New("sweep").Funcs(template.FuncMap{"ms": func(s float64) float64 { return s * 1e3 }, "num": trim}).Parse(style)).Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>stampede sweep</title>
-{{template "style"}}</head><body>
-<h1>Where it peaks</h1>
-{{range .Fit.Verdict}}<p>{{.}}</p>{{end}}
-{{.Chart}}
-<p>σ (contention) {{printf "%.4g" .Fit.Sigma}} · κ (coherency) {{printf "%.4g" .Fit.Kappa}} · λ {{num .Fit.Lambda}}/s · R² {{printf "%.4f" .Fit.R2}}</p>
-<table><tr><th>concurrency</th><th>req/s</th><th>p50</th><th>p99</th><th>errors</th></tr>
-{{range .Points}}<tr><td>{{.Concurrency}}</td><td>{{printf "%.1f" .RPS}}</td><td>{{printf "%.2f ms" (ms .Latency.P50)}}</td><td>{{printf "%.2f ms" (ms .Latency.P99)}}</td><td>{{.Errors}}</td></tr>{{end}}
-</table>
-</body></html>
-`))

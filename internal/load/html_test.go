@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/stampede-dev/stampede/internal/usl"
 )
 
 // TestHTMLReportReadable: round ticks with units (60k req/s, not
@@ -60,35 +58,28 @@ func TestHTMLReportReadable(t *testing.T) {
 	}
 }
 
-// TestSweepPage: the sweep's page draws every measurement, the fitted
-// curve and the peak, with the verdict above, and no number in
-// scientific notation.
-func TestSweepPage(t *testing.T) {
-	law := usl.Model{Sigma: 0.05, Kappa: 0.002, Lambda: 16920}
-	var points []SweepPoint
-	var data []usl.Point
-	for _, n := range []int{1, 2, 4, 8, 16, 32, 48} {
-		points = append(points, SweepPoint{Concurrency: n, RPS: law.X(float64(n))})
-		data = append(data, usl.Point{N: float64(n), X: law.X(float64(n))})
-	}
-	m, err := usl.Fit(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+// TestHTMLShowsFailures: a run where half the requests failed does not
+// look clean: the page gives the status codes, the errors by cause, the
+// unfinished requests and the note that the service did not hold.
+func TestHTMLShowsFailures(t *testing.T) {
+	r := fixedResult([]int64{1000, 2000, 3000, 4000}, 200)
+	r.Status[503] = 2
+	r.Latency.RecordValue(5000)
+	r.Latency.RecordValue(5000)
+	r.Errors[ErrClosed] = 6
+	r.Unfinished = 3
 	var b strings.Builder
-	if err := WriteSweepHTML(&b, points, usl.Judge(m, data, 100000)); err != nil {
+	if err := WriteHTML(&b, r, []string{"run.stl"}); err != nil {
 		t.Fatal(err)
 	}
 	page := b.String()
-	if n := strings.Count(page, `<circle class="dot" cx=`); n != len(points)+1 { // and the legend's
-		t.Errorf("%d dots, want %d and the legend's", n-1, len(points))
-	}
-	for _, want := range []string{">peak: 21.8 users, ", "Throughput peaks at about 21.8 concurrent users", "λ 16920/s", `<polyline class="s0"`} {
+	for _, want := range []string{
+		"<td>6</td><td>6</td><td>3</td><td>66.67%</td>", // 6 answered, 6 failed, 3 unfinished; 2 503s + 6 closed of 12
+		"<tr><td>200</td><td>4</td></tr>", "<tr><td>503</td><td>2</td></tr>", "<tr><td>closed</td><td>6</td></tr>",
+		"66.7% of the requests failed: the service did not hold this load",
+	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}
-	}
-	if strings.Contains(page, "e+0") {
-		t.Error("page holds a number in scientific notation")
 	}
 }

@@ -156,6 +156,7 @@ type Percentiles struct {
 	Mean float64 `json:"mean"`
 	P50  float64 `json:"p50"`
 	P90  float64 `json:"p90"`
+	P95  float64 `json:"p95"`
 	P99  float64 `json:"p99"`
 	P999 float64 `json:"p999"`
 	Max  float64 `json:"max"`
@@ -168,7 +169,7 @@ func percentiles(h *hdrhistogram.Histogram) Percentiles {
 	s := func(us int64) float64 { return float64(us) / 1e6 }
 	return Percentiles{
 		Min: s(h.Min()), Mean: math.Round(h.Mean()) / 1e6, Max: s(h.Max()),
-		P50: s(h.ValueAtQuantile(50)), P90: s(h.ValueAtQuantile(90)),
+		P50: s(h.ValueAtQuantile(50)), P90: s(h.ValueAtQuantile(90)), P95: s(h.ValueAtQuantile(95)),
 		P99: s(h.ValueAtQuantile(99)), P999: s(h.ValueAtQuantile(99.9)),
 	}
 }

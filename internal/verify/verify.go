@@ -26,7 +26,6 @@ import (
 
 	"github.com/stampede-dev/stampede/internal/backend"
 	"github.com/stampede-dev/stampede/internal/load"
-	"github.com/stampede-dev/stampede/internal/usl"
 )
 
 // Config is one verification. Zero values take the defaults of Defaults.
@@ -495,26 +494,24 @@ func (r *run) historyOps() []Op {
 
 // Sweep starts the backends and the shop as Run does, with a product of
 // cfg.Stock units and cfg.Limit, and sweeps the shop's purchases with the
-// load engine's closed model: at each concurrency of levels in turn, for
-// step, every purchase a new user's, then the Universal Scalability Law
-// fitted to the throughputs. It says where the strategy peaks; the stock
-// must last the whole sweep, or the later steps measure sold_out answers.
-// progress, if not nil, hears of each step as it ends.
-func Sweep(ctx context.Context, cfg Config, levels []int, step time.Duration, progress func(load.SweepPoint)) ([]load.SweepPoint, *usl.Model, error) {
+// load engine's closed model (load.Sweep with opt), every purchase a new
+// user's. The stock must last the whole sweep, or the later steps measure
+// sold_out answers.
+func Sweep(ctx context.Context, cfg Config, opt load.SweepOptions) ([]load.SweepPoint, error) {
 	r, done, err := begin(ctx, cfg, "stampede-sweep-")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer done()
 	base, err := load.NewTarget("POST", r.shop.base, nil, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	lc := load.Config{
 		Targets: []load.Target{load.SaleTarget(base)}, Timeout: cfg.Timeout, KeepAlive: true,
 		Sale: &load.FlashSale{ProductID: strconv.FormatInt(r.product, 10), Users: load.MaxUsers, Quantity: 1,
 			RunID: "s" + strconv.FormatInt(time.Now().UnixNano(), 36)},
 	}
-	r.progress("sweep: %v, %v each", levels, step)
-	return load.Sweep(ctx, lc, levels, step, 0, progress)
+	r.progress("sweep: %v, %v each, %d runs each", opt.Levels, opt.Step, max(opt.Repeats, 1))
+	return load.Sweep(ctx, lc, opt)
 }

@@ -13,14 +13,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/stampede-dev/stampede/internal/capacity"
 	"github.com/stampede-dev/stampede/internal/lab"
 	"github.com/stampede-dev/stampede/internal/load"
-	"github.com/stampede-dev/stampede/internal/usl"
 	"github.com/stampede-dev/stampede/internal/verify"
 )
 
@@ -219,12 +220,14 @@ func (*Sweep) Info() lab.Info {
 	return lab.Info{
 		ID: "flashsale-sweep", Chapter: 8, Heavy: true,
 		Title:   "Where does the strategy peak?",
-		Summary: "The real shop under 1, 2, 4, … buyers at once, each step measured, and the Universal Scalability Law fitted to the throughputs.",
+		Summary: "The real shop under 1, 2, 4, … buyers at once, each step measured three times and checked, the Universal Scalability Law fitted with its interval, and a plan for a crowd: predicted within reach of the measurements, bounded beyond.",
 		Params: []lab.Param{
 			strategyParam, procsParam, gapParam,
 			{Name: "levels", Label: "Buyers at once", Help: "comma-separated, at least 3, at most 1,024 each", Kind: lab.Text,
 				Default: "1,2,4,8,16,32,64", MaxLen: 80, Check: func(s string) error { _, err := Levels(s); return err }},
-			{Name: "step", Label: "Time per step", Unit: "ms", Kind: lab.Int, Default: 2000, Min: 300, Max: 20_000},
+			{Name: "step", Label: "Time per step", Unit: "ms", Kind: lab.Int, Default: 1000, Min: 300, Max: 20_000},
+			{Name: "repeats", Label: "Runs per step", Kind: lab.Int, Default: load.DefaultRepeats, Min: 1, Max: 5},
+			{Name: "target", Label: "Crowd to plan for", Unit: "buyers at once", Kind: lab.Int, Default: 100_000, Min: 1, Max: load.MaxUsers},
 		},
 	}
 }
@@ -245,15 +248,19 @@ func Levels(s string) ([]int, error) {
 	return out, nil
 }
 
-// SweepResult is the sweep and the law fitted to it.
+// SweepResult is the sweep, the curve fitted to it and the plan for the
+// target crowd.
 type SweepResult struct {
 	Strategy string            `json:"strategy"`
 	Procs    int               `json:"procs"`
 	Points   []load.SweepPoint `json:"points"`
-	// Report is the law fitted to the points (σ, κ, λ, the peak and the
-	// verdict), or nil when it could not be fitted; Verdict then says why.
-	Report  *usl.Report `json:"report"`
-	Verdict []string    `json:"verdict"`
+	// Curve is the analysis of the points, or nil when too few were
+	// sound; Verdict then says why.
+	Curve *capacity.Curve `json:"curve"`
+	Plan  *capacity.Plan  `json:"plan"`
+	// Pinned says whether the buyers and the shop had cores of their own.
+	Pinned  bool     `json:"pinned"`
+	Verdict []string `json:"verdict"`
 }
 
 // Run sweeps.
@@ -265,38 +272,37 @@ func (s *Sweep) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) err
 	if err != nil {
 		return err
 	}
-	step := time.Duration(p.Int("step")) * time.Millisecond
+	opt := load.SweepOptions{Levels: levels, Step: time.Duration(p.Int("step")) * time.Millisecond,
+		Warmup: 200 * time.Millisecond, Repeats: p.Int("repeats")}
 	cfg := verify.Defaults()
 	cfg.Exe, cfg.Strategy, cfg.Procs = s.exe, p.String("strategy"), p.Int("procs")
 	cfg.Gap = time.Duration(p.Int("gap")) * time.Millisecond
 	cfg.Stock, cfg.Limit = 1_000_000, 0
 	s.be.apply(&cfg)
-	emit(lab.Progress("starting the shop", 0, int64(len(levels))))
-	done := 0
-	points, model, err := verify.Sweep(ctx, cfg, levels, step, func(pt load.SweepPoint) {
-		done++
-		emit(lab.Point("orders/s", float64(pt.Concurrency), pt.RPS))
-		emit(lab.Progress(fmt.Sprintf("%d buyers at once: %.0f orders/s", pt.Concurrency, pt.RPS), int64(done), int64(len(levels))))
-	})
+	emit(lab.Progress("starting the shop", 0, int64(len(levels)*opt.Repeats)))
+	opt.Progress = func(pt load.SweepPoint, run, runs int) {
+		emit(lab.Point("orders/s", float64(pt.Concurrency), pt.RPSRuns[len(pt.RPSRuns)-1]))
+		emit(lab.Progress(fmt.Sprintf("%d buyers at once: %.0f orders/s", pt.Concurrency, pt.RPSRuns[len(pt.RPSRuns)-1]), int64(run), int64(runs)))
+	}
+	points, err := verify.Sweep(ctx, cfg, opt)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	res := &SweepResult{Strategy: cfg.Strategy, Procs: cfg.Procs, Points: points}
-	switch {
-	case errors.Is(err, verify.ErrConfig):
-		return err
-	case model != nil:
-		data := make([]usl.Point, 0, len(points))
-		for _, pt := range points {
-			data = append(data, usl.Point{N: float64(pt.Concurrency), X: pt.RPS})
-		}
-		rep := usl.Judge(*model, data, 100_000)
-		res.Report, res.Verdict = &rep, rep.Verdict
-	case len(points) > 0:
-		res.Verdict = []string{"The law could not be fitted to these points: " + err.Error() + "."}
-	default:
+	if errors.Is(err, verify.ErrConfig) || (err != nil && len(points) == 0) {
 		return err
 	}
+	res := &SweepResult{Strategy: cfg.Strategy, Procs: cfg.Procs, Points: points}
+	curve, cerr := capacity.Analyze(points)
+	if cerr != nil {
+		res.Verdict = []string{"No plan: " + cerr.Error() + "."}
+	} else {
+		plan := curve.Plan(capacity.Target{Users: p.Int("target")}, nil)
+		res.Curve, res.Plan = curve, &plan
+		res.Verdict = append(curve.Describe(), plan.Lines...)
+	}
+	// The buyers run in this process, the shop in its own: nothing pins
+	// them apart, so on a small machine the figures are the pair's.
+	res.Verdict = append(res.Verdict, fmt.Sprintf("The buyers ran in the lab on the same %d cores as the shop, not pinned apart: the capacity is the shop's and its buyers' together (stampede load and bench/usl.sh pin them apart).", runtime.NumCPU()))
 	emit(lab.Result(res))
 	return nil
 }
@@ -307,11 +313,6 @@ func (r *SweepResult) WriteText(w io.Writer) error {
 	for _, p := range r.Points {
 		fmt.Fprintf(w, "%8d %12.0f %9.1fms %9.1fms\n", p.Concurrency, p.RPS, p.Latency.P50*1e3, p.Latency.P99*1e3)
 	}
-	if r.Report != nil {
-		fmt.Fprintln(w)
-		r.Report.WriteText(w)
-		return nil
-	}
-	_, err := fmt.Fprintf(w, "\n%s\n", strings.Join(r.Verdict, " "))
+	_, err := fmt.Fprintf(w, "\n%s\n", strings.Join(r.Verdict, "\n"))
 	return err
 }
