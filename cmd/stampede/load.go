@@ -9,14 +9,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/stampede-dev/stampede/internal/capacity"
 	"github.com/stampede-dev/stampede/internal/load"
-	"github.com/stampede-dev/stampede/internal/usl"
 )
 
 // headers is a repeatable -H flag.
@@ -27,13 +26,14 @@ func (h *headers) Set(v string) error { *h = append(*h, v); return nil }
 
 func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("load", "load [flags] URL", stderr)
-	users := fs.Int("c", 0, "closed model: virtual users, each sending its next request when the last finished (default 50 unless --rate)")
-	rate := fs.Float64("rate", 0, "open model: requests per second at a constant arrival rate")
+	users := fs.Int("c", 0, "closed model: virtual users, each sending its next request when the last finished (default 50 unless --rate); the same as --users")
+	crowd := fs.Int("users", 0, "the crowd: users, each waiting for an answer, then thinking --think before the next request (closed model); with --sweep, the target the plan is for")
+	rate := fs.Float64("rate", 0, "open model: requests per second at a constant arrival rate; with --sweep, the target the plan is for")
 	maxInFlight := fs.Int("max-inflight", 10000, "open model: requests in flight at most")
 	stages := fs.String("stages", "", "ramp users (or the rate, with --rate) like k6: 10s:1000,30s:5000,10s:0")
 	dur := fs.Duration("d", 0, "stop after this long (default 10s unless -n or --stages)")
 	count := fs.Int64("n", 0, "stop after this many requests")
-	think := fs.Duration("think", 0, "closed model: pause between a user's requests")
+	think := fs.Duration("think", 0, "closed model: pause between a user's requests (with --sweep: the target's)")
 	method := fs.String("m", "GET", "request method")
 	var hdrs headers
 	fs.Var(&hdrs, "H", "request header 'Name: value' (repeatable)")
@@ -46,7 +46,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	insecure := fs.Bool("insecure", false, "accept any TLS certificate")
 	scenario := fs.String("scenario", "", "flash-sale: buy from a stampede shop (URL is the shop's base URL)")
 	product := fs.String("product", "", "flash-sale: product id")
-	saleUsers := fs.Int("users", 100000, "flash-sale: distinct user ids")
+	saleUsers := fs.Int("user-ids", 100000, "flash-sale: distinct user ids")
 	quantity := fs.Int("quantity", 1, "flash-sale: units per purchase")
 	rid := fs.String("run-id", "", "flash-sale: prefix of the Idempotency-Keys (default: random per run)")
 	check := fs.Bool("check", true, "flash-sale: read the product before and after, and say whether the shop oversold or lost orders (exit 1 if so)")
@@ -57,10 +57,13 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	resultFile := fs.String("o", "", "write the result (series, histogram, order ids) to this .stl file")
 	quiet := fs.Bool("quiet", false, "no live progress")
 	engine := fs.String("engine", "auto", "how requests are sent: epoll (the closed model over plain http, as wrk does), goroutines (one per user, over Go's net package), or auto (epoll where it can)")
-	sweep := fs.String("sweep", "", "closed-model runs at each concurrency in turn, as 1,2,4,8,16 (each -d long, default 5s), then the Universal Scalability Law fitted to them")
-	warmup := fs.Duration("warmup", 0, "--sweep: run each concurrency this long before measuring it")
-	predictN := fs.Float64("predict", 100000, "--sweep: the concurrency to predict throughput and latency at")
-	sweepHTML := fs.String("html", "", "--sweep: write a page of the sweep (points, fitted curve, peak) to this file")
+	sweep := fs.String("sweep", "", "measure the service at each concurrency in turn, as 1,2,4,8,16 (closed model, no think time, each run -d long, default 3s), fit the Universal Scalability Law, and plan for the target (--users and --think, or --rate)")
+	repeats := fs.Int("repeats", load.DefaultRepeats, "--sweep: runs at each concurrency; the plan reports their median and spread")
+	warmup := fs.Duration("warmup", 0, "run this long before measuring (with --sweep: each run; default 500ms there)")
+	confirm := fs.Bool("confirm", false, "--sweep: then run the target itself and print it beside the prediction")
+	slo := fs.String("slo", "", "service-level objectives, as 'p99<300ms,errors<0.1%,rps>100' (p50 p90 p95 p99 p99.9 mean errors rps): exit status 3 when the run (or the plan) breaks them")
+	sweepHTML := fs.String("html", "", "--sweep: write a page of the plan (points with their spread, the fit and its band, the bounds, the SLO, the target) to this file")
+	fs.Float64("predict", 0, "gone: give the plan's target as --users N [--think Z] or --rate R")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -73,11 +76,13 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		lo, hi float64
 	}{
 		{"c", float64(*users), 1, load.MaxUsers},
+		{"users", float64(*crowd), 1, load.MaxUsers},
+		{"repeats", float64(*repeats), 1, 20},
 		{"rate", *rate, 0.001, load.MaxRate},
 		{"max-inflight", float64(*maxInFlight), 1, load.MaxUsers},
 		{"n", float64(*count), 1, 1e12},
 		{"connections", float64(*conns), 1, load.MaxUsers},
-		{"users", float64(*saleUsers), 1, 1e12},
+		{"user-ids", float64(*saleUsers), 1, 1e12},
 		{"quantity", float64(*quantity), 1, 1e6},
 	} {
 		if set[c.name] && !(c.v >= c.lo && c.v <= c.hi) { // NaN fails both
@@ -89,24 +94,43 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		name string
 		v    time.Duration
 		zero bool // may be 0
-	}{{"d", *dur, false}, {"think", *think, true}, {"timeout", *timeout, false}} {
+	}{{"d", *dur, false}, {"think", *think, true}, {"timeout", *timeout, false}, {"warmup", *warmup, true}} {
 		if set[d.name] && (d.v < 0 || (d.v == 0 && !d.zero)) {
 			return bad("-%s must be a positive duration, not %v", d.name, d.v)
 		}
 	}
+	if set["predict"] {
+		return bad("--predict is gone: the plan's target is a crowd, --users N [--think Z], or an arrival rate, --rate R")
+	}
+	if set["c"] && set["users"] {
+		return bad("-c and --users both set the users: give one")
+	}
+	if set["users"] {
+		*users = *crowd
+	}
+	var objectives capacity.SLO
+	if *slo != "" {
+		o, err := capacity.ParseSLO(*slo)
+		if err != nil {
+			return bad("--slo %v", err)
+		}
+		objectives = o
+	}
 	var levels []int
-	sweepStep := 5 * time.Second
-	if *sweepHTML != "" && *sweep == "" {
-		return bad("--html draws a sweep: give --sweep too (a run's page is stampede report --html)")
+	sweepStep := 3 * time.Second
+	for _, f := range []string{"html", "confirm", "repeats"} {
+		if set[f] && *sweep == "" {
+			return bad("--%s goes with --sweep (a run's page is stampede report --html)", f)
+		}
 	}
 	if *sweep != "" {
 		switch {
-		case *rate > 0 || *stages != "" || *count > 0 || *procs > 1:
-			return bad("--sweep runs the closed model by itself: not with --rate, --stages, -n or --procs")
-		case !(*predictN >= 1) || math.IsInf(*predictN, 0):
-			return bad("--predict must be a concurrency of at least 1, not %g", *predictN)
-		case *warmup < 0:
-			return bad("--warmup must not be negative")
+		case *stages != "" || *count > 0 || *procs > 1:
+			return bad("--sweep runs the closed model by itself: not with --stages, -n or --procs")
+		case *rate > 0 && (set["users"] || set["c"] || set["think"]):
+			return bad("the plan's target is a crowd (--users, --think) or an arrival rate (--rate), not both")
+		case *confirm && *rate == 0 && *users == 0:
+			return bad("--confirm runs the target: give --users N [--think Z] or --rate R")
 		}
 		for part := range strings.SplitSeq(*sweep, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(part))
@@ -137,7 +161,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg := load.Config{
 		Users: *users, Rate: *rate, MaxInFlight: *maxInFlight, Duration: *dur, Requests: *count,
 		Think: *think, Timeout: *timeout, KeepAlive: !*noKeepAlive, Connections: *conns, Insecure: *insecure,
-		Engine: *engine,
+		Engine: *engine, Warmup: *warmup,
 	}
 	if cfg.Rate == 0 && cfg.Users == 0 && *stages == "" {
 		cfg.Users = 50
@@ -191,7 +215,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			si, err1 := strconv.Atoi(i)
 			sn, err2 := strconv.Atoi(n)
 			if !ok || err1 != nil || err2 != nil || sn < 1 || si < 0 || si >= sn || sn > *saleUsers {
-				return bad("--user-slice %q: want i/n with 0 <= i < n <= --users", *slice)
+				return bad("--user-slice %q: want i/n with 0 <= i < n <= --user-ids", *slice)
 			}
 			cfg.Sale.Slice, cfg.Sale.Slices = si, sn
 		}
@@ -216,7 +240,15 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	if levels != nil {
-		return runSweep(ctx, cfg, levels, sweepStep, *warmup, *predictN, *output, *sweepHTML, !*quiet, stdout, stderr)
+		sw := sweepRun{cfg: cfg, step: sweepStep, warmup: *warmup, repeats: *repeats, slo: objectives, confirm: *confirm,
+			output: *output, html: *sweepHTML, live: !*quiet}
+		if !set["warmup"] {
+			sw.warmup = 500 * time.Millisecond
+		}
+		if *rate > 0 || *users > 0 {
+			sw.target = &capacity.Target{Users: *users, Think: think.Seconds(), Rate: *rate}
+		}
+		return sw.run(ctx, levels, stdout, stderr)
 	}
 
 	var res *load.Result
@@ -251,6 +283,15 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if rep.Verdict != nil && rep.Verdict.Failed() {
 		return errors.New(rep.Verdict.Line)
+	}
+	if objectives != nil {
+		checks := objectives.Judge(rep)
+		if *output == "text" {
+			fmt.Fprintf(stdout, "slo           %s\n", capacity.Describe(checks))
+		}
+		if !capacity.Met(checks) {
+			return exitError{capacity.ExitSLO, errors.New("SLO not met: " + capacity.Describe(checks))}
+		}
 	}
 	return nil
 }
@@ -349,52 +390,83 @@ func shareArgs(n int, flags, positional []string, cfg load.Config) func(i int, f
 	}
 }
 
-// runSweep runs a sweep and prints its points and the fitted law.
-func runSweep(ctx context.Context, cfg load.Config, levels []int, step, warmup time.Duration, predict float64,
-	output, htmlPath string, live bool, stdout, stderr io.Writer) error {
-	var progress func(load.SweepPoint)
-	if live {
-		progress = func(p load.SweepPoint) {
-			fmt.Fprintf(stderr, "concurrency %d: %.1f req/s, p50 %.2fms, p99 %.2fms, errors %d\n",
-				p.Concurrency, p.RPS, p.Latency.P50*1e3, p.Latency.P99*1e3, p.Errors)
+// sweepRun is a sweep, the plan for its target and how to show them.
+type sweepRun struct {
+	cfg           load.Config
+	step, warmup  time.Duration
+	repeats       int
+	target        *capacity.Target
+	slo           capacity.SLO
+	confirm, live bool
+	output, html  string
+}
+
+// run sweeps levels, plans, confirms if asked, and prints; a plan that
+// breaks its SLO exits with capacity.ExitSLO.
+func (s sweepRun) run(ctx context.Context, levels []int, stdout, stderr io.Writer) error {
+	opt := load.SweepOptions{Levels: levels, Step: s.step, Warmup: s.warmup, Repeats: s.repeats}
+	if s.live {
+		opt.Progress = func(p load.SweepPoint, run, runs int) {
+			last := p.RPSRuns[len(p.RPSRuns)-1]
+			fmt.Fprintf(stderr, "run %d/%d: %d at once: %.1f req/s, p99 %.2fms, errors %.2f%%\n", run, runs, p.Concurrency, last, p.Latency.P99*1e3, 100*p.ErrorRate)
 		}
 	}
-	points, m, err := load.Sweep(ctx, cfg, levels, step, warmup, progress)
+	points, err := load.Sweep(ctx, s.cfg, opt)
 	if err != nil {
 		return err
 	}
-	data := make([]usl.Point, 0, len(points))
-	for _, p := range points {
-		if p.RPS > 0 { // as Sweep fitted them
-			data = append(data, usl.Point{N: float64(p.Concurrency), X: p.RPS})
+	rep, err := capacity.NewReport(points, s.target, s.slo)
+	if err != nil {
+		return fmt.Errorf("no plan from this sweep: %w", err)
+	}
+	var cannot error
+	if s.confirm && rep.Plan != nil {
+		if s.live {
+			fmt.Fprintf(stderr, "confirming: running the target itself…\n")
+		}
+		if err := rep.Curve.Confirm(ctx, s.cfg, *s.target, rep.Plan, s.slo, s.step, s.warmup); err != nil {
+			if !errors.Is(err, capacity.ErrCannotConfirm) {
+				return err
+			}
+			cannot = err
 		}
 	}
-	rep := usl.Judge(*m, data, predict)
-	if htmlPath != "" {
-		f, err := os.Create(htmlPath)
-		if err != nil {
+	if s.html != "" {
+		if err := writeFile(s.html, rep.WriteHTML); err != nil {
 			return err
 		}
-		err = load.WriteSweepHTML(f, points, rep)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("write %s: %w", htmlPath, err)
-		}
 	}
-	switch output {
+	switch s.output {
 	case "json":
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"sweep": points, "usl": rep})
-	case "text":
-		fmt.Fprintf(stdout, "%12s %12s %10s %10s %8s\n", "concurrency", "req/s", "p50 ms", "p99 ms", "errors")
-		for _, p := range points {
-			fmt.Fprintf(stdout, "%12d %12.1f %10.2f %10.2f %8d\n", p.Concurrency, p.RPS, p.Latency.P50*1e3, p.Latency.P99*1e3, p.Errors)
+		if err := enc.Encode(rep); err != nil {
+			return err
 		}
-		fmt.Fprintln(stdout)
+	case "text":
 		rep.WriteText(stdout)
+	}
+	if cannot != nil {
+		fmt.Fprintf(stderr, "stampede load: not confirmed: %v\n", cannot)
+	}
+	if p := rep.Plan; p != nil && p.SLOMet != nil && !*p.SLOMet {
+		return exitError{capacity.ExitSLO, errors.New("the plan breaks the SLO: " + capacity.Describe(p.SLO))}
+	}
+	return nil
+}
+
+// writeFile writes a file through write, and says which file failed.
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	err = write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

@@ -73,7 +73,8 @@ func main() {
 }
 
 // run dispatches args and returns the exit code: 0 on success, 1 when the
-// work failed, 2 when the command line was wrong.
+// work failed, 2 when the command line was wrong, 3 when a run or a plan
+// broke its service-level objectives (--slo).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		args = []string{"lab"}
@@ -98,8 +99,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// One line, whatever the error's own layout (drivers like newlines).
 		fmt.Fprintf(stderr, "stampede %s: %s\n", name, strings.Join(strings.Fields(err.Error()), " "))
 		var ue usageError
-		if errors.As(err, &ue) {
+		var ee exitError
+		switch {
+		case errors.As(err, &ue):
 			return 2
+		case errors.As(err, &ee):
+			return ee.code
 		}
 		return 1
 	}
@@ -109,6 +114,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // usageError marks a mistake in the command line: exit code 2.
 type usageError struct{ error }
+
+// exitError carries an exit code of its own, such as the SLO gate's 3.
+type exitError struct {
+	code int
+	error
+}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "stampede: learn, run and measure concurrency for real.")

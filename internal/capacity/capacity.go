@@ -62,8 +62,8 @@ type Curve struct {
 	// (too many errors), or 0.
 	FailedAt int `json:"failed_at,omitempty"`
 	// Saturated says the measured curve reached its capacity and stayed
-	// there or fell: the top of the sweep is at least 95 % of capacity at
-	// two sound points, or the curve falls past its highest point.
+	// there or fell: the top of the sweep and another sound point are
+	// within 5 % of capacity, or the curve falls past its highest point.
 	Saturated bool `json:"saturated"`
 	// Falls says throughput fell by more than a tenth past its highest
 	// measured point.
@@ -101,16 +101,19 @@ func Analyze(points []load.SweepPoint) (*Curve, error) {
 			c.CapacityCI = [2]float64{slices.Min(p.RPSRuns), slices.Max(p.RPSRuns)}
 		}
 	}
+	// A plateau: the top of the sweep and at least one point below it
+	// within 5 % of the capacity.
 	near := 0
 	for _, p := range c.sound {
 		if p.Concurrency > c.CapacityAt && p.RPS < 0.9*c.Capacity {
 			c.Falls = true
 		}
-		if p.Concurrency >= c.CapacityAt && p.RPS >= 0.95*c.Capacity {
+		if p.RPS >= 0.95*c.Capacity {
 			near++
 		}
 	}
-	c.Saturated = near >= 2 || c.Falls
+	top := c.sound[len(c.sound)-1]
+	c.Saturated = c.Falls || (near >= 2 && top.RPS >= 0.95*c.Capacity)
 	data := c.data()
 	m, err := usl.Fit(data)
 	if err != nil {
@@ -261,4 +264,25 @@ func (c *Curve) errorRate(n float64) float64 {
 		}
 	}
 	return best.ErrorRate
+}
+
+// MinR2 is how closely the law must fit for its fall past the peak to be
+// believed.
+const MinR2 = 0.95
+
+// fitHoldsPastPeak reports whether the fitted peak lies inside the sweep,
+// the law fits closely (R² of at least MinR2) and the measurements past
+// the peak agree with it (within a tenth each): then its fall beyond them
+// can be believed. A law bent to a sharp knee (a queue that saturates) puts a
+// peak where the measurements past it do not fall.
+func (c *Curve) fitHoldsPastPeak() bool {
+	if c.Model == nil || c.PeakN == 0 || c.PeakN >= float64(c.MaxN) || c.Model.R2 < MinR2 {
+		return false // no peak, one beyond what was measured, or a loose fit
+	}
+	for _, p := range c.sound {
+		if n := float64(p.Concurrency); n > c.PeakN && math.Abs(c.Model.X(n)-p.RPS) > 0.1*p.RPS {
+			return false
+		}
+	}
+	return true
 }

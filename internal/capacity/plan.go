@@ -1,11 +1,15 @@
 package capacity
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/stampede-dev/stampede/internal/load"
 )
@@ -194,17 +198,24 @@ func (c *Curve) required(t Target) float64 {
 	return float64(t.Users) / (c.Lone + t.Think)
 }
 
+// Utilization is the share of its capacity a target may ask of a service
+// that holds it: past it, queues are long (the knee of the curve).
+const Utilization = 0.9
+
 // shape names the verdict's shape, before the SLO, and why.
 func (c *Curve) shape(t Target, p prediction) (string, string) {
 	req := c.required(t)
 	switch {
 	case c.FailedAt > 0 && (p.basis == BasisBound || p.n >= float64(c.FailedAt)):
 		return Collapses, fmt.Sprintf("at %d requests at once the service failed (more than %.0f%% errors), and the target brings at least as many", c.FailedAt, 100*load.MaxErrorRate)
-	case p.x >= 0.9*req && !(t.open() && p.basis == BasisBound):
-		return Holds, "below saturation"
+	case req <= Utilization*c.Xmax() && p.x >= Utilization*req && !(t.open() && p.basis == BasisBound):
+		return Holds, fmt.Sprintf("below saturation: it asks for %.0f%% of what the service can answer", 100*req/c.Xmax())
 	}
+	// Collapse is seen in the measurements, or foretold by a fit whose
+	// peak the measurements past it bear out (and whose κ is surely above
+	// zero), for a target past that peak.
 	collapse := c.Falls
-	if c.Model != nil && c.PeakN > 0 && c.KappaCI[0] > 0 {
+	if c.PeakN > 0 && c.KappaCI[0] > 0 && c.fitHoldsPastPeak() {
 		if p.basis == BasisBound {
 			collapse = collapse || c.PeakN <= ExtrapolationLimit*float64(c.MaxN)
 		} else {
@@ -441,4 +452,58 @@ func seconds(s float64) string {
 		return d.Round(10 * time.Microsecond).String()
 	}
 	return d.Round(time.Microsecond).String()
+}
+
+// ErrCannotConfirm says this machine cannot bring the target's crowd.
+var ErrCannotConfirm = errors.New("cannot run the target here")
+
+// Confirm runs the target itself, with cfg's requests, and puts the run
+// beside the plan's prediction: the plan's figures become the measured
+// ones (basis "measured") and the SLO is judged on the run. Each user
+// needs a connection, so the target must fit this process's open-file
+// limit; where it does not, Confirm says so and runs nothing. The run
+// warms up for two of the predicted cycles (response plus think time) and
+// measures three, within the bounds of step and warmup.
+func (c *Curve) Confirm(ctx context.Context, cfg load.Config, t Target, pl *Plan, slo SLO, step, warmup time.Duration) error {
+	need := t.Users
+	if t.open() {
+		need = int(math.Ceil(t.Rate * math.Max(pl.LatencySeconds, c.Lone) * 2))
+		cfg.MaxInFlight = max(cfg.MaxInFlight, need)
+	}
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil && uint64(need)+64 > lim.Cur {
+		return fmt.Errorf("%w: it needs about %d connections and this process may open %d files (raise ulimit -n, or spread the crowd with stampede load --procs)", ErrCannotConfirm, need, lim.Cur)
+	}
+	if need > load.MaxUsers {
+		return fmt.Errorf("%w: %d users or requests in flight, past the %d one run can hold", ErrCannotConfirm, need, load.MaxUsers)
+	}
+	cycle := time.Duration((pl.LatencySeconds + t.Think) * float64(time.Second))
+	cfg.Warmup = min(max(warmup, 2*cycle), time.Minute)
+	cfg.Duration = min(max(step, 3*cycle), 2*time.Minute)
+	cfg.Users, cfg.Rate, cfg.Think, cfg.Stages, cfg.Requests, cfg.Tick = t.Users, t.Rate, time.Duration(t.Think*float64(time.Second)), nil, 0, nil
+	if t.open() {
+		cfg.Users = 0
+	}
+	res, err := load.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	rep := res.Report()
+	pl.Confirmed = &Confirmation{PredictedRPS: pl.RPS, PredictedLatency: pl.LatencySeconds, PredictedBasis: pl.Basis, Report: rep}
+	pl.Basis, pl.RPS, pl.LatencySeconds = BasisMeasured, rep.RPS, rep.Latency.Mean
+	pl.RPSCI, pl.LatencyCI = [2]float64{rep.RPS, rep.RPS}, [2]float64{rep.Latency.Mean, rep.Latency.Mean}
+	if len(slo) > 0 {
+		pl.SLO = slo.Judge(rep)
+		met := Met(pl.SLO)
+		pl.SLOMet = &met
+	}
+	switch {
+	case rep.ErrorRate > load.MaxErrorRate:
+		pl.Verdict = Collapses
+	case rep.RPS >= 0.9*pl.RequiredRPS && (pl.SLOMet == nil || *pl.SLOMet):
+		pl.Verdict = Holds
+	case pl.Verdict == Holds:
+		pl.Verdict = Saturates
+	}
+	return nil
 }

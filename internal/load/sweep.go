@@ -51,7 +51,8 @@ type SweepPoint struct {
 // Sound reports whether the point can be fitted.
 func (p SweepPoint) Sound() bool { return len(p.Flags) == 0 }
 
-// Sweep runs the closed model at each concurrency in turn, Repeats
+// Sweep runs the closed model with no think time (each user is one
+// request in the service at all times) at each concurrency in turn, Repeats
 // passes over all of them so that a drift in the machine spreads over
 // every concurrency rather than bending the curve, and checks each point:
 // too many errors, Little's law broken, or a saturated generator flag it.
@@ -77,7 +78,7 @@ func Sweep(ctx context.Context, cfg Config, opt SweepOptions) ([]SweepPoint, err
 	for r := range repeats {
 		for i, n := range opt.Levels {
 			c := cfg
-			c.Users, c.Rate, c.Stages, c.Requests, c.Tick = n, 0, nil, 0, nil
+			c.Users, c.Rate, c.Stages, c.Requests, c.Tick, c.Think = n, 0, nil, 0, nil, 0
 			c.Duration, c.Warmup = opt.Step, opt.Warmup
 			if cfg.Sale != nil { // each run buys with keys of its own
 				sale := *cfg.Sale
