@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -318,5 +319,67 @@ func TestConformsToNetHTTPIdleTimeout(t *testing.T) {
 	// so nearly every request took a new one.
 	if n := conns.Load(); n < rep.Answered/2 {
 		t.Errorf("%d connections for %d answers: the server's idle timeout was never met", n, rep.Answered)
+	}
+}
+
+// TestGeneratorSaturationIsReported: nginx sends a 4 MiB file with
+// sendfile, which costs it little, and the generator, held to one thread,
+// must copy every byte: the generator, not the server, is the limit, and
+// the report says so. Against a server that sleeps 10 ms a request the
+// same generator is nearly idle, and says nothing.
+func TestGeneratorSaturationIsReported(t *testing.T) {
+	bin := testenv.Binary(t, "nginx")
+	dir := t.TempDir()
+	big := make([]byte, 4<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	os.WriteFile(filepath.Join(dir, "big.bin"), big, 0o644)
+	port := freePort(t)
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 64; }
+http {
+	access_log off;
+	sendfile on;
+	client_body_temp_path %[1]s/body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+	server { listen 127.0.0.1:%[2]d; root %[1]s; }
+}
+`, dir, port)
+	os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644)
+	startProcess(t, exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf")), port, syscall.SIGQUIT)
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(10 * time.Millisecond) })
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: slow}
+	go srv.Serve(l)
+	defer srv.Close()
+
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	run := func(url string) Report {
+		res, err := Run(context.Background(), Config{Targets: target(t, url), Users: 4, Duration: time.Second, KeepAlive: true, Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Report()
+	}
+	rep := run(fmt.Sprintf("http://127.0.0.1:%d/big.bin", port))
+	t.Logf("4 MiB bodies: %.1f req/s, generator %+v", rep.RPS, rep.Generator)
+	if rep.Generator.Cap != 1 || !rep.Generator.Saturated() || len(rep.Notes()) == 0 || !strings.Contains(rep.Notes()[0], "the load generator was busy") {
+		t.Errorf("a generator copying 4 MiB bodies on one thread: %+v, notes %q", rep.Generator, rep.Notes())
+	}
+	rep = run("http://" + l.Addr().String() + "/")
+	t.Logf("10 ms server: %.1f req/s, generator %+v", rep.RPS, rep.Generator)
+	if rep.Generator.Saturated() || rep.Generator.Busy > 0.5 || len(rep.Notes()) != 0 {
+		t.Errorf("a generator waiting on a 10 ms server: %+v, notes %q", rep.Generator, rep.Notes())
 	}
 }
