@@ -104,7 +104,7 @@ sampler=$!
 say "stampede: $buyers buyers for $stock units against the shop ($procs workers, reserve + Redis, PostgreSQL)"
 settle
 start=$(date +%s.%N)
-"$dir/stampede" load --scenario flash-sale --product "$id" --users "$buyers" -c "$buyers" -n "$buyers" --procs "$procs" \
+"$dir/stampede" load --scenario flash-sale --product "$id" --user-ids "$buyers" -c "$buyers" -n "$buyers" --procs "$procs" \
   --source-ips "$ips" --timeout 60s --output json "http://127.0.0.1:$sport" >"$dir/shop.json"
 shop_s=$(echo "$(date +%s.%N) - $start" | bc)
 kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true

@@ -35,7 +35,7 @@ sweep() {
   local id=$product
   say "$name: sweeping $levels, $step each"
   taskset -c 1 "$dir/stampede" load --sweep "$levels" -d "$step" --warmup 500ms --quiet --output json \
-    --scenario flash-sale --product "$id" --users 1000000000 --html "$dir/$RANDOM.html" "http://127.0.0.1:$port" >"$dir/sweep.json"
+    --scenario flash-sale --product "$id" --user-ids 1000000000 --html "$dir/$RANDOM.html" "http://127.0.0.1:$port" >"$dir/sweep.json"
   awk -v name="$name" '
     /"sigma":/ { gsub(/,/, "", $2); s = $2 } /"kappa":/ { gsub(/,/, "", $2); k = $2 } /"lambda":/ { gsub(/,/, "", $2); l = $2 }
     /"r2":/ { gsub(/,/, "", $2); r = $2 } /"peak_concurrency":/ { gsub(/,/, "", $2); p = $2 } /"peak_rps":/ { gsub(/,/, "", $2); x = $2 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -288,7 +290,14 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"load", "-H", "X-A: 1\r\nX-Injected: 1", "http://127.0.0.1:1/"}, `stampede load: header "X-A: 1\r\nX-Injected: 1": a value may not hold CR, LF or other control characters`},
 		{[]string{"load", "-H", "Bad Name: 1", "http://127.0.0.1:1/"}, "stampede load: header \"Bad Name: 1\": want 'Name: value' with a name of letters, digits and !#$%&'*+-.^_`|~"},
 		{[]string{"load", "--body-file", "/dev/zero", "http://127.0.0.1:1/"}, `stampede load: --body-file: /dev/zero is not a regular file`},
-		{[]string{"load", "--sweep", "1,2,4", "--rate", "10", "http://127.0.0.1:1/"}, `stampede load: --sweep runs the closed model by itself: not with --rate, --stages, -n or --procs`},
+		{[]string{"load", "--sweep", "1,2,4", "-n", "10", "http://127.0.0.1:1/"}, `stampede load: --sweep runs the closed model by itself: not with --stages, -n or --procs`},
+		{[]string{"load", "--sweep", "1,2,4", "--predict", "100000", "http://127.0.0.1:1/"}, `stampede load: --predict is gone: the plan's target is a crowd, --users N [--think Z], or an arrival rate, --rate R`},
+		{[]string{"load", "--sweep", "1,2,4", "--rate", "10", "--users", "5", "http://127.0.0.1:1/"}, `stampede load: the plan's target is a crowd (--users, --think) or an arrival rate (--rate), not both`},
+		{[]string{"load", "--sweep", "1,2,4", "--confirm", "http://127.0.0.1:1/"}, `stampede load: --confirm runs the target: give --users N [--think Z] or --rate R`},
+		{[]string{"load", "--confirm", "http://127.0.0.1:1/"}, `stampede load: --confirm goes with --sweep (a run's page is stampede report --html)`},
+		{[]string{"load", "-c", "5", "--users", "5", "http://127.0.0.1:1/"}, `stampede load: -c and --users both set the users: give one`},
+		{[]string{"load", "--slo", "p99>1s", "http://127.0.0.1:1/"}, `stampede load: --slo "p99>1s": a latency objective is an upper bound (<)`},
+		{[]string{"load", "--slo", "speed<1s", "http://127.0.0.1:1/"}, `stampede load: --slo "speed<1s": unknown metric "speed" (p50, p90, p95, p99, p99.9, mean, errors, rps)`},
 		{[]string{"load", "--sweep", "1,x,4", "http://127.0.0.1:1/"}, `stampede load: --sweep "1,x,4": want concurrencies from 1 to 1000000, as 1,2,4,8`},
 		{[]string{"load", "--sweep", "1,2", "http://127.0.0.1:1/"}, `stampede load: --sweep "1,2": want at least 3 concurrencies`},
 		{[]string{"load", "--engine", "epoll", "--rate", "10", "http://127.0.0.1:1/"}, "stampede load: the epoll engine cannot run the open model (--rate); leave --engine out"},
@@ -341,7 +350,7 @@ func TestLoadFlashSale(t *testing.T) {
 	id := c.CreateProduct(t, "phone", 100, 2)
 	stl := filepath.Join(t.TempDir(), "run.stl")
 	out, err := exec.Command(binary, "load", "--scenario", "flash-sale", "--product", strconv.FormatInt(id, 10),
-		"--users", "500", "-c", "200", "-n", "2000", "--output", "json", "-o", stl, "--quiet", c.Base).Output()
+		"--user-ids", "500", "-c", "200", "-n", "2000", "--output", "json", "-o", stl, "--quiet", c.Base).Output()
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
@@ -385,7 +394,7 @@ func TestLoadSaysOversold(t *testing.T) {
 	_, c := startShop(t, "--store", "sqlite:"+filepath.Join(t.TempDir(), "shop.db"), "--strategy", "naive", "--gap", "2ms")
 	id := c.CreateProduct(t, "phone", 100, 0)
 	cmd := exec.Command(binary, "load", "--scenario", "flash-sale", "--product", strconv.FormatInt(id, 10),
-		"--users", "500", "-c", "200", "-n", "2000", "--quiet", c.Base)
+		"--user-ids", "500", "-c", "200", "-n", "2000", "--quiet", c.Base)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -448,7 +457,7 @@ func TestLoadProcsMerge(t *testing.T) {
 	_, c := startShop(t, "--store", "sqlite:"+filepath.Join(t.TempDir(), "shop.db"))
 	id := c.CreateProduct(t, "phone", 100, 0)
 	out, err := exec.Command(binary, "load", "--procs", "2", "--scenario", "flash-sale", "--product", strconv.FormatInt(id, 10),
-		"--users", "500", "-c", "100", "-n", "1000", "--source-ips", "127.0.0.2-127.0.0.5", "--output", "json", c.Base).Output()
+		"--user-ids", "500", "-c", "100", "-n", "1000", "--source-ips", "127.0.0.2-127.0.0.5", "--output", "json", c.Base).Output()
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
@@ -517,10 +526,11 @@ func TestUSL(t *testing.T) {
 }
 
 // TestLoadSweep runs a short sweep against the shop's /healthz and reads
-// the points and the fitted law from the JSON report.
+// the points, the fitted law and the curve from the JSON report; with no
+// target there is no plan.
 func TestLoadSweep(t *testing.T) {
 	_, c := startShop(t, "--store", "sqlite:"+filepath.Join(t.TempDir(), "shop.db"))
-	cmd := exec.Command(binary, "load", "--sweep", "1,2,4,8", "-d", "800ms", "--quiet", "--output", "json", c.Base+"/healthz")
+	cmd := exec.Command(binary, "load", "--sweep", "1,2,4,8", "-d", "500ms", "--warmup", "100ms", "--repeats", "2", "--quiet", "--output", "json", c.Base+"/healthz")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -533,13 +543,126 @@ func TestLoadSweep(t *testing.T) {
 			Lambda, R2 float64
 			Verdict    []string
 		}
+		Curve struct {
+			Capacity float64 `json:"capacity_rps"`
+			MaxN     int     `json:"measured_concurrency_max"`
+		}
+		Plan *json.RawMessage
 	}
 	if err := json.Unmarshal(out, &rep); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	if len(rep.Sweep) != 4 || rep.Sweep[0].Concurrency != 1 || rep.Sweep[3].Concurrency != 8 || rep.Sweep[0].RPS <= 0 ||
-		rep.USL.Lambda <= 0 || len(rep.USL.Verdict) == 0 {
+		len(rep.Sweep[0].RPSRuns) != 2 || rep.USL.Lambda <= 0 || len(rep.USL.Verdict) == 0 || rep.Curve.Capacity <= 0 || rep.Plan != nil {
 		t.Errorf("sweep report %s", out)
+	}
+}
+
+// queueServer answers each request after 10 ms of one of 4 workers,
+// reached through one FIFO queue (a channel's waiting senders are served
+// in turn): its capacity is exactly 400 a second, and N users thinking Z
+// well past saturation wait N/400 − Z.
+func queueServer(t *testing.T) string {
+	workers := make(chan struct{}, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		workers <- struct{}{}
+		time.Sleep(10 * time.Millisecond)
+		<-workers
+		w.Write([]byte("ok"))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestPlanOnAQueueServer: the question asked of a service the user
+// brings. A sweep to 64 of the 400/s queue plans for 2,000 users thinking
+// 1 s: capacity within 10 % of 400, saturates, the SLO p99 < 1 s broken
+// (exit status 3), and the prediction within 20 % of the run of the
+// target itself (--confirm). The page draws the plan.
+func TestPlanOnAQueueServer(t *testing.T) {
+	url := queueServer(t)
+	page := filepath.Join(t.TempDir(), "plan.html")
+	cmd := exec.Command(binary, "load", "--sweep", "1,2,4,8,16,32,64", "-d", "1s", "--warmup", "300ms", "--repeats", "2",
+		"--users", "2000", "--think", "1s", "--slo", "p99<1s", "--confirm", "--html", page, "--quiet", "--output", "json", url)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+		t.Fatalf("exit %v, want 3 (the SLO broken)\n%s\nstderr: %s", err, out, stderr.String())
+	}
+	var rep struct {
+		Plan struct {
+			Users      int
+			Think      float64    `json:"think_seconds"`
+			Capacity   float64    `json:"capacity_rps"`
+			CapacityCI [2]float64 `json:"capacity_rps_ci"`
+			Required   float64    `json:"required_rps"`
+			RPS        float64    `json:"rps"`
+			Latency    float64    `json:"latency_seconds"`
+			Basis      string
+			Verdict    string
+			SLOMet     *bool `json:"slo_met"`
+			Confirmed  *struct {
+				RPS     float64 `json:"predicted_rps"`
+				Latency float64 `json:"predicted_latency_seconds"`
+				Basis   string  `json:"predicted_basis"`
+				Run     load.Report
+			}
+		}
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	p := rep.Plan
+	if p.Confirmed == nil {
+		t.Fatalf("no confirmation: %s\nstderr: %s", out, stderr.String())
+	}
+	run := p.Confirmed.Run
+	t.Logf("capacity %.1f %v; predicted %.1f/s, %.2fs (%s); measured %.1f/s, %.2fs (p99 %.2fs)",
+		p.Capacity, p.CapacityCI, p.Confirmed.RPS, p.Confirmed.Latency, p.Confirmed.Basis, run.RPS, run.Latency.Mean, run.Latency.P99)
+	if p.Users != 2000 || p.Think != 1 || math.Abs(p.Capacity-400) > 40 || p.Verdict != "saturates" || p.SLOMet == nil || *p.SLOMet ||
+		p.Basis != "measured" || p.Confirmed.Basis != "bound" {
+		t.Errorf("plan: %+v", p)
+	}
+	if math.Abs(p.Confirmed.Latency-run.Latency.Mean) > 0.2*run.Latency.Mean {
+		t.Errorf("predicted %.2fs a request, the run took %.2fs: more than 20 %% apart", p.Confirmed.Latency, run.Latency.Mean)
+	}
+	if run.Users != 2000 || len(run.Errors) != 0 || run.RPS > 420 {
+		t.Errorf("the target's run: %+v", run)
+	}
+	html, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Verdict: <strong>saturates</strong>", "SLO NOT met", `aria-label="throughput by requests at once"`,
+		`aria-label="response time by requests at once"`, `class="band"`, `class="slo"`, `class="target"`} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("the plan's page lacks %q", want)
+		}
+	}
+}
+
+// TestLoadEndsOnTimeAndGates: -d is a hard end whatever is under way, the
+// rate never counts what came after it, and --slo sets the exit status
+// of a plain run: 0 when met, 3 when not.
+func TestLoadEndsOnTimeAndGates(t *testing.T) {
+	url := queueServer(t)
+	start := time.Now()
+	out, err := exec.Command(binary, "load", "-c", "400", "-d", "3s", "--quiet", "--output", "json", "--slo", "p99<5ms", url).Output()
+	took := time.Since(start)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+		t.Fatalf("exit %v, want 3: 400 users on a 400/s queue wait about a second\n%s", err, out)
+	}
+	var rep load.Report
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if took > 4*time.Second || rep.DurationSeconds != 3 || rep.RPS > 420 || rep.Unfinished == 0 || rep.Unfinished > 400 || len(rep.Errors) != 0 {
+		t.Errorf("-d 3s took %v: %.1f req/s over %gs, %d unfinished, errors %v", took, rep.RPS, rep.DurationSeconds, rep.Unfinished, rep.Errors)
+	}
+	out, err = exec.Command(binary, "load", "-c", "2", "-d", "1s", "--quiet", "--slo", "p99<1s,errors<1%", url).Output()
+	if err != nil || !strings.Contains(string(out), "slo           p99<1s met (") {
+		t.Errorf("a run that meets its SLO: %v\n%s", err, out)
 	}
 }
 
@@ -615,7 +738,7 @@ func TestBench(t *testing.T) {
 	}
 	// Where atomic peaks, from the shell: a sweep of three steps, every
 	// purchase answered, the law fitted (or the reason it could not be).
-	out, err = exec.Command(binary, "bench", "flashsale-sweep", "-p", "strategy=atomic", "-p", "levels=1,2,4", "-p", "step=300", "--json").Output()
+	out, err = exec.Command(binary, "bench", "flashsale-sweep", "-p", "strategy=atomic", "-p", "levels=1,2,4", "-p", "step=300", "-p", "repeats=1", "--json").Output()
 	if err != nil {
 		t.Fatalf("bench flashsale-sweep: %v %s%s", err, out, stderrOf(err))
 	}
@@ -627,7 +750,13 @@ func TestBench(t *testing.T) {
 				RPS         float64
 				Errors      int64
 			}
-			Report  *struct{ Sigma, Kappa, Lambda float64 }
+			Curve *struct {
+				Capacity float64 `json:"capacity_rps"`
+			}
+			Plan *struct {
+				Users int
+				Basis string
+			}
 			Verdict []string
 		}
 	}
@@ -642,8 +771,10 @@ func TestBench(t *testing.T) {
 				t.Errorf("sweep step %d: %+v, want %d buyers answered without error", i, p, 1<<i)
 			}
 		}
-		if r.Report != nil && r.Report.Lambda <= 0 {
-			t.Errorf("the fitted law: %+v", *r.Report)
+		// Three steps of one run each fit; 100,000 buyers at once lie
+		// far past 4× the 4 measured: bounds only.
+		if r.Curve == nil || r.Curve.Capacity <= 0 || r.Plan == nil || r.Plan.Users != 100000 || r.Plan.Basis != "bound" {
+			t.Errorf("the curve and the plan: %s", out)
 		}
 	}
 	// The default program of chapter 7 enumerated: 20 schedules of two
@@ -741,7 +872,7 @@ func TestStampede(t *testing.T) {
 	id := c.CreateProduct(t, "phone", stock, 1)
 	stl := filepath.Join(t.TempDir(), "stampede.stl")
 	cmd := exec.Command(binary, "load", "--scenario", "flash-sale", "--product", strconv.FormatInt(id, 10),
-		"--users", strconv.Itoa(buyers), "-c", strconv.Itoa(buyers), "-n", strconv.Itoa(buyers), "--procs", "2",
+		"--user-ids", strconv.Itoa(buyers), "-c", strconv.Itoa(buyers), "-n", strconv.Itoa(buyers), "--procs", "2",
 		"--source-ips", "127.0.0.2-127.0.0.41", "--timeout", "60s", "--output", "json", "-o", stl, c.Base)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

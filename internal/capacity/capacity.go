@@ -210,6 +210,23 @@ func (c *Curve) Xmax() float64 {
 	return math.Max(c.Capacity, ceiling)
 }
 
+// Shown is the most the service was shown to answer per second: the
+// capacity measured or, where the curve was still rising, the lower end
+// of the fit's interval at its best point within the extrapolation limit.
+// A target that asks for less than most of it holds; what it asks beyond
+// it is not known to be answerable.
+func (c *Curve) Shown() float64 {
+	x := c.Capacity
+	if c.Saturated || c.Model == nil {
+		return x
+	}
+	for _, n := range xs(float64(c.MaxN), ExtrapolationLimit*float64(c.MaxN)) {
+		ci := c.interval(func(b usl.Model) float64 { return b.X(n) })
+		x = math.Max(x, math.Min(ci[0], c.Model.X(n)))
+	}
+	return x
+}
+
 // throughput is X at in-service concurrency n, and how it is known:
 // interpolated between sound points, extrapolated by the fit (with its
 // interval), or not at all (ok false) past the extrapolation limit.

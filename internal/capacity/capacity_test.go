@@ -167,3 +167,23 @@ func TestParseSLO(t *testing.T) {
 		t.Errorf("described %q", d)
 	}
 }
+
+// TestStillRisingIsNoProof: a sweep that never saw the service saturate
+// (throughput still growing with every user) cannot say a crowd far past
+// it holds: that crowd saturates somewhere not yet measured.
+func TestStillRisingIsNoProof(t *testing.T) {
+	c, err := Analyze(queuePoints(1000, 0.001, 1, 2, 4, 8)) // 1,000/s a user, up to 1,000,000/s
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Saturated {
+		t.Fatal("a curve rising at its top called saturated")
+	}
+	p := c.Plan(Target{Users: 100000}, nil)
+	if p.Basis != BasisBound || p.Verdict != Saturates || !strings.Contains(strings.Join(p.Lines, " "), "still rising") {
+		t.Errorf("100,000 at once past a rising sweep to 8: %s, %s\n%s", p.Basis, p.Verdict, strings.Join(p.Lines, "\n"))
+	}
+	if p := c.Plan(Target{Users: 20, Think: 1}, nil); p.Verdict != Holds || p.Basis != BasisInterpolated {
+		t.Errorf("20 users thinking 1 s, 20/s against 8,000/s shown: %s, %s", p.Verdict, p.Basis)
+	}
+}

@@ -70,7 +70,7 @@ type Plan struct {
 	LatencySeconds float64    `json:"latency_seconds"`
 	LatencyCI      [2]float64 `json:"latency_seconds_ci"`
 	// InService is how many requests the service holds at once at the
-	// target, by Little's law (0 where only bounds are known).
+	// target, by Little's law (on the bounds, where only bounds are known).
 	InService float64 `json:"in_service"`
 	Basis     string  `json:"basis"`
 	Verdict   string  `json:"verdict"`
@@ -208,8 +208,8 @@ func (c *Curve) shape(t Target, p prediction) (string, string) {
 	switch {
 	case c.FailedAt > 0 && (p.basis == BasisBound || p.n >= float64(c.FailedAt)):
 		return Collapses, fmt.Sprintf("at %d requests at once the service failed (more than %.0f%% errors), and the target brings at least as many", c.FailedAt, 100*load.MaxErrorRate)
-	case req <= Utilization*c.Xmax() && p.x >= Utilization*req && !(t.open() && p.basis == BasisBound):
-		return Holds, fmt.Sprintf("below saturation: it asks for %.0f%% of what the service can answer", 100*req/c.Xmax())
+	case req <= Utilization*c.Shown() && p.x >= Utilization*req && !(t.open() && p.basis == BasisBound):
+		return Holds, fmt.Sprintf("below saturation: it asks for %.0f%% of what the service was shown to answer", 100*req/c.Shown())
 	}
 	// Collapse is seen in the measurements, or foretold by a fit whose
 	// peak the measurements past it bear out (and whose κ is surely above
@@ -224,6 +224,10 @@ func (c *Curve) shape(t Target, p prediction) (string, string) {
 	}
 	if collapse {
 		return Collapses, "past the peak, throughput falls as users are added"
+	}
+	if !c.Saturated {
+		return Saturates, fmt.Sprintf("it asks for %s× the most the service was shown to answer, and the curve was still rising at the top of the sweep: where it saturates is not known; sweep higher",
+			num(req/c.Shown()))
 	}
 	return Saturates, "throughput is flat at capacity and each user added lengthens every wait"
 }
@@ -261,6 +265,9 @@ func (c *Curve) Plan(t Target, slo SLO) Plan {
 		Users: t.Users, ThinkSeconds: t.Think, Rate: t.Rate,
 		RequiredRPS: round(c.required(t)), CapacityRPS: round(c.Capacity), CapacityRPSCI: c.CapacityCI,
 		RPS: round(p.x), RPSCI: p.xci, LatencySeconds: p.r, LatencyCI: p.rci, InService: round(p.n), Basis: p.basis,
+	}
+	if p.basis == BasisBound {
+		pl.InService = round(p.x * p.r) // Little's law on the bounds
 	}
 	shape, why := c.shape(t, p)
 	pl.Verdict = shape

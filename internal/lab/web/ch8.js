@@ -126,10 +126,12 @@ export async function flashsale(root) {
   drawEvolution();
 
   // Where the chosen strategy peaks: the load engine's sweep.
-  root.append(h("h2", {}, "Where does it peak?"),
-    h("p", {}, "The same shop, a product with stock for the whole sweep, and 1, 2, 4, … buyers at once, each step measured for its time; ",
-      "then the Universal Scalability Law fitted to the throughputs says where the strategy peaks and why: σ is the share of the work that waits on something serial (a lock, a hot row), ",
-      "κ the crosstalk that makes more buyers slower than fewer. The buyers run in this lab, on the same cores as the shop: the peak is this machine's, shop and buyers together."));
+  root.append(h("h2", {}, "Where does it peak, and will it hold the crowd?"),
+    h("p", {}, "The same shop, a product with stock for the whole sweep, and 1, 2, 4, … buyers at once, each step measured several times; ",
+      "each step is checked (errors, Little's law, a load generator that ran out of CPU) before the Universal Scalability Law is fitted with a bootstrap interval: ",
+      "σ is the share of the work that waits on something serial (a lock, a hot row), κ the crosstalk that makes more buyers slower than fewer. ",
+      "Then a plan for the crowd: measured or interpolated inside the sweep, extrapolated up to 4× past it, and past that only the operational laws' bounds, labelled so. ",
+      "The buyers run in this lab, on the same cores as the shop: the capacity is this machine's, shop and buyers together."));
   const sweepCard = h("div", { class: "card" });
   const sweepChart = h("div", { id: "flashsale-sweep-chart" });
   const sweepOut = h("div", { id: "result-flashsale-sweep" });
@@ -142,28 +144,35 @@ export async function flashsale(root) {
     onStart() { swept.length = 0; sweepChart.replaceChildren(); sweepOut.replaceChildren(); },
     onEvent(e) { if (e.kind === "point") { swept.push([e.x, e.y]); drawSweep(); } },
     onResult(r) {
-      const rep = r.report;
+      const c = r.curve, plan = r.plan;
       const pts = r.points.map((q) => [q.concurrency, q.rps]);
-      const series = [{ name: "measured", points: pts }];
-      if (rep) {
-        const lo = Math.min(...pts.map((q) => q[0])), hi = Math.max(rep.peak_concurrency || 0, ...pts.map((q) => q[0])) * 1.5;
+      const series = [{ name: "measured (median)", points: pts }];
+      if (c && c.usl) {
+        // The fitted law, drawn only as far as it is trusted: 4× the sweep.
+        const u = c.usl, lo = Math.min(...pts.map((q) => q[0])), hi = 4 * c.measured_concurrency_max;
         const curve = [];
-        for (let n = lo; n <= hi; n *= 1.15) curve.push([n, rep.lambda * n / (1 + rep.sigma * (n - 1) + rep.kappa * n * (n - 1))]);
-        series.push({ name: "the law, fitted", points: curve });
+        for (let n = lo; n <= hi; n *= 1.15) curve.push([n, u.lambda * n / (1 + u.sigma * (n - 1) + u.kappa * n * (n - 1))]);
+        series.push({ name: "the law, fitted (to 4× the sweep)", points: curve });
       }
-      const ticks = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048].filter((n) => n <= Math.max(...series.flatMap((se) => se.points.map((q) => q[0]))));
+      const ticks = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096].filter((n) => n <= Math.max(...series.flatMap((se) => se.points.map((q) => q[0]))));
       lineChart(sweepChart, { title: "Orders per second against buyers at once", series, x: { label: "Buyers at once", log: true, ticksAt: ticks }, y: { label: "Orders", unit: "/s" } });
+      const runs = (q) => q.rps_runs.length > 1 ? `${fmtNum(Math.min(...q.rps_runs))}–${fmtNum(Math.max(...q.rps_runs))}` : fmtNum(q.rps_runs[0]);
       sweepOut.append(
-        table(["Buyers at once", "Orders/s", "p50", "p99", "Errors"], r.points.map((q) => [fmtNum(q.concurrency), fmtNum(q.rps),
-          `${(q.latency_seconds.p50 * 1e3).toFixed(1)} ms`, `${(q.latency_seconds.p99 * 1e3).toFixed(1)} ms`, fmtNum(q.errors || 0)]), "table-flashsale-sweep"),
-        rep ? table(["σ (contention)", "κ (coherency)", "λ (one buyer alone)", "R²", "Peak"], [[rep.sigma.toPrecision(3), rep.kappa.toPrecision(3),
-          `${fmtNum(rep.lambda)}/s`, rep.r2.toFixed(3), rep.peak_concurrency ? `${fmtNum(rep.peak_concurrency)} buyers, ${fmtNum(rep.peak_rps)}/s` : "none in sight"]], "table-flashsale-usl") : "",
+        table(["Buyers at once", "Orders/s", "Runs", "p50", "p99", "Errors", "Left out because"], r.points.map((q) => [fmtNum(q.concurrency), fmtNum(q.rps), runs(q),
+          `${(q.latency_seconds.p50 * 1e3).toFixed(1)} ms`, `${(q.latency_seconds.p99 * 1e3).toFixed(1)} ms`, fmtNum(q.errors || 0), (q.flags || []).join("; ")]), "table-flashsale-sweep"),
+        c && c.usl ? table(["σ (contention)", "κ (coherency)", "R²", "Peak", "Capacity measured"], [[
+          `${c.usl.sigma.toPrecision(3)} [${c.sigma_ci[0].toPrecision(3)}–${c.sigma_ci[1].toPrecision(3)}]`,
+          `${c.usl.kappa.toPrecision(3)} [${c.kappa_ci[0].toPrecision(3)}–${c.kappa_ci[1].toPrecision(3)}]`, c.usl.r2.toFixed(3),
+          c.peak_concurrency ? `${fmtNum(c.peak_concurrency)} buyers, ${fmtNum(c.peak_rps)}/s` : "none in sight",
+          `${fmtNum(c.capacity_rps)}/s at ${fmtNum(c.capacity_concurrency)}`]], "table-flashsale-usl") : "",
+        plan ? h("p", { id: "flashsale-sweep-plan" }, `Plan for ${fmtNum(plan.users)} buyers at once: ${plan.verdict.toUpperCase()} (${plan.basis}).`) : "",
         h("p", { id: "flashsale-sweep-verdict" }, r.verdict.join(" ")));
-      // The sweep's peak joins the evolution table's row for the strategy.
+      // The sweep's capacity joins the evolution table's row for the strategy.
       const gap = Number(document.getElementById("p-flashsale-sweep-gap").value);
       const pr = presets.find((q) => q.strategy === r.strategy && q.procs === r.procs && q.gap === gap);
       if (pr) {
-        peaks[pr.id] = rep && rep.peak_concurrency ? `${fmtNum(rep.peak_rps)}/s at ${fmtNum(rep.peak_concurrency)} buyers` : "no peak in sight";
+        peaks[pr.id] = c ? (c.peak_concurrency && c.peak_concurrency <= c.measured_concurrency_max
+          ? `${fmtNum(c.peak_rps)}/s at ${fmtNum(c.peak_concurrency)} buyers` : `${fmtNum(c.capacity_rps)}/s measured, no peak in the sweep`) : "no fit";
         drawEvolution();
       }
     },
