@@ -4,8 +4,13 @@
 # PROCS worker processes (default 8; reserve with Redis, on PostgreSQL) for
 # STOCK units (default 10,000), one per buyer. The floor is the same
 # connections, one GET each, against nginx with PROCS workers on one
-# SO_REUSEPORT port, measured in the same run. Prints both times and their
-# ratio, the outcomes, p50/p99 and the shop's memory per connection.
+# SO_REUSEPORT port, measured in the same run. Before the stampede, a sweep
+# of the same shop (SWEEP concurrencies, default 1 to 512, one run of 2 s
+# each, buying a product with stock for all of it) plans for the crowd:
+# the stampede's time is printed beside the time the plan says it must
+# take at least, BUYERS over the capacity the sweep measured. Prints both
+# times and their ratio, the outcomes, p50/p99 and the shop's memory per
+# connection.
 #
 #   bench/stampede.sh                 # or: BUYERS=20000 STOCK=2000 bench/stampede.sh
 #
@@ -95,6 +100,13 @@ shop_pid=$!
 for _ in $(seq 100); do grep -q serving "$dir/shop.out" 2>/dev/null && break; sleep 0.1; done
 grep -q serving "$dir/shop.out" || { cat "$dir/shop.err" >&2; die "the shop did not start"; }
 id=$(curl -fs -XPOST "127.0.0.1:$sport/api/products" -d "{\"name\":\"phone\",\"stock\":$stock,\"per_user_limit\":1}" | sed 's/.*"id":\([0-9]*\).*/\1/')
+# The plan: a sweep of the same shop, every purchase a new user's, then
+# the plan for BUYERS at once (only bounds, so far past the sweep).
+sweep_id=$(curl -fs -XPOST "127.0.0.1:$sport/api/products" -d '{"name":"sweep","stock":1000000000,"per_user_limit":0}' | sed 's/.*"id":\([0-9]*\).*/\1/')
+say "plan: sweeping ${SWEEP:-1,2,4,8,16,32,64,128,256,512} buyers at once, then the plan for $buyers"
+"$dir/stampede" load --sweep "${SWEEP:-1,2,4,8,16,32,64,128,256,512}" -d 2s --repeats 1 --warmup 500ms --quiet --output json \
+  --scenario flash-sale --product "$sweep_id" --user-ids 1000000000 --users "$buyers" "http://127.0.0.1:$sport" >"$dir/plan.json" || true
+capacity=$(sed -n 's/.*"capacity_rps": \([0-9.e+-]*\).*/\1/p' "$dir/plan.json" | head -1)
 workers() { pgrep -P "$shop_pid" | tr '\n' ' '; }
 rss_kib() { local t=0 p; for p in $(workers); do t=$((t + $(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo "$t"; }
 idle_rss=$(rss_kib)
@@ -119,6 +131,13 @@ printf '\nmachine: %s, %s cores, %s; %s buyers, %s units, %s processes a side\n\
 printf '| | seconds | × nginx | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|\n'
 printf '| nginx, one GET each | %.2f | 1.00 | %s | %s |\n' "$nginx_s" "$(lat "$dir/nginx.json" p50)" "$(lat "$dir/nginx.json" p99)"
 printf '| shop, one purchase each | %.2f | %.2f | %s | %s |\n' "$shop_s" "$(echo "$shop_s / $nginx_s" | bc -l)" "$(lat "$dir/shop.json" p50)" "$(lat "$dir/shop.json" p99)"
+if [ -n "$capacity" ]; then
+  printf '\nplan from the sweep (capacity %.0f orders/s on kept-alive connections): %s buyers take at least %.2f s; measured %.2f s (%.2f× the bound)\n' \
+    "$capacity" "$buyers" "$(echo "$buyers / $capacity" | bc -l)" "$shop_s" "$(echo "$shop_s * $capacity / $buyers" | bc -l)"
+  sed -n 's/.*"verdict": "\(.*\)",*$/plan verdict: \1/p' "$dir/plan.json" | head -1
+else
+  printf '\nplan: the sweep gave no capacity (see %s)\n' "$dir/plan.json"
+fi
 printf '\nshop answers: acknowledged %s, sold_out %s, limit_exceeded %s, unsettled %s, other %s, retries %s\n' \
   "$(num "$dir/shop.json" acknowledged)" "$(num "$dir/shop.json" sold_out)" "$(num "$dir/shop.json" limit_exceeded)" \
   "$(num "$dir/shop.json" unsettled)" "$(num "$dir/shop.json" other)" "$(num "$dir/shop.json" retries)"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Where each shop setup peaks: the shop pinned to core 0, `stampede load
 # --sweep` pinned to core 1 buying for new users (flash-sale scenario, a
-# product with ample stock), each concurrency STEP long (default 2s), then
-# the Universal Scalability Law fitted to the throughputs. Prints sigma,
-# kappa, lambda, the peak and R² per setup.
+# product with ample stock), each concurrency STEP long (default 2s, three
+# runs each), then the Universal Scalability Law fitted to the medians.
+# Prints sigma, kappa, lambda, the peak, R² and the capacity measured per
+# setup. This is how to keep the load generator and the service apart:
+# each on a core of its own, so that neither is measured as the other.
 #
 #   bench/usl.sh             # or: STEP=5s LEVELS=1,2,4,8,16,32,64 bench/usl.sh
 set -euo pipefail
@@ -28,7 +30,7 @@ trap finish EXIT
 go build -o "$dir/stampede" ./cmd/stampede
 port=$(free_port 18380)
 
-printf '| setup | sigma | kappa | lambda (orders/s) | peak (users) | peak orders/s | R² |\n|---|---:|---:|---:|---:|---:|---:|\n' >"$dir/table"
+printf '| setup | sigma | kappa | lambda (orders/s) | peak (users) | peak orders/s | R² | capacity measured (orders/s) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n' >"$dir/table"
 sweep() {
   local name=$1; shift
   start_shop "$name" "$@"
@@ -39,7 +41,8 @@ sweep() {
   awk -v name="$name" '
     /"sigma":/ { gsub(/,/, "", $2); s = $2 } /"kappa":/ { gsub(/,/, "", $2); k = $2 } /"lambda":/ { gsub(/,/, "", $2); l = $2 }
     /"r2":/ { gsub(/,/, "", $2); r = $2 } /"peak_concurrency":/ { gsub(/,/, "", $2); p = $2 } /"peak_rps":/ { gsub(/,/, "", $2); x = $2 }
-    END { printf "| %s | %.3g | %.3g | %.0f | %s | %s | %.3f |\n", name, s, k, l, (p > 0 ? sprintf("%.0f", p) : "none"), (p > 0 ? sprintf("%.0f", x) : "—"), r }' \
+    /"capacity_rps":/ { gsub(/,/, "", $2); c = $2 }
+    END { printf "| %s | %.3g | %.3g | %.0f | %s | %s | %.3f | %.0f |\n", name, s, k, l, (p > 0 ? sprintf("%.0f", p) : "none"), (p > 0 ? sprintf("%.0f", x) : "—"), r, c }' \
     "$dir/sweep.json" >>"$dir/table"
   stop_shop
 }

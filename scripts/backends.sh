@@ -132,3 +132,18 @@ ensure_chromium() {
     die "Chromium is not installed; install it (apt-get install chromium) or set STAMPEDE_CHROMIUM to a Chrome or Chromium binary"
   export STAMPEDE_CHROMIUM="$(command -v chromium)"
 }
+
+# ensure_http_servers finds the HTTP servers the load generator's
+# conformance tests count against (servers nobody here wrote): nginx,
+# lighttpd, Python 3 and Node.js, installing Debian's where missing.
+ensure_http_servers() {
+  local missing=() pair bin pkg
+  for pair in nginx:nginx-light lighttpd:lighttpd python3:python3 node:nodejs; do
+    bin=${pair%%:*} pkg=${pair#*:}
+    command -v "$bin" >/dev/null || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  say "missing for the load generator's conformance tests: ${missing[*]}"
+  apt_install "${missing[@]}" ||
+    die "install ${missing[*]} (apt-get install ${missing[*]}): the load generator is tested against them"
+}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's one test command (make test): it finds or starts the
-# PostgreSQL and Redis the integration tests need and finds the Chromium
-# the lab's browser tests drive (installing them with apt-get when root on
-# Debian and nothing else works), then runs the format
+# PostgreSQL and Redis the integration tests need, the Chromium the lab's
+# browser tests drive and the HTTP servers the load generator is counted
+# against (installing them with apt-get when root on Debian and nothing
+# else works), then runs the format
 # check, go vet, every test under -race, and a short fuzz of the order
 # decoder. In this script's runs no integration test may skip.
 set -euo pipefail
@@ -17,6 +18,7 @@ command -v go >/dev/null || die "Go is not installed; get it from https://go.dev
 ensure_postgres
 ensure_redis
 ensure_chromium
+ensure_http_servers
 export STAMPEDE_REQUIRE_BACKENDS=1
 
 say "gofmt"

@@ -96,6 +96,10 @@ func Judge(m Model, points []Point, n float64) Report {
 	if !math.IsInf(peak, 1) && r.PastPeak < 2 {
 		r.Verdict = append(r.Verdict, fmt.Sprintf("Only %d measurement(s) lie past the peak, so the peak is an extrapolation: measure above %s users to confirm it.", r.PastPeak, count(peak)))
 	}
+	if n > 4*maxN {
+		r.Verdict = append(r.Verdict, fmt.Sprintf("%s users is %s× the largest measurement (%s): the fit is no evidence that far out; stampede load --sweep plans such a crowd with the operational laws' bounds instead.",
+			count(n), count(n/maxN), count(maxN)))
+	}
 	if m.R2 < 0.9 {
 		r.Verdict = append(r.Verdict, fmt.Sprintf("The law fits these measurements loosely (R² = %.3f): something else shapes them.", m.R2))
 	}
