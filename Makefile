@@ -11,7 +11,7 @@ test:
 	./scripts/test.sh
 
 build:
-	go build -o stampede ./cmd/stampede
+	go build -buildvcs=auto -o stampede ./cmd/stampede
 
 bench:
 	./bench/shop.sh

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,7 +36,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "stampede")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	// -buildvcs=auto stamps the commit, as make build does, whatever
+	// GOFLAGS says.
+	out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", binary, ".").CombinedOutput()
 	if err != nil {
 		os.Stderr.Write(out)
 		os.Exit(1)
@@ -663,6 +666,19 @@ func TestLoadEndsOnTimeAndGates(t *testing.T) {
 	out, err = exec.Command(binary, "load", "-c", "2", "-d", "1s", "--quiet", "--slo", "p99<1s,errors<1%", url).Output()
 	if err != nil || !strings.Contains(string(out), "slo           p99<1s met (") {
 		t.Errorf("a run that meets its SLO: %v\n%s", err, out)
+	}
+}
+
+// TestVersion: stampede --version names the build's commit and Go.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		out, err := exec.Command(binary, args...).Output()
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if !regexp.MustCompile(`^stampede \S+ \(commit [0-9a-f]{12}(, modified)?(, \S+)?\) go1\.\d+`).Match(out) {
+			t.Errorf("%v printed %q", args, out)
+		}
 	}
 }
 

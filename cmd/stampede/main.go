@@ -41,6 +41,7 @@ func commands() []command {
 		{"report", "merge .stl results from stampede load -o; print or write HTML", runReport},
 		{"usl", "fit the Universal Scalability Law to measurements: where throughput peaks", runUSL},
 		{"verify", "run a flash sale with faults and prove what it did: the books, limits, linearizability", runVerify},
+		{"version", "print the version, the commit and the Go that built this binary", runVersion},
 	}
 }
 
@@ -80,6 +81,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		args = []string{"lab"}
 	}
 	name := args[0]
+	if name == "--version" || name == "-version" {
+		name, args = "version", []string{"version"}
+	}
 	if name == "help" || name == "-h" || name == "--help" || name == "-help" {
 		if len(args) > 1 {
 			return run(ctx, []string{args[1], "-h"}, stdout, stderr)

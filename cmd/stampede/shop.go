@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
+	"strings"
 
 	"github.com/stampede-dev/stampede/internal/prefork"
 	"github.com/stampede-dev/stampede/internal/shop"
@@ -55,7 +57,19 @@ func runShop(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if w := prefork.BacklogWarning(); w != "" {
 				fmt.Fprintf(stderr, "warning: %s\n", w)
 			}
-			fmt.Fprintf(stdout, "stampede shop: serving http://%s (strategy %s, store %s, %d process(es)); Ctrl-C stops\n", addr, cfg.Strategy, cfg.Store, cfg.Procs)
+			fmt.Fprintf(stdout, "stampede shop: serving http://%s (strategy %s, store %s, %d process(es)); Ctrl-C stops\n", addr, cfg.Strategy, storeName(cfg.Store), cfg.Procs)
 		}
 	})
+}
+
+// storeName says where orders go: a SQLite file by its absolute path, so
+// that nobody wonders which folder the default ./stampede.db went to; a
+// PostgreSQL DSN as given.
+func storeName(store string) string {
+	if path, ok := strings.CutPrefix(store, "sqlite:"); ok {
+		if abs, err := filepath.Abs(path); err == nil {
+			return "sqlite, orders stored in " + abs
+		}
+	}
+	return store
 }
