@@ -12,12 +12,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
+# Packages are installed only as root on Debian, and never with
+# STAMPEDE_NO_INSTALL=1; each caller first says what is missing and why.
+can_apt() { [ -z "${STAMPEDE_NO_INSTALL:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
 apt_updated=
 apt_install() {
   can_apt || return 1
   if [ -z "$apt_updated" ]; then apt-get update -qq >/dev/null 2>&1 || true; apt_updated=1; fi
-  say "installing $*"
+  say "installing $* with apt-get (STAMPEDE_NO_INSTALL=1 forbids it)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
@@ -69,6 +71,7 @@ ensure_postgres() {
   fi
   local bin; bin=$(pg_bin || true)
   if [ -z "$bin" ]; then
+    say "PostgreSQL is neither running on 127.0.0.1:5432 nor installed: the store's and verify's tests need one"
     apt_install postgresql || die "PostgreSQL is neither running on 127.0.0.1:5432 nor installed; install it (apt-get install postgresql) or set STAMPEDE_TEST_PG"
     bin=$(pg_bin) || die "postgresql installed but initdb not found"
   fi
@@ -92,6 +95,7 @@ ensure_redis() {
     return
   fi
   if ! command -v redis-server >/dev/null; then
+    say "Redis is neither running on 127.0.0.1:6379 nor installed: the multi-process shop's tests need one"
     apt_install redis-server || die "Redis is neither running on 127.0.0.1:6379 nor installed; install it (apt-get install redis-server) or set STAMPEDE_TEST_REDIS"
   fi
   local port; port=$(free_port 56379)
