@@ -178,6 +178,7 @@ func TestBrowserLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustMatch(t, "machine line", `^This lab runs on .+, \d+ cores, .+, go1\.\d+.*, GOMAXPROCS \d+, (not )?virtualised`, text(t, ctx, "#machine"))
+		mustMatch(t, "the guide named", `^"The guide" below is the concurrency guide this lab is built around, Concurrency, Async, and Multithreading:`, text(t, ctx, "#guide"))
 		screenshot(t, ctx, "lab-home.png")
 	})
 

@@ -85,6 +85,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlagSet("lab", "lab [--addr HOST:PORT] [--open]", stderr)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address; anything but loopback lets other machines run experiments here")
 	open := fs.Bool("open", false, "open the lab in the default browser")
+	allow := fs.String("allow-host", "", "host names, comma-separated, the lab answers to besides IP addresses and localhost (it refuses others, as a page whose name was rebound to this machine would send)")
 	backends := backendFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -103,6 +104,11 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stderr, "warning: the lab listens on %s, so anyone who can reach this machine can run experiments on it\n", *addr)
 	}
 	srv := lab.NewServer(logger(stderr), experiments(be)...)
+	for h := range strings.SplitSeq(*allow, ",") {
+		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
+			srv.AllowHosts = append(srv.AllowHosts, h)
+		}
+	}
 	return lab.ListenAndServe(ctx, *addr, srv.Handler(), func(bound string) {
 		url := "http://" + bound + "/"
 		fmt.Fprintf(stdout, "stampede lab: %s (Ctrl-C stops)\n", url)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -224,6 +225,8 @@ func TestCreateRefusals(t *testing.T) {
 		{"/api/experiments/x/runs", `{"m": 1}`, 422, CodeUnknownParam},
 		{"/api/experiments/x/runs", `[1, 2]`, 400, "bad_json"},
 		{"/api/experiments/x/runs", `{`, 400, "bad_json"},
+		{"/api/experiments/x/runs", `{"n": 5} {"n": 6}`, 400, "bad_json"},
+		{"/api/experiments/x/runs", `{"n": 5}}`, 400, "bad_json"},
 	} {
 		status, body := post(t, ts.URL+c.path, c.body)
 		e, _ := body["error"].(map[string]any)
@@ -236,6 +239,72 @@ func TestCreateRefusals(t *testing.T) {
 	}
 	if exp.started.Load() != 0 {
 		t.Errorf("a refused run started")
+	}
+}
+
+// TestForeignPagesAreRefused: the lab runs code on this machine, so a
+// page elsewhere must not drive it. A Host that is a name other than
+// localhost (a DNS-rebound page sends its own) is 403, unless allowed; an
+// Origin other than the lab's own is 403; a run asked for as text/plain
+// (what a cross-site form may send unasked) is 415. The lab's own page
+// goes through.
+func TestForeignPagesAreRefused(t *testing.T) {
+	exp := &fake{id: "x", run: func(_ context.Context, _ Values, emit func(Event)) error { emit(Result(1)); return nil }}
+	s, ts := newTestServer(t, exp)
+	s.AllowHosts = nil
+	host := strings.TrimPrefix(ts.URL, "http://")
+	_, port, _ := net.SplitHostPort(host)
+	do := func(method, path, hostHdr, origin, ctype, body string) (int, string) {
+		req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+		req.Host = hostHdr
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct{ Error struct{ Code string } }
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out.Error.Code
+	}
+	for _, c := range []struct {
+		method, path, host, origin, ctype string
+		status                            int
+		code                              string
+	}{
+		{"GET", "/api/experiments", "evil.example:" + port, "", "", 403, "foreign_host"},
+		{"POST", "/api/experiments/x/runs", "rebound.attacker.test", "", "application/json", 403, "foreign_host"},
+		{"POST", "/api/experiments/x/runs", host, "http://evil.example", "application/json", 403, "foreign_origin"},
+		{"POST", "/api/experiments/x/runs", host, "http://127.0.0.1:1", "application/json", 403, "foreign_origin"},
+		{"POST", "/api/experiments/x/runs", host, "", "text/plain", 415, "want_json"},
+		{"POST", "/api/experiments/x/runs", host, "http://" + host, "application/json; charset=utf-8", 201, ""},
+		{"GET", "/api/experiments", "localhost:" + port, "", "", 200, ""},
+		{"GET", "/api/experiments", "[::1]:" + port, "", "", 200, ""},
+	} {
+		status, code := do(c.method, c.path, c.host, c.origin, c.ctype, `{}`)
+		if status != c.status || code != c.code {
+			t.Errorf("%s %s Host %q Origin %q %s: %d %q, want %d %q", c.method, c.path, c.host, c.origin, c.ctype, status, code, c.status, c.code)
+		}
+	}
+	// A name given with --allow-host goes through.
+	s2 := NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)), exp)
+	s2.AllowHosts = []string{"lab.internal"}
+	ts2 := httptest.NewServer(s2.Handler())
+	defer ts2.Close()
+	req, _ := http.NewRequest("GET", ts2.URL+"/api/experiments", nil)
+	req.Host = "LAB.internal:8080"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("an allowed host: %d", resp.StatusCode)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -48,6 +49,10 @@ type Server struct {
 	pending map[string]*pendingRun
 	active  map[string]context.CancelFunc
 	wg      sync.WaitGroup
+
+	// AllowHosts are names, besides IP addresses and localhost, that the
+	// lab answers to (--allow-host).
+	AllowHosts []string
 }
 
 type pendingRun struct {
@@ -56,7 +61,9 @@ type pendingRun struct {
 	created time.Time
 }
 
-// NewServer returns a server for exps. IDs must be unique.
+// NewServer returns a server for exps. IDs must be unique. Set AllowHosts
+// before calling Handler to let the lab answer to names besides its IP
+// addresses and localhost.
 func NewServer(log *slog.Logger, exps ...Experiment) *Server {
 	s := &Server{
 		exps:    exps,
@@ -92,7 +99,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/experiments/{id}/runs", s.create)
 	mux.HandleFunc("GET /api/runs/{run}/events", s.stream)
 	mux.HandleFunc("DELETE /api/runs/{run}", s.cancel)
-	return mux
+	return guard(mux, s.AllowHosts)
 }
 
 // Wait blocks until every run the server started has returned.
@@ -132,6 +139,10 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 		if err := dec.Decode(&raw); err != nil {
 			writeError(w, http.StatusBadRequest, "bad_json", "the body must be a JSON object of parameters: "+err.Error())
+			return
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			writeError(w, http.StatusBadRequest, "bad_json", "the body must be one JSON object of parameters, with nothing after it")
 			return
 		}
 	}
