@@ -299,6 +299,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"load", "--sweep", "1,2,4", "--confirm", "http://127.0.0.1:1/"}, `stampede load: --confirm runs the target: give --users N [--think Z] or --rate R`},
 		{[]string{"load", "--confirm", "http://127.0.0.1:1/"}, `stampede load: --confirm goes with --sweep (a run's page is stampede report --html)`},
 		{[]string{"load", "-c", "5", "--users", "5", "http://127.0.0.1:1/"}, `stampede load: -c and --users both set the users: give one`},
+		{[]string{"load", "--source-ips", "10.0.0.1-10.0.0.5", "http://127.0.0.1:1/"}, `stampede load: --source-ips: 10.0.0.1 is not an address of this machine: a connection can only start from one`},
 		{[]string{"load", "--slo", "p99>1s", "http://127.0.0.1:1/"}, `stampede load: --slo "p99>1s": a latency objective is an upper bound (<)`},
 		{[]string{"load", "--slo", "speed<1s", "http://127.0.0.1:1/"}, `stampede load: --slo "speed<1s": unknown metric "speed" (p50, p90, p95, p99, p99.9, mean, errors, rps)`},
 		{[]string{"load", "--sweep", "1,x,4", "http://127.0.0.1:1/"}, `stampede load: --sweep "1,x,4": want concurrencies from 1 to 1000000, as 1,2,4,8`},
@@ -337,9 +338,17 @@ func TestCommandLineErrors(t *testing.T) {
 			}
 		})
 	}
-	// A store that cannot be opened is a failure of the work, code 1.
-	cmd := exec.Command(binary, "shop", "--store", "postgres://nobody@127.0.0.1:1/x", "--addr", freeAddr(t))
+	// More users than this process may open files: refused before any
+	// connection, naming the fixes.
+	cmd := exec.Command(binary, "load", "-c", "1000000", "http://127.0.0.1:1/")
 	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 ||
+		!regexp.MustCompile(`^stampede load: 1000000 users need a connection each, and this process may open \d+ files: raise ulimit -n \(up to \d+ here\), cap --connections, or spread them over processes with --procs\n$`).Match(out) {
+		t.Errorf("a million users: exit %v, %q", err, out)
+	}
+	// A store that cannot be opened is a failure of the work, code 1.
+	cmd = exec.Command(binary, "shop", "--store", "postgres://nobody@127.0.0.1:1/x", "--addr", freeAddr(t))
+	out, err = cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 ||
 		!strings.HasPrefix(string(out), "stampede shop: connect to postgres at 127.0.0.1:1: ") {
 		t.Errorf("unreachable store: exit %v, output %q", err, out)

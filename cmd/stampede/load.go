@@ -225,6 +225,16 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := cfg.Check(); err != nil {
 		return usageError{err}
 	}
+	files := cfg // a sweep holds its largest level's connections; its target runs only with --confirm, which checks
+	if levels != nil {
+		files.Users = 0
+	}
+	for _, n := range levels {
+		files.Users = max(files.Users, n)
+	}
+	if err := files.CheckFiles(); err != nil && *procs == 1 {
+		return usageError{err}
+	}
 	if err := load.Reachable(ctx, cfg.Targets[0].URL, *timeout); err != nil {
 		return usageError{err}
 	}

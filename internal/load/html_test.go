@@ -2,8 +2,11 @@ package load
 
 import (
 	"math"
+	"net"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -81,5 +84,23 @@ func TestHTMLShowsFailures(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}
+	}
+}
+
+// TestErrorCausesNamed: running out of descriptors or of local ports is
+// named, with the fix, not lumped in with "other".
+func TestErrorCausesNamed(t *testing.T) {
+	for err, want := range map[error]string{
+		&net.OpError{Op: "dial", Err: os.NewSyscallError("socket", syscall.EMFILE)}:         ErrTooManyFiles,
+		&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.EADDRNOTAVAIL)}: ErrNoLocalPort,
+		&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}:  ErrConnectRefused,
+	} {
+		if got := classify(err); got != want {
+			t.Errorf("classify(%v) = %s, want %s", err, got, want)
+		}
+	}
+	rep := Report{Requests: 10, Errors: map[string]int64{ErrTooManyFiles: 4}, ErrorRate: 0.4}
+	if n := rep.Notes(); len(n) != 2 || !strings.Contains(n[0], "raise ulimit -n, or spread the crowd over processes with --procs") {
+		t.Errorf("notes %q", n)
 	}
 }

@@ -182,6 +182,39 @@ func (c *Config) Check() error {
 	return nil
 }
 
+// CheckFiles says whether this process may open a connection for every
+// user (or request in flight) at once, or nil; Run checks it too. A run
+// spread over processes checks each process's share.
+func (c *Config) CheckFiles() error {
+	need := c.connectionsNeeded()
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil && need > 0 && uint64(need)+64 > lim.Cur {
+		return fmt.Errorf("%d users need a connection each, and this process may open %d files: raise ulimit -n (up to %d here), cap --connections, or spread them over processes with --procs", need, lim.Cur, lim.Max)
+	}
+	return nil
+}
+
+// connectionsNeeded is how many connections the run holds at once at
+// most: one a user (or request in flight), up to --connections.
+func (c *Config) connectionsNeeded() int {
+	n := c.Users
+	if c.open() {
+		n = c.MaxInFlight
+		if n <= 0 {
+			n = 10000
+		}
+	}
+	for _, st := range c.Stages {
+		if !c.open() {
+			n = max(n, int(st.Target+0.5))
+		}
+	}
+	if c.Connections > 0 {
+		n = min(n, c.Connections)
+	}
+	return n
+}
+
 // reactor reports whether the run goes through the epoll reactor.
 func (c *Config) reactor() bool {
 	return c.Engine != EngineGoroutines && reactorFits(c) == nil
@@ -194,6 +227,9 @@ func (c *Config) open() bool { return c.Rate > 0 }
 // end, or ctx is cancelled (which still returns the result so far).
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	if err := cfg.CheckFiles(); err != nil {
 		return nil, err
 	}
 	if cfg.Timeout == 0 {

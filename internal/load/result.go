@@ -288,6 +288,12 @@ func (rep Report) Notes() []string {
 		out = append(out, fmt.Sprintf("Little's law does not hold: %d users, but throughput × (response + think time) is %.1f; the users did not keep up the load they were meant to",
 			rep.Users, rep.LittleUsers))
 	}
+	if n := rep.Errors[ErrTooManyFiles]; n > 0 {
+		out = append(out, fmt.Sprintf("%d requests failed because the load generator ran out of file descriptors: raise ulimit -n, or spread the crowd over processes with --procs", n))
+	}
+	if n := rep.Errors[ErrNoLocalPort]; n > 0 {
+		out = append(out, fmt.Sprintf("%d connections found no free local port (closed ones wait 60 s in TIME_WAIT): spread them over addresses with --source-ips 127.0.0.2-127.0.0.60", n))
+	}
 	if rep.ErrorRate > MaxErrorRate {
 		out = append(out, fmt.Sprintf("%.1f%% of the requests failed: the service did not hold this load", 100*rep.ErrorRate))
 	}

@@ -29,13 +29,23 @@ const (
 	ErrReset          = "reset"
 	ErrClosed         = "closed"
 	ErrMalformed      = "malformed"
-	ErrOther          = "other"
+	// ErrTooManyFiles: the generator ran out of file descriptors (raise
+	// ulimit -n, or spread the crowd with --procs).
+	ErrTooManyFiles = "too_many_open_files"
+	// ErrNoLocalPort: no local port was free for a new connection (too
+	// many in TIME_WAIT: use --source-ips).
+	ErrNoLocalPort = "no_local_port"
+	ErrOther       = "other"
 )
 
 // classify names the class of a transport error.
 func classify(err error) string {
 	var ne net.Error
 	switch {
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
+		return ErrTooManyFiles
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return ErrNoLocalPort
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return ErrConnectRefused
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():

@@ -117,5 +117,30 @@ func ParseIPRange(s string) ([]net.IP, error) {
 			out = append(out, net.IPv4(a[0], a[1], a[2], byte(x)).To4())
 		}
 	}
+	local, err := localAddrs()
+	if err != nil {
+		return nil, err
+	}
+	for _, ip := range out {
+		if !ip.IsLoopback() && !local[ip.String()] {
+			return nil, fmt.Errorf("%s is not an address of this machine: a connection can only start from one", ip)
+		}
+	}
+	return out, nil
+}
+
+// localAddrs is the set of this machine's interface addresses. Every
+// address of 127.0.0.0/8 is this machine's too, without being listed.
+func localAddrs() (map[string]bool, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("list this machine's addresses: %w", err)
+	}
+	out := map[string]bool{}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			out[n.IP.String()] = true
+		}
+	}
 	return out, nil
 }
