@@ -21,18 +21,29 @@ ensure_chromium
 ensure_http_servers
 export STAMPEDE_REQUIRE_BACKENDS=1
 
-say "gofmt"
-unformatted=$(gofmt -l cmd internal)
-[ -z "$unformatted" ] || die "gofmt would change: $unformatted (run gofmt -w cmd internal)"
-say "go vet"
-go vet ./...
+# Every step runs, whatever the one before it did, and the end lists
+# every step that failed: one failing package must not hide the others.
+failed=()
+step() {
+  local name=$1; shift
+  say "$name"
+  "$@" || failed+=("$name")
+}
+gofmt_clean() {
+  local unformatted
+  unformatted=$(gofmt -l cmd internal)
+  [ -z "$unformatted" ] || { say "gofmt would change: $unformatted (run gofmt -w cmd internal)"; return 1; }
+}
+step "gofmt" gofmt_clean
+step "go vet" go vet ./...
 # The lab's experiments load the machine on purpose (spinning children,
 # full-speed loops); they run on their own, after the rest, so they do not
 # skew the load generator's and the shop's timing-sensitive tests.
-say "go test -race (all but the lab's experiments)"
-go test -race -count=1 -timeout 30m $(go list ./... | grep -v '/internal/lab/')
-say "go test -race (the lab's experiments)"
-go test -race -count=1 -timeout 30m ./internal/lab/...
-say "fuzz the order decoder for 10s"
-go test -run '^$' -fuzz '^FuzzDecodeOrder$' -fuzztime 10s ./internal/shop/api
+step "go test -race (all but the lab's experiments)" go test -race -count=1 -timeout 30m $(go list ./... | grep -v '/internal/lab/')
+step "go test -race (the lab's experiments)" go test -race -count=1 -timeout 30m ./internal/lab/...
+step "fuzz the order decoder for 10s" go test -run '^$' -fuzz '^FuzzDecodeOrder$' -fuzztime 10s ./internal/shop/api
+if [ ${#failed[@]} -gt 0 ]; then
+  for f in "${failed[@]}"; do say "FAILED: $f"; done
+  exit 1
+fi
 say "all passed"
