@@ -419,8 +419,8 @@ const settleWait = 60 * time.Second
 
 // settle waits for the shop to be ready, sends every purchase still
 // unsettled again with its key until it is answered (as its buyer would),
-// sends every acknowledged purchase again to see its order replayed, and
-// reads the product and its orders.
+// sends every acknowledged purchase again to see its order replayed (again
+// while the answer settles nothing), and reads the product and its orders.
 func (r *run) settle(ctx context.Context) (settled, error) {
 	var st settled
 	deadline := time.Now().Add(settleWait)
@@ -449,8 +449,14 @@ func (r *run) settle(ctx context.Context) (settled, error) {
 		if p.Outcome != load.Acknowledged {
 			continue
 		}
+		// A replay answered 503 (a shop still rebuilding after Redis came
+		// back) settles nothing: it is asked again, as a buyer would,
+		// until it gets a definite answer or the settling time is up.
 		q := p
 		r.resend(ctx, &q)
+		for q.Outcome == load.Unsettled && time.Now().Before(deadline) && pause(ctx, 100*time.Millisecond) == nil {
+			r.resend(ctx, &q)
+		}
 		st.replays = append(st.replays, replay{key: p.Key, want: p.OrderID, got: q.OrderID, status: q.Status, outcome: q.Outcome})
 	}
 	id := strconv.FormatInt(r.product, 10)
