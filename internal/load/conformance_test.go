@@ -383,3 +383,28 @@ http {
 		t.Errorf("a generator waiting on a 10 ms server: %+v, notes %q", rep.Generator, rep.Notes())
 	}
 }
+
+// TestStuckRequestsAreSaid: Python's http.server listens with a backlog
+// of 5, so 64 users connecting at once overflow it and the kernel drops
+// their SYNs, to be sent again a second later. Those requests are still
+// unanswered at the end, in no percentile: the report says so, and
+// Little's law, which counts their time, still holds.
+func TestStuckRequestsAreSaid(t *testing.T) {
+	srv := pythonServer(t)
+	res, err := Run(context.Background(), Config{Targets: target(t, srv.url), Users: 64, Duration: 2 * time.Second, KeepAlive: true, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := res.Report()
+	t.Logf("%d answered, %d unfinished, oldest %.3fs, p99 %.4fs, Little %.1f", rep.Answered, rep.Unfinished, rep.OldestUnfinishedSeconds, rep.Latency.P99, rep.LittleUsers)
+	if !rep.Stuck() || rep.Unfinished == 0 || rep.Unfinished > 64 {
+		t.Errorf("64 users on a backlog of 5: stuck %v, %d unfinished, the oldest %.3fs against a p99 of %.4fs", rep.Stuck(), rep.Unfinished, rep.OldestUnfinishedSeconds, rep.Latency.P99)
+	}
+	if !rep.LittleHolds() {
+		t.Errorf("Little's law: %.1f users against 64", rep.LittleUsers)
+	}
+	notes := strings.Join(rep.Notes(), "\n")
+	if !strings.Contains(notes, "the latency shown leaves out the slowest") {
+		t.Errorf("notes: %s", notes)
+	}
+}

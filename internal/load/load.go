@@ -446,6 +446,8 @@ func (e *engine) collect(last bool) {
 		e.res.BytesIn += w.bytesIn
 		e.res.BytesOut += w.bytesOut
 		e.res.Unfinished += w.unfinished
+		e.res.UnfinishedMicros += w.unfinishedUS
+		e.res.OldestUnfinishedMicros = max(e.res.OldestUnfinishedMicros, w.oldestUS)
 		e.res.Completions += w.completions
 		e.res.BusyMicros += w.busyUS
 		if e.cfg.Sale != nil {
@@ -888,7 +890,12 @@ func (e *engine) record(sh *shard, intended time.Time, status int, in, out int64
 	win := sh.w
 	switch {
 	case unfinished:
+		// Its time in the run still counts for Little's law; its age
+		// says whether the slowest requests were left out of the latency.
+		age := e.hardEnd.Sub(intended)
 		win.unfinished++
+		win.unfinishedUS += min(age, e.hardEnd.Sub(e.measureFrom)).Microseconds()
+		win.oldestUS = max(win.oldestUS, age.Microseconds())
 	case err != nil:
 		win.errors[classify(err)]++
 	default:

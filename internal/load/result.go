@@ -39,9 +39,12 @@ type Result struct {
 	// summed time from intended send to answer: with the users and their
 	// think time, Little's law checks the run (see Report.LittleUsers).
 	Completions, BusyMicros int64
-	Users                   int     // closed model: virtual users, or 0
-	ThinkSeconds            float64 // closed model: think time
-	Generator               GeneratorLoad
+	// UnfinishedMicros is the unfinished requests' time within the
+	// measured run; OldestUnfinishedMicros the age of the oldest at the end.
+	UnfinishedMicros, OldestUnfinishedMicros int64
+	Users                                    int     // closed model: virtual users, or 0
+	ThinkSeconds                             float64 // closed model: think time
+	Generator                                GeneratorLoad
 }
 
 // Second is one second of a run.
@@ -88,6 +91,8 @@ func (r *Result) Merge(o *Result) {
 	r.Unfinished += o.Unfinished
 	r.Completions += o.Completions
 	r.BusyMicros += o.BusyMicros
+	r.UnfinishedMicros += o.UnfinishedMicros
+	r.OldestUnfinishedMicros = max(r.OldestUnfinishedMicros, o.OldestUnfinishedMicros)
 	r.Users += o.Users
 	r.ThinkSeconds = max(r.ThinkSeconds, o.ThinkSeconds)
 	r.Generator.CPUCores += o.Generator.CPUCores
@@ -126,8 +131,10 @@ type Report struct {
 	Latency         Percentiles      `json:"latency_seconds"`
 	StatusCodes     map[string]int64 `json:"status_codes"`
 	Errors          map[string]int64 `json:"errors"`
-	// Unfinished requests were under way when the time ran out.
-	Unfinished int64 `json:"unfinished"`
+	// Unfinished requests were under way when the time ran out; the
+	// oldest of them had waited OldestUnfinishedSeconds.
+	Unfinished              int64   `json:"unfinished"`
+	OldestUnfinishedSeconds float64 `json:"oldest_unfinished_seconds,omitempty"`
 	// ErrorRate is the share of finished requests that failed: transport
 	// errors and 5xx answers.
 	ErrorRate float64 `json:"error_rate"`
@@ -177,21 +184,22 @@ func percentiles(h *hdrhistogram.Histogram) Percentiles {
 // Report summarises r.
 func (r *Result) Report() Report {
 	rep := Report{
-		Requests:        r.Requests(),
-		Answered:        r.Latency.TotalCount(),
-		Unfinished:      r.Unfinished,
-		Users:           r.Users,
-		ThinkSeconds:    r.ThinkSeconds,
-		Generator:       r.Generator,
-		DurationSeconds: r.Duration.Seconds(),
-		Latency:         percentiles(r.Latency),
-		StatusCodes:     map[string]int64{},
-		Errors:          map[string]int64{},
-		BytesIn:         r.BytesIn,
-		BytesOut:        r.BytesOut,
-		Mode:            r.Mode,
-		TargetRPS:       r.TargetRPS,
-		FlashSale:       r.Sale,
+		Requests:                r.Requests(),
+		Answered:                r.Latency.TotalCount(),
+		Unfinished:              r.Unfinished,
+		OldestUnfinishedSeconds: float64(r.OldestUnfinishedMicros) / 1e6,
+		Users:                   r.Users,
+		ThinkSeconds:            r.ThinkSeconds,
+		Generator:               r.Generator,
+		DurationSeconds:         r.Duration.Seconds(),
+		Latency:                 percentiles(r.Latency),
+		StatusCodes:             map[string]int64{},
+		Errors:                  map[string]int64{},
+		BytesIn:                 r.BytesIn,
+		BytesOut:                r.BytesOut,
+		Mode:                    r.Mode,
+		TargetRPS:               r.TargetRPS,
+		FlashSale:               r.Sale,
 	}
 	failed := rep.Requests - rep.Answered
 	for k, v := range r.Status {
@@ -206,9 +214,12 @@ func (r *Result) Report() Report {
 	if d := r.Duration.Seconds(); d > 0 {
 		rep.RPS = math.Round(float64(rep.Answered)/d*10) / 10
 		if r.Users > 0 && r.Completions > 0 {
+			// N = X·(R + Z): the time users spent waiting for answers
+			// (those still unanswered at the end included), over the
+			// run, plus the users thinking.
 			x := float64(r.Completions) / d
-			meanR := float64(r.BusyMicros) / float64(r.Completions) / 1e6
-			rep.LittleUsers = math.Round(x*(meanR+r.ThinkSeconds)*10) / 10
+			waiting := float64(r.BusyMicros+r.UnfinishedMicros) / 1e6 / d
+			rep.LittleUsers = math.Round((waiting+x*r.ThinkSeconds)*10) / 10
 		}
 	}
 	maps.Copy(rep.Errors, r.Errors)
@@ -297,7 +308,19 @@ func (rep Report) Notes() []string {
 	if rep.ErrorRate > MaxErrorRate {
 		out = append(out, fmt.Sprintf("%.1f%% of the requests failed: the service did not hold this load", 100*rep.ErrorRate))
 	}
+	if rep.Stuck() {
+		out = append(out, fmt.Sprintf("requests still unanswered at the end had waited up to %s, 10× and more the p99 of those answered (%s): the latency shown leaves out the slowest (a full accept queue? a stall?)",
+			time.Duration(rep.OldestUnfinishedSeconds*1e9).Round(time.Millisecond), time.Duration(rep.Latency.P99*1e9).Round(time.Microsecond)))
+	}
 	return out
+}
+
+// Stuck reports whether requests left unanswered at the end had waited
+// far longer than the answered ones: 10 times their p99, and at least
+// 50 ms. Their latency is in no percentile, so the percentiles understate
+// the run.
+func (rep Report) Stuck() bool {
+	return rep.OldestUnfinishedSeconds > max(10*rep.Latency.P99, 0.05)
 }
 
 // MaxErrorRate is the share of failed requests past which a measurement
@@ -334,6 +357,8 @@ type fileResult struct {
 	Seconds   []fileSecond     `json:"seconds"`
 	// Since format 1 was first written; absent in older files.
 	Unfinished   int64         `json:"unfinished,omitempty"`
+	UnfinishedUS int64         `json:"unfinished_us,omitempty"`
+	OldestUS     int64         `json:"oldest_unfinished_us,omitempty"`
 	Completions  int64         `json:"completions,omitempty"`
 	BusyMicros   int64         `json:"busy_us,omitempty"`
 	Users        int           `json:"users,omitempty"`
@@ -380,7 +405,7 @@ func (r *Result) WriteFile(path string) error {
 		Format: fileFormat, Started: r.Started, Duration: r.Duration.Seconds(), Mode: r.Mode, Target: r.Target,
 		TargetRPS: r.TargetRPS, Latency: sparse(r.Latency), Status: map[string]int64{}, Errors: r.Errors,
 		BytesIn: r.BytesIn, BytesOut: r.BytesOut, Sale: r.Sale, Orders: slices.Sorted(maps.Keys(r.Orders)),
-		Unfinished: r.Unfinished, Completions: r.Completions, BusyMicros: r.BusyMicros, Users: r.Users,
+		Unfinished: r.Unfinished, UnfinishedUS: r.UnfinishedMicros, OldestUS: r.OldestUnfinishedMicros, Completions: r.Completions, BusyMicros: r.BusyMicros, Users: r.Users,
 		ThinkSeconds: r.ThinkSeconds, Generator: r.Generator,
 	}
 	for k, v := range r.Status {
@@ -429,6 +454,7 @@ func ReadFile(path string) (*Result, error) {
 	maps.Copy(r.Errors, fr.Errors)
 	r.BytesIn, r.BytesOut, r.Sale = fr.BytesIn, fr.BytesOut, fr.Sale
 	r.Unfinished, r.Completions, r.BusyMicros = fr.Unfinished, fr.Completions, fr.BusyMicros
+	r.UnfinishedMicros, r.OldestUnfinishedMicros = fr.UnfinishedUS, fr.OldestUS
 	r.Users, r.ThinkSeconds, r.Generator = fr.Users, fr.ThinkSeconds, fr.Generator
 	for _, id := range fr.Orders {
 		r.Orders[id] = true

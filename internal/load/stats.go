@@ -93,8 +93,11 @@ type window struct {
 	// the requests answered or failed, and busyUS their summed time from
 	// intended send to end (for Little's law).
 	unfinished, completions, busyUS int64
-	sale                            SaleCounts
-	orders                          []string
+	// unfinishedUS is the unfinished requests' time within the measured
+	// run, oldestUS the age of the oldest at the end.
+	unfinishedUS, oldestUS int64
+	sale                   SaleCounts
+	orders                 []string
 }
 
 func newWindow() *window {
@@ -106,5 +109,5 @@ func (w *window) reset() {
 	w.status = [600]int64{}
 	clear(w.errors)
 	w.bytesIn, w.bytesOut, w.sale, w.orders = 0, 0, SaleCounts{}, w.orders[:0]
-	w.unfinished, w.completions, w.busyUS = 0, 0, 0
+	w.unfinished, w.completions, w.busyUS, w.unfinishedUS, w.oldestUS = 0, 0, 0, 0, 0
 }

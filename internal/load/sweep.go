@@ -140,6 +140,10 @@ func point(n int, runs []*Result) SweepPoint {
 		p.Failed = true
 		p.Flags = append(p.Flags, fmt.Sprintf("%.1f%% of the requests failed: the service did not hold this load", 100*rep.ErrorRate))
 	}
+	if rep.Stuck() {
+		p.Flags = append(p.Flags, fmt.Sprintf("requests unanswered at a run's end had waited up to %s against a p99 of %s: the slowest are in no percentile",
+			time.Duration(rep.OldestUnfinishedSeconds*1e9).Round(time.Millisecond), time.Duration(rep.Latency.P99*1e9).Round(time.Microsecond)))
+	}
 	if p.Generator.Saturated() {
 		p.Flags = append(p.Flags, fmt.Sprintf("the load generator was busy %.0f%% of the time it could use: it, not the service, may have been the limit", 100*p.Generator.Busy))
 	}
