@@ -18,7 +18,6 @@ package capacity
 
 import (
 	"errors"
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -73,12 +72,13 @@ type Curve struct {
 	boot  []usl.Model
 }
 
-// Errors Analyze returns.
-var (
-	ErrTooFewSound = errors.New("fewer than 3 sound concurrencies: nothing to fit")
-)
+// ErrNoSound is Analyze's error for a sweep none of whose points can stand
+// for the service.
+var ErrNoSound = errors.New("no concurrency was measured soundly: see each point's flags")
 
 // Analyze fits the sound points of a sweep and bounds what it cannot fit.
+// It fails only when no point is sound; with fewer than 3 the law is not
+// fitted and Model is nil.
 func Analyze(points []load.SweepPoint) (*Curve, error) {
 	c := &Curve{Points: points}
 	for _, p := range points {
@@ -91,7 +91,7 @@ func Analyze(points []load.SweepPoint) (*Curve, error) {
 	}
 	slices.SortFunc(c.sound, func(a, b load.SweepPoint) int { return a.Concurrency - b.Concurrency })
 	if len(c.sound) == 0 {
-		return c, ErrTooFewSound
+		return c, ErrNoSound
 	}
 	c.Lone = c.sound[0].Latency.Mean
 	c.MaxN = c.sound[len(c.sound)-1].Concurrency
@@ -114,10 +114,11 @@ func Analyze(points []load.SweepPoint) (*Curve, error) {
 	}
 	top := c.sound[len(c.sound)-1]
 	c.Saturated = c.Falls || (near >= 2 && top.RPS >= 0.95*c.Capacity)
-	data := c.data()
-	m, err := usl.Fit(data)
+	// With fewer than 3 sound concurrencies the law cannot be fitted: the
+	// plan then interpolates and bounds, and never extrapolates.
+	m, err := usl.Fit(c.data())
 	if err != nil {
-		return c, fmt.Errorf("%w (%v)", ErrTooFewSound, err)
+		return c, nil
 	}
 	c.Model = &m
 	c.bootstrap()

@@ -187,3 +187,24 @@ func TestStillRisingIsNoProof(t *testing.T) {
 		t.Errorf("20 users thinking 1 s, 20/s against 8,000/s shown: %s, %s", p.Verdict, p.Basis)
 	}
 }
+
+// TestTooFewToFit: with two sound concurrencies the law is not fitted,
+// yet the plan still interpolates inside them and bounds beyond, and
+// never extrapolates.
+func TestTooFewToFit(t *testing.T) {
+	pts := queuePoints(4, 0.010, 1, 2, 4)
+	pts[2].Flags = []string{"the load generator was busy"}
+	c, err := Analyze(pts)
+	if err != nil || c.Model != nil || c.MaxN != 2 {
+		t.Fatalf("two sound points: %v, model %v, largest %d", err, c.Model, c.MaxN)
+	}
+	if p := c.Plan(Target{Users: 1}, nil); p.Basis != BasisInterpolated || !within(p.RPS, 100, 0.02) {
+		t.Errorf("1 user: %s %.1f/s", p.Basis, p.RPS)
+	}
+	if p := c.Plan(Target{Users: 6}, nil); p.Basis != BasisBound {
+		t.Errorf("6 users past a sweep to 2 with no fit: %s, want bound", p.Basis)
+	}
+	if _, err := Analyze(pts[2:]); err != ErrNoSound {
+		t.Errorf("no sound point: %v", err)
+	}
+}

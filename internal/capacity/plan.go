@@ -395,6 +395,9 @@ func (c *Curve) Describe() []string {
 	if c.FailedAt > 0 {
 		out = append(out, fmt.Sprintf("At %d at once the service failed: more than %.0f%% of its requests were errors.", c.FailedAt, 100*load.MaxErrorRate))
 	}
+	if c.Model == nil {
+		out = append(out, "Too few sound concurrencies to fit the law: the plan interpolates between them and bounds beyond them.")
+	}
 	if m := c.Model; m != nil {
 		line := fmt.Sprintf("Fitted law: σ %.3g [%.3g–%.3g] (contention), κ %.3g [%.3g–%.3g] (coherency), R² %.3f.",
 			m.Sigma, c.SigmaCI[0], c.SigmaCI[1], m.Kappa, c.KappaCI[0], c.KappaCI[1], m.R2)
@@ -423,6 +426,15 @@ func (c *Curve) Describe() []string {
 	}
 	if len(left) > 0 {
 		out = append(out, "Left out of the fit: "+strings.Join(left, ", ")+".")
+	}
+	var noted []string
+	for _, p := range c.Points {
+		if len(p.Notes) > 0 {
+			noted = append(noted, fmt.Sprintf("%d (%s)", p.Concurrency, strings.Join(p.Notes, "; ")))
+		}
+	}
+	if len(noted) > 0 {
+		out = append(out, "Latency understated at: "+strings.Join(noted, ", ")+".")
 	}
 	return out
 }
@@ -504,13 +516,32 @@ func (c *Curve) Confirm(ctx context.Context, cfg load.Config, t Target, pl *Plan
 		met := Met(pl.SLO)
 		pl.SLOMet = &met
 	}
+	predicted := pl.Verdict
+	for i, l := range pl.Lines {
+		if rest, ok := strings.CutPrefix(l, "Verdict: "); ok {
+			pl.Lines[i] = "Predicted verdict: " + rest
+		}
+	}
 	switch {
 	case rep.ErrorRate > load.MaxErrorRate:
 		pl.Verdict = Collapses
-	case rep.RPS >= 0.9*pl.RequiredRPS && (pl.SLOMet == nil || *pl.SLOMet):
+	case rep.RPS >= Utilization*pl.RequiredRPS && (pl.SLOMet == nil || *pl.SLOMet):
 		pl.Verdict = Holds
 	case pl.Verdict == Holds:
 		pl.Verdict = Saturates
+	}
+	line := fmt.Sprintf("The run of the target: %s requests/s, %s a request on average, p99 %s; verdict on the run: %s",
+		num(rep.RPS), seconds(rep.Latency.Mean), seconds(rep.Latency.P99), strings.ToUpper(pl.Verdict))
+	if pl.Verdict != predicted {
+		line += fmt.Sprintf(" (the prediction said %s)", strings.ToUpper(predicted))
+	}
+	line += "."
+	if len(pl.SLO) > 0 {
+		line += " SLO on the run: " + Describe(pl.SLO) + "."
+	}
+	pl.Lines = append(pl.Lines, line)
+	for _, n := range rep.Notes() {
+		pl.Lines = append(pl.Lines, "Note on that run: "+n+".")
 	}
 	return nil
 }

@@ -48,11 +48,13 @@ func (r *Report) WriteText(w io.Writer) {
 		mark := ""
 		if !p.Sound() {
 			mark = "  *"
+		} else if len(p.Notes) > 0 {
+			mark = "  !"
 		}
 		fmt.Fprintf(w, "%11d %10.1f %17s %10s %10s %6.2f%% %8.1f %5.0f%%%s\n", p.Concurrency, p.RPS, spread(p.RPSRuns),
 			seconds(p.Latency.P50), seconds(p.Latency.P99), 100*p.ErrorRate, p.LittleUsers, 100*p.Generator.Busy, mark)
 	}
-	fmt.Fprintln(w, "(runs: the lowest and highest of the runs; Little: throughput × response time, which should be the concurrency; gen: how busy the load generator was; * left out of the fit)")
+	fmt.Fprintln(w, "(runs: the lowest and highest of the runs; Little: throughput × response time, which should be the concurrency; gen: how busy the load generator was; * left out of the fit; ! latency understated, see below)")
 	fmt.Fprintln(w)
 	for _, line := range r.Curve.Describe() {
 		fmt.Fprintln(w, line)
@@ -63,11 +65,7 @@ func (r *Report) WriteText(w io.Writer) {
 			fmt.Fprintln(w, line)
 		}
 		if c := r.Plan.Confirmed; c != nil {
-			fmt.Fprintf(w, "\nConfirmed by a run of the target: %.1f requests/s, %s a request on average (p99 %s), against the %s prediction of %.1f requests/s and %s.\n",
-				c.Report.RPS, seconds(c.Report.Latency.Mean), seconds(c.Report.Latency.P99), c.PredictedBasis, c.PredictedRPS, seconds(c.PredictedLatency))
-			for _, n := range c.Report.Notes() {
-				fmt.Fprintln(w, "Note on that run: "+n+".")
-			}
+			fmt.Fprintf(w, "(The %s prediction before the run: %.1f requests/s, %s a request.)\n", c.PredictedBasis, c.PredictedRPS, seconds(c.PredictedLatency))
 		}
 	}
 }
@@ -113,7 +111,7 @@ type chart struct {
 }
 
 func newChart(title, ylabel string, xmin, xmax, ymax float64, yfmt func(float64) string) *chart {
-	c := &chart{xmin: math.Max(xmin, 0.5), xmax: xmax, w: 900, h: 340, l: 70, rt: 20, t: 30, bt: 45}
+	c := &chart{xmin: xmin, xmax: xmax, w: 900, h: 340, l: 70, rt: 20, t: 30, bt: 45}
 	step := niceStep(ymax, 4)
 	c.ymax = math.Max(step, math.Ceil(ymax/step)*step)
 	fmt.Fprintf(&c.b, `<svg viewBox="0 0 %.0f %.0f" role="img" aria-label="%s"><text x="%.0f" y="18">%s</text>`, c.w, c.h, title, c.l, title)
@@ -121,8 +119,8 @@ func newChart(title, ylabel string, xmin, xmax, ymax float64, yfmt func(float64)
 		fmt.Fprintf(&c.b, `<line class="grid" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/><text x="%.1f" y="%.1f" text-anchor="end">%s</text>`,
 			c.l, c.w-c.rt, c.y(v), c.y(v), c.l-6, c.y(v)+4, yfmt(v))
 	}
-	for x := 1.0; x <= c.xmax*1.0001; x *= 2 {
-		if x >= c.xmin {
+	for x := math.Pow(2, math.Ceil(math.Log2(c.xmin))); x <= c.xmax*1.0001; x *= 2 {
+		if x >= c.xmin*0.9999 {
 			fmt.Fprintf(&c.b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, c.x(x), c.h-c.bt+16, num(x))
 		}
 	}
@@ -159,6 +157,10 @@ func (c *chart) band(title string, xs, lo, hi []float64) {
 
 func (c *chart) legend(i int, class, name string) {
 	x := c.l + 10 + float64(i)*170
+	if class == "band" {
+		fmt.Fprintf(&c.b, `<rect class="band" x="%.0f" y="%.0f" width="20" height="10"/><text x="%.0f" y="%.0f">%s</text>`, x, c.t+3, x+24, c.t+12, name)
+		return
+	}
 	fmt.Fprintf(&c.b, `<line class="%s" x1="%.0f" x2="%.0f" y1="%.0f" y2="%.0f"/><text x="%.0f" y="%.0f">%s</text>`,
 		class, x, x+20, c.t+8, c.t+8, x+24, c.t+12, name)
 }
@@ -185,7 +187,19 @@ func (r *Report) reach() float64 {
 	if r.Plan != nil && r.Plan.InService > top {
 		top = r.Plan.InService
 	}
+	for _, p := range r.Sweep {
+		top = math.Max(top, float64(p.Concurrency))
+	}
 	return top
+}
+
+// left is the left end of the charts: 1, or the target's requests in
+// service when fewer.
+func (r *Report) left() float64 {
+	if r.Plan != nil && r.Plan.InService > 0 {
+		return math.Max(0.1, math.Min(1, r.Plan.InService))
+	}
+	return 1
 }
 
 func (r *Report) throughputChart() string {
@@ -200,7 +214,7 @@ func (r *Report) throughputChart() string {
 	if r.Plan != nil {
 		ymax = math.Max(ymax, math.Min(r.Plan.RequiredRPS, 2*ymax))
 	}
-	ch := newChart("throughput by requests at once", "requests/s", 1, top, ymax*1.1, func(v float64) string { return num(v) })
+	ch := newChart("throughput by requests at once", "requests/s", r.left(), top, ymax*1.1, func(v float64) string { return num(v) })
 	if c.Model != nil {
 		fx := xs(1, ExtrapolationLimit*float64(c.MaxN))
 		var fy, lo, hi []float64
@@ -234,7 +248,7 @@ func (r *Report) throughputChart() string {
 		fmt.Fprintf(&ch.b, `<line class="spread" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/><circle class="%s" cx="%.1f" cy="%.1f" r="4"><title>%d at once: %.1f req/s (runs %s)%s</title></circle>`,
 			ch.x(n), ch.x(n), ch.y(lo), ch.y(hi), class, ch.x(n), ch.y(p.RPS), p.Concurrency, p.RPS, spread(p.RPSRuns), flagTitle(p))
 	}
-	if pl := r.Plan; pl != nil && pl.InService >= 1 {
+	if pl := r.Plan; pl != nil && pl.InService > 0 {
 		fmt.Fprintf(&ch.b, `<circle class="target" cx="%.1f" cy="%.1f" r="6"><title>target: %.1f req/s (%s)</title></circle>`,
 			ch.x(pl.InService), ch.y(pl.RPS), pl.RPS, pl.Basis)
 	}
@@ -264,9 +278,15 @@ func (r *Report) latencyChart() string {
 		}
 		ymax = math.Max(ymax, math.Min(r.Plan.LatencySeconds, 3*ymax))
 	}
-	ymax = math.Max(ymax, sloLine) * 1.1
+	// The SLO is drawn where it falls near the measurements; far above
+	// them it would flatten them into the axis, so it is named instead.
+	sloAbove := sloLine > 3*ymax
+	if !sloAbove {
+		ymax = math.Max(ymax, sloLine)
+	}
+	ymax *= 1.1
 	ms := func(v float64) string { return seconds(v) }
-	ch := newChart("response time by requests at once", "response time", 1, top, ymax, ms)
+	ch := newChart("response time by requests at once", "response time", r.left(), top, ymax, ms)
 	if xmax := c.Xmax(); !math.IsInf(xmax, 1) {
 		bx := xs(1, top)
 		var by []float64
@@ -277,17 +297,20 @@ func (r *Report) latencyChart() string {
 	}
 	ch.line("s0", "mean, measured", ns, mean)
 	ch.line("s1", "p99, measured", ns, p99)
-	if sloLine > 0 {
+	switch {
+	case sloAbove:
+		fmt.Fprintf(&ch.b, `<text x="%.1f" y="%.1f" text-anchor="end">the SLO (%s) lies far above</text>`, ch.w-ch.rt, ch.t+28, seconds(sloLine))
+	case sloLine > 0:
 		fmt.Fprintf(&ch.b, `<line class="slo" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"><title>SLO</title></line>`, ch.l, ch.w-ch.rt, ch.y(sloLine), ch.y(sloLine))
 	}
-	if pl := r.Plan; pl != nil && pl.InService >= 1 {
+	if pl := r.Plan; pl != nil && pl.InService > 0 {
 		fmt.Fprintf(&ch.b, `<circle class="target" cx="%.1f" cy="%.1f" r="6"><title>target: %s (%s)</title></circle>`,
 			ch.x(pl.InService), ch.y(pl.LatencySeconds), seconds(pl.LatencySeconds), pl.Basis)
 	}
 	ch.legend(0, "s0", "mean")
 	ch.legend(1, "s1", "p99")
 	ch.legend(2, "bound", "operational bound")
-	if sloLine > 0 {
+	if sloLine > 0 && !sloAbove {
 		ch.legend(3, "slo", "SLO")
 	}
 	return ch.end()
@@ -317,9 +340,10 @@ func niceStep(top float64, n int) float64 {
 }
 
 var planPage = template.Must(template.Must(template.New("plan").Funcs(template.FuncMap{
-	"sec":   seconds,
-	"pct":   func(f float64) string { return fmt.Sprintf("%.2f%%", 100*f) },
-	"deref": func(b *bool) bool { return b != nil && *b },
+	"sec":    seconds,
+	"pct":    func(f float64) string { return fmt.Sprintf("%.2f%%", 100*f) },
+	"deref":  func(b *bool) bool { return b != nil && *b },
+	"spread": spread,
 }).Parse(load.Style)).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>stampede capacity plan</title>
 {{template "style"}}<style>.band { fill: var(--s0); opacity: .15; stroke: none; } .bound { stroke: var(--fg); stroke-dasharray: 6 4; fill: none; }
@@ -331,7 +355,7 @@ var planPage = template.Must(template.Must(template.New("plan").Funcs(template.F
 {{.Throughput}}
 {{.Latency}}
 <table><tr><th>at once</th><th>req/s (median)</th><th>runs</th><th>p50</th><th>p99</th><th>errors</th><th>Little</th><th>generator busy</th><th>left out because</th></tr>
-{{range .Report.Sweep}}<tr><td>{{.Concurrency}}</td><td>{{printf "%.1f" .RPS}}</td><td>{{range $i, $x := .RPSRuns}}{{if $i}}, {{end}}{{printf "%.1f" $x}}{{end}}</td><td>{{sec .Latency.P50}}</td><td>{{sec .Latency.P99}}</td><td>{{pct .ErrorRate}}</td><td>{{printf "%.1f" .LittleUsers}}</td><td>{{pct .Generator.Busy}}</td><td>{{range .Flags}}{{.}}. {{end}}</td></tr>
+{{range .Report.Sweep}}<tr><td>{{.Concurrency}}</td><td>{{printf "%.1f" .RPS}}</td><td>{{spread .RPSRuns}}</td><td>{{sec .Latency.P50}}</td><td>{{sec .Latency.P99}}</td><td>{{pct .ErrorRate}}</td><td>{{printf "%.1f" .LittleUsers}}</td><td>{{pct .Generator.Busy}}</td><td>{{range .Flags}}{{.}}. {{end}}</td></tr>
 {{end}}</table>
 <p>Measured where it can be, bounded where it cannot: the fitted law is drawn only to {{.Reach}}× the largest concurrency measured; past it only the operational laws' bounds (dashed) hold.</p>
 </body></html>

@@ -903,8 +903,9 @@ func (e *engine) record(sh *shard, intended time.Time, status int, in, out int64
 		win.status[status]++
 	}
 	if !unfinished {
+		// Only its time within the measured run counts for Little's law.
 		win.completions++
-		win.busyUS += max(us, 0)
+		win.busyUS += max(min(us, now.Sub(e.measureFrom).Microseconds()), 0)
 	}
 	win.bytesIn += in
 	win.bytesOut += out

@@ -43,6 +43,9 @@ type SweepPoint struct {
 	// capacity at this concurrency; a point with flags is left out of the
 	// fit.
 	Flags []string `json:"flags,omitempty"`
+	// Notes say what makes the point's latency doubtful without touching
+	// its throughput: the point is still fitted.
+	Notes []string `json:"notes,omitempty"`
 	// Failed is set when the service failed at this load (more than
 	// MaxErrorRate of the requests).
 	Failed bool `json:"failed,omitempty"`
@@ -141,7 +144,7 @@ func point(n int, runs []*Result) SweepPoint {
 		p.Flags = append(p.Flags, fmt.Sprintf("%.1f%% of the requests failed: the service did not hold this load", 100*rep.ErrorRate))
 	}
 	if rep.Stuck() {
-		p.Flags = append(p.Flags, fmt.Sprintf("requests unanswered at a run's end had waited up to %s against a p99 of %s: the slowest are in no percentile",
+		p.Notes = append(p.Notes, fmt.Sprintf("requests unanswered at a run's end had waited up to %s against a p99 of %s: the slowest are in no percentile",
 			time.Duration(rep.OldestUnfinishedSeconds*1e9).Round(time.Millisecond), time.Duration(rep.Latency.P99*1e9).Round(time.Microsecond)))
 	}
 	if p.Generator.Saturated() {

@@ -159,7 +159,7 @@ export async function flashsale(root) {
       const runs = (q) => q.rps_runs.length > 1 ? `${fmtNum(Math.min(...q.rps_runs))}–${fmtNum(Math.max(...q.rps_runs))}` : fmtNum(q.rps_runs[0]);
       sweepOut.append(
         table(["Buyers at once", "Orders/s", "Runs", "p50", "p99", "Errors", "Left out because"], r.points.map((q) => [fmtNum(q.concurrency), fmtNum(q.rps), runs(q),
-          `${(q.latency_seconds.p50 * 1e3).toFixed(1)} ms`, `${(q.latency_seconds.p99 * 1e3).toFixed(1)} ms`, fmtNum(q.errors || 0), (q.flags || []).join("; ")]), "table-flashsale-sweep"),
+          `${(q.latency_seconds.p50 * 1e3).toFixed(1)} ms`, `${(q.latency_seconds.p99 * 1e3).toFixed(1)} ms`, fmtNum(q.errors || 0), [...(q.flags || []), ...(q.notes || [])].join("; ")]), "table-flashsale-sweep"),
         c && c.usl ? table(["σ (contention)", "κ (coherency)", "R²", "Peak", "Capacity measured"], [[
           `${c.usl.sigma.toPrecision(3)} [${c.sigma_ci[0].toPrecision(3)}–${c.sigma_ci[1].toPrecision(3)}]`,
           `${c.usl.kappa.toPrecision(3)} [${c.kappa_ci[0].toPrecision(3)}–${c.kappa_ci[1].toPrecision(3)}]`, c.usl.r2.toFixed(3),
