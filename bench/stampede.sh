@@ -4,11 +4,12 @@
 # PROCS worker processes (default 8; reserve with Redis, on PostgreSQL) for
 # STOCK units (default 10,000), one per buyer. The floor is the same
 # connections, one GET each, against nginx with PROCS workers on one
-# SO_REUSEPORT port, measured in the same run. Before the stampede, a sweep
-# of the same shop (SWEEP concurrencies, default 1 to 512, one run of 2 s
-# each, buying a product with stock for all of it) plans for the crowd:
-# the stampede's time is printed beside the time the plan says it must
-# take at least, BUYERS over the capacity the sweep measured. Prints both
+# SO_REUSEPORT port, measured in the same run. Before the stampede, two
+# sweeps of the same shop (SWEEP concurrencies, default 1 to 512, one run
+# of 2 s each) measure the two answers the crowd gets: an order (a product
+# with stock for all of it) and a sold-out answer (a product with none).
+# The plan's bound, STOCK orders at the first capacity and the other
+# buyers at the second, is printed beside the stampede's time. Prints both
 # times and their ratio, the outcomes, p50/p99 and the shop's memory per
 # connection.
 #
@@ -100,13 +101,19 @@ shop_pid=$!
 for _ in $(seq 100); do grep -q serving "$dir/shop.out" 2>/dev/null && break; sleep 0.1; done
 grep -q serving "$dir/shop.out" || { cat "$dir/shop.err" >&2; die "the shop did not start"; }
 id=$(curl -fs -XPOST "127.0.0.1:$sport/api/products" -d "{\"name\":\"phone\",\"stock\":$stock,\"per_user_limit\":1}" | sed 's/.*"id":\([0-9]*\).*/\1/')
-# The plan: a sweep of the same shop, every purchase a new user's, then
-# the plan for BUYERS at once (only bounds, so far past the sweep).
-sweep_id=$(curl -fs -XPOST "127.0.0.1:$sport/api/products" -d '{"name":"sweep","stock":1000000000,"per_user_limit":0}' | sed 's/.*"id":\([0-9]*\).*/\1/')
-say "plan: sweeping ${SWEEP:-1,2,4,8,16,32,64,128,256,512} buyers at once, then the plan for $buyers"
-"$dir/stampede" load --sweep "${SWEEP:-1,2,4,8,16,32,64,128,256,512}" -d 2s --repeats 1 --warmup 500ms --quiet --output json \
-  --scenario flash-sale --product "$sweep_id" --user-ids 1000000000 --users "$buyers" "http://127.0.0.1:$sport" >"$dir/plan.json" || true
-capacity=$(sed -n 's/.*"capacity_rps": \([0-9.e+-]*\).*/\1/p' "$dir/plan.json" | head -1)
+# The plan: sweeps of the same shop, every purchase a new user's, for the
+# crowd's two answers; each plans for BUYERS at once (bounds only, so far
+# past the sweep).
+sweep() { # NAME STOCK: prints the capacity measured
+  local id
+  id=$(curl -fs -XPOST "127.0.0.1:$sport/api/products" -d "{\"name\":\"$1\",\"stock\":$2,\"per_user_limit\":0}" | sed 's/.*"id":\([0-9]*\).*/\1/')
+  say "plan: sweeping ${SWEEP:-1,2,4,8,16,32,64,128,256,512} buyers at once for $1"
+  "$dir/stampede" load --sweep "${SWEEP:-1,2,4,8,16,32,64,128,256,512}" -d 2s --repeats 1 --warmup 500ms --quiet --output json \
+    --scenario flash-sale --product "$id" --user-ids 1000000000 --users "$buyers" --check=false "http://127.0.0.1:$sport" >"$dir/plan-$1.json" || true
+  sed -n 's/.*"capacity_rps": \([0-9.e+-]*\).*/\1/p' "$dir/plan-$1.json" | head -1
+}
+capacity=$(sweep orders 1000000000)
+soldout_capacity=$(sweep soldout 0)
 workers() { pgrep -P "$shop_pid" | tr '\n' ' '; }
 rss_kib() { local t=0 p; for p in $(workers); do t=$((t + $(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo "$t"; }
 idle_rss=$(rss_kib)
@@ -131,12 +138,13 @@ printf '\nmachine: %s, %s cores, %s; %s buyers, %s units, %s processes a side\n\
 printf '| | seconds | × nginx | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|\n'
 printf '| nginx, one GET each | %.2f | 1.00 | %s | %s |\n' "$nginx_s" "$(lat "$dir/nginx.json" p50)" "$(lat "$dir/nginx.json" p99)"
 printf '| shop, one purchase each | %.2f | %.2f | %s | %s |\n' "$shop_s" "$(echo "$shop_s / $nginx_s" | bc -l)" "$(lat "$dir/shop.json" p50)" "$(lat "$dir/shop.json" p99)"
-if [ -n "$capacity" ]; then
-  printf '\nplan from the sweep (capacity %.0f orders/s on kept-alive connections): %s buyers take at least %.2f s; measured %.2f s (%.2f× the bound)\n' \
-    "$capacity" "$buyers" "$(echo "$buyers / $capacity" | bc -l)" "$shop_s" "$(echo "$shop_s * $capacity / $buyers" | bc -l)"
-  sed -n 's/.*"verdict": "\(.*\)",*$/plan verdict: \1/p' "$dir/plan.json" | head -1
+if [ -n "$capacity" ] && [ -n "$soldout_capacity" ]; then
+  bound=$(echo "$stock / $capacity + ($buyers - $stock) / $soldout_capacity" | bc -l)
+  printf '\nplan from the sweeps, on kept-alive connections: %.0f orders/s and %.0f sold-out answers/s measured, so %s orders and %s sold-out answers take at least %.2f s; measured %.2f s (%.2f× the bound)\n' \
+    "$capacity" "$soldout_capacity" "$stock" "$((buyers - stock))" "$bound" "$shop_s" "$(echo "$shop_s / $bound" | bc -l)"
+  printf 'had every buyer paid for an order, the bound would be %.2f s\n' "$(echo "$buyers / $capacity" | bc -l)"
 else
-  printf '\nplan: the sweep gave no capacity (see %s)\n' "$dir/plan.json"
+  printf '\nplan: a sweep gave no capacity (see %s)\n' "$dir"
 fi
 printf '\nshop answers: acknowledged %s, sold_out %s, limit_exceeded %s, unsettled %s, other %s, retries %s\n' \
   "$(num "$dir/shop.json" acknowledged)" "$(num "$dir/shop.json" sold_out)" "$(num "$dir/shop.json" limit_exceeded)" \

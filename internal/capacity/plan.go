@@ -532,6 +532,9 @@ func (c *Curve) Confirm(ctx context.Context, cfg load.Config, t Target, pl *Plan
 	}
 	line := fmt.Sprintf("The run of the target: %s requests/s, %s a request on average, p99 %s; verdict on the run: %s",
 		num(rep.RPS), seconds(rep.Latency.Mean), seconds(rep.Latency.P99), strings.ToUpper(pl.Verdict))
+	if rep.RPS >= Utilization*pl.RequiredRPS && pl.Verdict == Saturates {
+		line += " (it answered what was asked, but not within the SLO)"
+	}
 	if pl.Verdict != predicted {
 		line += fmt.Sprintf(" (the prediction said %s)", strings.ToUpper(predicted))
 	}

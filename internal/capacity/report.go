@@ -276,7 +276,7 @@ func (r *Report) latencyChart() string {
 				sloLine = math.Max(sloLine, ch.Value)
 			}
 		}
-		ymax = math.Max(ymax, math.Min(r.Plan.LatencySeconds, 3*ymax))
+		ymax = math.Max(ymax, math.Min(r.Plan.LatencySeconds, 20*ymax))
 	}
 	// The SLO is drawn where it falls near the measurements; far above
 	// them it would flatten them into the axis, so it is named instead.
