@@ -294,7 +294,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"load", "-H", "Bad Name: 1", "http://127.0.0.1:1/"}, "stampede load: header \"Bad Name: 1\": want 'Name: value' with a name of letters, digits and !#$%&'*+-.^_`|~"},
 		{[]string{"load", "--body-file", "/dev/zero", "http://127.0.0.1:1/"}, `stampede load: --body-file: /dev/zero is not a regular file`},
 		{[]string{"load", "--sweep", "1,2,4", "-n", "10", "http://127.0.0.1:1/"}, `stampede load: --sweep runs the closed model by itself: not with --stages, -n or --procs`},
-		{[]string{"load", "--sweep", "1,2,4", "--predict", "100000", "http://127.0.0.1:1/"}, `stampede load: --predict is gone: the plan's target is a crowd, --users N [--think Z], or an arrival rate, --rate R`},
+		{[]string{"load", "--sweep", "1,2,4", "--predict", "100000", "http://127.0.0.1:1/"}, `stampede load: there is no --predict: the plan's target is a crowd, --users N [--think Z], or an arrival rate, --rate R`},
 		{[]string{"load", "--sweep", "1,2,4", "--rate", "10", "--users", "5", "http://127.0.0.1:1/"}, `stampede load: the plan's target is a crowd (--users, --think) or an arrival rate (--rate), not both`},
 		{[]string{"load", "--sweep", "1,2,4", "--confirm", "http://127.0.0.1:1/"}, `stampede load: --confirm runs the target: give --users N [--think Z] or --rate R`},
 		{[]string{"load", "--confirm", "http://127.0.0.1:1/"}, `stampede load: --confirm goes with --sweep (a run's page is stampede report --html)`},

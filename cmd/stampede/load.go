@@ -63,7 +63,11 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	confirm := fs.Bool("confirm", false, "--sweep: then run the target itself and print it beside the prediction")
 	slo := fs.String("slo", "", "service-level objectives, as 'p99<300ms,errors<0.1%,rps>100' (p50 p90 p95 p99 p99.9 mean errors rps): exit status 3 when the run (or the plan) breaks them")
 	sweepHTML := fs.String("html", "", "--sweep: write a page of the plan (points with their spread, the fit and its band, the bounds, the SLO, the target) to this file")
-	fs.Float64("predict", 0, "gone: give the plan's target as --users N [--think Z] or --rate R")
+	for _, a := range args {
+		if name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && name == "predict" {
+			return usageError{errors.New("there is no --predict: the plan's target is a crowd, --users N [--think Z], or an arrival rate, --rate R")}
+		}
+	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -98,9 +102,6 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if set[d.name] && (d.v < 0 || (d.v == 0 && !d.zero)) {
 			return bad("-%s must be a positive duration, not %v", d.name, d.v)
 		}
-	}
-	if set["predict"] {
-		return bad("--predict is gone: the plan's target is a crowd, --users N [--think Z], or an arrival rate, --rate R")
 	}
 	if set["c"] && set["users"] {
 		return bad("-c and --users both set the users: give one")

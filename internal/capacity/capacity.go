@@ -52,8 +52,9 @@ type Curve struct {
 	CapacityCI [2]float64 `json:"capacity_rps_ci"`
 	// CapacityAt is the concurrency it was measured at.
 	CapacityAt int `json:"capacity_concurrency"`
-	// Lone is D: the mean response time at the lowest concurrency
-	// measured (one user, if the sweep began at 1).
+	// Lone is D: the response time at the lowest concurrency measured
+	// (one user, if the sweep began at 1), by Little's law from its
+	// median throughput.
 	Lone float64 `json:"lone_seconds"`
 	// MaxN is the largest sound concurrency measured.
 	MaxN int `json:"measured_concurrency_max"`
@@ -93,7 +94,10 @@ func Analyze(points []load.SweepPoint) (*Curve, error) {
 	if len(c.sound) == 0 {
 		return c, ErrNoSound
 	}
-	c.Lone = c.sound[0].Latency.Mean
+	// D, by Little's law on the lowest sound point's median run: N/X.
+	// (The mean of every run's latency would let one slow run pull it
+	// apart from the throughput the plan interpolates.)
+	c.Lone = float64(c.sound[0].Concurrency) / c.sound[0].RPS
 	c.MaxN = c.sound[len(c.sound)-1].Concurrency
 	for _, p := range c.sound {
 		if p.RPS > c.Capacity {

@@ -542,6 +542,14 @@ func (c *Curve) Confirm(ctx context.Context, cfg load.Config, t Target, pl *Plan
 	if len(pl.SLO) > 0 {
 		line += " SLO on the run: " + Describe(pl.SLO) + "."
 	}
+	if pl.Verdict != Holds && !t.open() && pl.HoldsUsers >= t.Users {
+		line += fmt.Sprintf(" The %s users the prediction said it holds do not stand: it holds fewer than the %s of this run.", num(float64(pl.HoldsUsers)), num(float64(t.Users)))
+		pl.HoldsUsers, pl.Copies = 0, 0
+	}
+	if pl.Verdict != Holds && t.open() && pl.HoldsRPS >= t.Rate {
+		line += fmt.Sprintf(" The %s requests/s the prediction said it holds do not stand: it holds less than the %s of this run.", num(pl.HoldsRPS), num(t.Rate))
+		pl.HoldsRPS, pl.Copies = 0, 0
+	}
 	pl.Lines = append(pl.Lines, line)
 	for _, n := range rep.Notes() {
 		pl.Lines = append(pl.Lines, "Note on that run: "+n+".")
