@@ -341,8 +341,12 @@ func (c *Curve) explain(pl Plan, t Target, p prediction, why string) []string {
 	}
 	switch p.basis {
 	case BasisInterpolated:
-		out = append(out, fmt.Sprintf("Prediction (interpolated between measurements: %s requests in service at once, within the %d measured): %s requests/s, %s a request on average.",
-			num(p.n), c.MaxN, num(p.x), seconds(p.r)))
+		between := fmt.Sprintf("between the measurements, up to %d at once", c.MaxN)
+		if low := c.sound[0].Concurrency; p.n < float64(low) {
+			between = fmt.Sprintf("between an idle service and the %d at once measured", low)
+		}
+		out = append(out, fmt.Sprintf("Prediction (interpolated %s: %s requests in service at once): %s requests/s, %s a request on average.",
+			between, num(p.n), num(p.x), seconds(p.r)))
 	case BasisExtrapolated:
 		out = append(out, fmt.Sprintf("Prediction (extrapolated by the fitted law to %s requests in service at once, past the %d measured; 90%% interval in brackets): %s requests/s [%s–%s], %s a request [%s–%s].",
 			num(p.n), c.MaxN, num(p.x), num(p.xci[0]), num(p.xci[1]), seconds(p.r), seconds(p.rci[0]), seconds(p.rci[1])))
