@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/stampede-dev/stampede/internal/load"
+	"github.com/stampede-dev/stampede/internal/usl"
 )
 
 // Target is the crowd a plan is for: Users people, each waiting for an
@@ -446,19 +446,7 @@ func (c *Curve) Describe() []string {
 func round(v float64) float64 { return math.Round(v*10) / 10 }
 
 // num writes a number as a person would read it: 49, 1,250, 24.6k.
-func num(v float64) string {
-	switch {
-	case math.IsInf(v, 0) || math.IsNaN(v):
-		return "∞"
-	case v >= 1e6:
-		return strings.TrimSuffix(strconv.FormatFloat(v/1e6, 'f', 1, 64), ".0") + "M"
-	case v >= 1e4:
-		return strings.TrimSuffix(strconv.FormatFloat(v/1e3, 'f', 1, 64), ".0") + "k"
-	case v >= 100:
-		return strconv.FormatFloat(math.Round(v), 'f', 0, 64)
-	}
-	return strconv.FormatFloat(v, 'g', 3, 64)
-}
+func num(v float64) string { return usl.Count(v) }
 
 // seconds writes a time in seconds as a rounded duration.
 func seconds(s float64) string {

@@ -112,7 +112,7 @@ type chart struct {
 
 func newChart(title, ylabel string, xmin, xmax, ymax float64, yfmt func(float64) string) *chart {
 	c := &chart{xmin: xmin, xmax: xmax, w: 900, h: 340, l: 70, rt: 20, t: 30, bt: 45}
-	step := niceStep(ymax, 4)
+	step := load.NiceStep(ymax, 4)
 	c.ymax = math.Max(step, math.Ceil(ymax/step)*step)
 	fmt.Fprintf(&c.b, `<svg viewBox="0 0 %.0f %.0f" role="img" aria-label="%s"><text x="%.0f" y="18">%s</text>`, c.w, c.h, title, c.l, title)
 	for v := 0.0; v <= c.ymax+step/2; v += step {
@@ -321,22 +321,6 @@ func flagTitle(p load.SweepPoint) string {
 		return ""
 	}
 	return "; left out: " + strings.Join(p.Flags, "; ")
-}
-
-// niceStep is a step of 1, 2 or 5 times a power of ten that cuts [0, top]
-// into about n parts.
-func niceStep(top float64, n int) float64 {
-	if top <= 0 {
-		return 1
-	}
-	raw := top / float64(n)
-	pow := math.Pow(10, math.Floor(math.Log10(raw)))
-	for _, m := range []float64{1, 2, 5, 10} {
-		if m*pow >= raw {
-			return m * pow
-		}
-	}
-	return 10 * pow
 }
 
 var planPage = template.Must(template.Must(template.New("plan").Funcs(template.FuncMap{

@@ -136,10 +136,11 @@ func pythonServer(t *testing.T) external {
 	}}
 }
 
-func nginxServer(t *testing.T) external {
+// startNginx serves dir on a free loopback port with one nginx worker,
+// its http block holding extra, until the test ends; it returns the port
+// and a stop that lets the worker finish and exit.
+func startNginx(t *testing.T, dir, extra string) (int, func()) {
 	bin := testenv.Binary(t, "nginx")
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "index.html"), []byte("hello\n"), 0o644)
 	port := freePort(t)
 	conf := fmt.Sprintf(`daemon off;
 master_process off;
@@ -148,8 +149,7 @@ pid %[1]s/nginx.pid;
 error_log %[1]s/error.log;
 events { worker_connections 1024; }
 http {
-	access_log %[1]s/access.log;
-	keepalive_requests 100;
+	%[3]s
 	client_body_temp_path %[1]s/body;
 	proxy_temp_path %[1]s/proxy;
 	fastcgi_temp_path %[1]s/fastcgi;
@@ -157,10 +157,15 @@ http {
 	scgi_temp_path %[1]s/scgi;
 	server { listen 127.0.0.1:%[2]d; root %[1]s; }
 }
-`, dir, port)
+`, dir, port, extra)
 	os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644)
-	cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
-	stop := startProcess(t, cmd, port, syscall.SIGQUIT)
+	return port, startProcess(t, exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf")), port, syscall.SIGQUIT)
+}
+
+func nginxServer(t *testing.T) external {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "index.html"), []byte("hello\n"), 0o644)
+	port, stop := startNginx(t, dir, "access_log "+dir+"/access.log;\n\tkeepalive_requests 100;")
 	return external{url: fmt.Sprintf("http://127.0.0.1:%d/", port), count: func(t *testing.T) int64 {
 		stop()
 		return countLines(t, filepath.Join(dir, "access.log"), `"GET / HTTP/1.1" 200`)
@@ -328,33 +333,13 @@ func TestConformsToNetHTTPIdleTimeout(t *testing.T) {
 // the report says so. Against a server that sleeps 10 ms a request the
 // same generator is nearly idle, and says nothing.
 func TestGeneratorSaturationIsReported(t *testing.T) {
-	bin := testenv.Binary(t, "nginx")
 	dir := t.TempDir()
 	big := make([]byte, 4<<20)
 	for i := range big {
 		big[i] = byte(i * 7)
 	}
 	os.WriteFile(filepath.Join(dir, "big.bin"), big, 0o644)
-	port := freePort(t)
-	conf := fmt.Sprintf(`daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events { worker_connections 64; }
-http {
-	access_log off;
-	sendfile on;
-	client_body_temp_path %[1]s/body;
-	proxy_temp_path %[1]s/proxy;
-	fastcgi_temp_path %[1]s/fastcgi;
-	uwsgi_temp_path %[1]s/uwsgi;
-	scgi_temp_path %[1]s/scgi;
-	server { listen 127.0.0.1:%[2]d; root %[1]s; }
-}
-`, dir, port)
-	os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644)
-	startProcess(t, exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf")), port, syscall.SIGQUIT)
+	port, _ := startNginx(t, dir, "access_log off;\n\tsendfile on;")
 	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(10 * time.Millisecond) })
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -119,9 +119,9 @@ func duration(sec float64) string {
 	}
 }
 
-// niceStep is a step of 1, 2 or 5 times a power of ten that cuts [0, top]
-// into about n parts.
-func niceStep(top float64, n int) float64 {
+// NiceStep is a step of 1, 2 or 5 times a power of ten that cuts [0, top]
+// into about n parts: the ticks of a chart's axis.
+func NiceStep(top float64, n int) float64 {
 	if top <= 0 {
 		return 1
 	}
@@ -180,12 +180,12 @@ type frame struct {
 // values up to ymax (already divided by y.div).
 func newFrame(title, xLabel string, y axis, h, xmin, xmax, ymax float64) *frame {
 	f := &frame{W: 900, H: h, L: 70, R: 20, T: 30, B: 45, y: y, title: title, xLabel: xLabel}
-	f.ystep = niceStep(ymax, 4)
+	f.ystep = NiceStep(ymax, 4)
 	f.ytop = math.Max(f.ystep, math.Ceil(ymax/f.ystep)*f.ystep)
 	if xmax == xmin {
 		xmax = xmin + 1
 	}
-	f.xstep = niceStep(xmax-xmin, 8)
+	f.xstep = NiceStep(xmax-xmin, 8)
 	f.xmin, f.xmax = xmin, math.Max(xmax, xmin+f.xstep)
 	return f
 }

@@ -72,33 +72,33 @@ func Judge(m Model, points []Point, n float64) Report {
 	}
 	if !math.IsInf(peak, 1) {
 		r.PeakConcurrency, r.PeakRPS = peak, m.X(peak)
-		r.Verdict = append(r.Verdict, fmt.Sprintf("Throughput peaks at about %s concurrent users, at %s requests/s.", count(peak), count(m.X(peak))))
+		r.Verdict = append(r.Verdict, fmt.Sprintf("Throughput peaks at about %s concurrent users, at %s requests/s.", Count(peak), Count(m.X(peak))))
 		if n > peak {
 			r.Verdict = append(r.Verdict, fmt.Sprintf("%s users would be %s× past the peak: about %s requests/s in all, each request taking about %s.",
-				count(n), count(n/peak), count(m.X(n)), wait(m.Latency(n))))
+				Count(n), Count(n/peak), Count(m.X(n)), wait(m.Latency(n))))
 		} else {
 			r.Verdict = append(r.Verdict, fmt.Sprintf("%s users are below the peak: about %s requests/s, each request taking about %s.",
-				count(n), count(m.X(n)), wait(m.Latency(n))))
+				Count(n), Count(m.X(n)), wait(m.Latency(n))))
 		}
 	} else {
 		r.Verdict = append(r.Verdict, fmt.Sprintf("No coherency cost was found (κ = 0): throughput levels off towards λ/σ = %s requests/s instead of falling; %s users: about %s requests/s, each request taking about %s.",
-			count(m.Lambda/math.Max(m.Sigma, 1e-12)), count(n), count(m.X(n)), wait(m.Latency(n))))
+			Count(m.Lambda/math.Max(m.Sigma, 1e-12)), Count(n), Count(m.X(n)), wait(m.Latency(n))))
 	}
 	contention, coherency := m.Sigma*(maxN-1), m.Kappa*maxN*(maxN-1)
 	switch {
 	case contention > coherency:
 		r.Verdict = append(r.Verdict, fmt.Sprintf("At %s users, contention (σ = %.3g: about %.1f%% of the work waits on something serial, a lock or a hot row) costs more than coherency (κ = %.3g: crosstalk between users).",
-			count(maxN), m.Sigma, 100*m.Sigma, m.Kappa))
+			Count(maxN), m.Sigma, 100*m.Sigma, m.Kappa))
 	default:
 		r.Verdict = append(r.Verdict, fmt.Sprintf("At %s users, coherency (κ = %.3g: crosstalk between every pair of users, such as shared state kept in agreement) costs more than contention (σ = %.3g).",
-			count(maxN), m.Kappa, m.Sigma))
+			Count(maxN), m.Kappa, m.Sigma))
 	}
 	if !math.IsInf(peak, 1) && r.PastPeak < 2 {
-		r.Verdict = append(r.Verdict, fmt.Sprintf("Only %d measurement(s) lie past the peak, so the peak is an extrapolation: measure above %s users to confirm it.", r.PastPeak, count(peak)))
+		r.Verdict = append(r.Verdict, fmt.Sprintf("Only %d measurement(s) lie past the peak, so the peak is an extrapolation: measure above %s users to confirm it.", r.PastPeak, Count(peak)))
 	}
 	if n > 4*maxN {
 		r.Verdict = append(r.Verdict, fmt.Sprintf("%s users is %s× the largest measurement (%s): the fit is no evidence that far out; stampede load --sweep plans such a crowd with the operational laws' bounds instead.",
-			count(n), count(n/maxN), count(maxN)))
+			Count(n), Count(n/maxN), Count(maxN)))
 	}
 	if m.R2 < 0.9 {
 		r.Verdict = append(r.Verdict, fmt.Sprintf("The law fits these measurements loosely (R² = %.3f): something else shapes them.", m.R2))
@@ -106,9 +106,12 @@ func Judge(m Model, points []Point, n float64) Report {
 	return r
 }
 
-// count writes a number the way a person would say it: 49, 1,250, 24.6k.
-func count(v float64) string {
+// Count writes a number the way a person would say it: 49, 1,250, 24.6k
+// (∞ for an infinity or NaN).
+func Count(v float64) string {
 	switch {
+	case math.IsInf(v, 0) || math.IsNaN(v):
+		return "∞"
 	case v >= 1e6:
 		return strings.TrimSuffix(strconv.FormatFloat(v/1e6, 'f', 1, 64), ".0") + "M"
 	case v >= 1e4:
@@ -122,11 +125,11 @@ func count(v float64) string {
 // WriteText writes the report for a person.
 func (r Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "sigma   %.4g   (contention)\nkappa   %.4g   (coherency)\nlambda  %s/s   (one user alone)\nR²      %.4f\n",
-		r.Sigma, r.Kappa, count(r.Lambda), r.R2)
+		r.Sigma, r.Kappa, Count(r.Lambda), r.R2)
 	if r.PeakConcurrency > 0 {
-		fmt.Fprintf(w, "peak    %s users, %s/s\n", count(r.PeakConcurrency), count(r.PeakRPS))
+		fmt.Fprintf(w, "peak    %s users, %s/s\n", Count(r.PeakConcurrency), Count(r.PeakRPS))
 	}
-	fmt.Fprintf(w, "at %s  %s/s, %s a request\n\n", count(r.Predicted.Concurrency), count(r.Predicted.RPS), wait(r.Predicted.LatencySeconds))
+	fmt.Fprintf(w, "at %s  %s/s, %s a request\n\n", Count(r.Predicted.Concurrency), Count(r.Predicted.RPS), wait(r.Predicted.LatencySeconds))
 	for _, line := range r.Verdict {
 		fmt.Fprintln(w, line)
 	}
@@ -136,9 +139,9 @@ func (r Report) WriteText(w io.Writer) {
 func wait(sec float64) string {
 	if days := sec / 86400; days >= 2 {
 		if years := days / 365; years >= 2 {
-			return count(years) + " years"
+			return Count(years) + " years"
 		}
-		return count(days) + " days"
+		return Count(days) + " days"
 	}
 	d := time.Duration(sec * float64(time.Second))
 	switch {
