@@ -748,9 +748,12 @@ func (w *worker) connect(ctx context.Context, t Target) error {
 		}
 		return err
 	}
-	if w.c == nil {
+	switch {
+	case w.c == nil:
 		w.c = &conn{r: bufio.NewReaderSize(nc, 16<<10), keepAlive: w.e.cfg.KeepAlive}
-	} else {
+	case w.c.r == nil: // made for https, which net/http reads
+		w.c.r, w.c.keepAlive = bufio.NewReaderSize(nc, 16<<10), w.e.cfg.KeepAlive
+	default:
 		w.c.r.Reset(nc)
 	}
 	w.c.nc, w.c.served = nc, 0

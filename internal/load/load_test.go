@@ -348,3 +348,22 @@ func TestSaleOverHTTP2(t *testing.T) {
 		t.Errorf("protocols seen %v, want 40 × HTTP/2.0", protos)
 	}
 }
+
+// TestMixedSchemesOnOneUser: a user that takes turns between an https and
+// an http target keeps one connection state for both (net/http for the
+// first, the lean client for the second) and answers every request.
+func TestMixedSchemesOnOneUser(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
+	secure := httptest.NewTLSServer(ok)
+	defer secure.Close()
+	plain := httptest.NewServer(ok)
+	defer plain.Close()
+	targets := append(target(t, secure.URL), target(t, plain.URL)...)
+	res, err := Run(context.Background(), Config{Targets: targets, Users: 1, Requests: 6, KeepAlive: true, Insecure: true, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := res.Report(); rep.Answered != 6 || rep.StatusCodes["200"] != 6 || len(rep.Errors) != 0 {
+		t.Errorf("%d answered (%v), errors %v; want 6 × 200", rep.Answered, rep.StatusCodes, rep.Errors)
+	}
+}
