@@ -218,8 +218,10 @@ type Reserve struct {
 }
 
 // claimIdle is how long a queued order may sit read-but-unacknowledged by
-// a dead consumer before another takes it over.
-const claimIdle = 3 * time.Second
+// a dead consumer before another takes it over, and how often a writer
+// looks for such orders. A dead writer on this machine is known at once
+// (goneHere); one elsewhere once its heartbeat has lapsed (aliveFor).
+const claimIdle = time.Second
 
 // NewReserve starts this process's writer and its listener for commits.
 // Close stops them.
@@ -237,7 +239,7 @@ func NewReserve(ctx context.Context, c *Client, store shop.Store, prefix string,
 		rdb: rdb, wdb: goredis.NewClient(&wopt), store: store, prefix: prefix, log: log,
 		stream:   prefix + "orders",
 		channel:  prefix + "committed",
-		consumer: host + "-" + strconv.Itoa(os.Getpid()) + "-" + token()[:8],
+		consumer: consumerName(host, os.Getpid(), token()[:8]),
 		maxBatch: int64(maxBatch),
 		waiters:  make(map[string]*waiter),
 		loaded:   make(map[int64]bool),
@@ -951,8 +953,8 @@ func (r *Reserve) heartbeat(ctx context.Context) {
 
 // claimStale takes the queued orders that were read but never committed:
 // entries pending longer than claimIdle whose consumer is this process (its
-// one writer is here, not committing, so its commit failed) or has no
-// heartbeat (dead). A writer that is merely slow (a crowd can keep one from
+// one writer is here, not committing, so its commit failed), has no
+// heartbeat (dead), or was a process on this machine that has exited. A writer that is merely slow (a crowd can keep one from
 // the CPU for seconds) keeps its entries, so no batch is committed twice
 // for nothing. Entries delivered maxDeliveries times already go to the
 // dead-letter stream instead of coming back.
@@ -982,7 +984,7 @@ func (r *Reserve) claimStale(ctx context.Context) (retry, dead []goredis.XMessag
 	var stale []string
 	deliveries := map[string]int64{}
 	for _, p := range pending {
-		if i := slices.Index(others, p.Consumer); i < 0 || alive[i] == nil {
+		if i := slices.Index(others, p.Consumer); i < 0 || alive[i] == nil || goneHere(p.Consumer) {
 			stale = append(stale, p.ID)
 			deliveries[p.ID] = p.RetryCount
 		}
