@@ -27,6 +27,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.IntVar(&cfg.InFlight, "inflight", cfg.InFlight, "purchases in flight at most")
 	fs.IntVar(&cfg.Readers, "readers", cfg.Readers, "clients reading the stock throughout the sale (the linearizability check's reads)")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "a purchase resends 503s and lost connections with its key for this long")
+	fs.DurationVar(&cfg.MaxStall, "max-stall", cfg.MaxStall, "the longest a purchase may wait for a definite answer, outside the faults' down windows (0: not checked)")
 	faults := fs.String("faults", "", "faults: kill-worker, kill-shop, redis-restart, pg-pause, each @AT after the start, /FOR long (e.g. kill-shop@1s,pg-pause@2s/2s)")
 	htmlOut := fs.String("html", "", "also write the report as an HTML page to this file")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file (- for standard output, instead of the text)")

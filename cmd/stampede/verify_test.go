@@ -45,7 +45,7 @@ func verdicts(rep *verify.Report) map[string]verify.Verdict {
 var invariantNames = []string{
 	"books balance", "never oversold", "sold matches the orders", "acknowledged orders stored once",
 	"no order nobody sent", "no buyer charged and refused", "per-user limit", "every purchase settled",
-	"no undersell", "retries replay the order", "stock reads linearizable",
+	"no undersell", "retries replay the order", "stock reads linearizable", "the sale ran", "no stall",
 }
 
 // TestVerifyCatchesOverselling: verify must fail the strategies whose
@@ -84,7 +84,10 @@ func TestVerifyCatchesOverselling(t *testing.T) {
 func TestVerifyPassesReserveUnderFaults(t *testing.T) {
 	testenv.Binary(t, "redis-server")
 	testenv.Binary(t, "initdb")
-	sale := []string{"--stock", "150", "--purchases", "300", "--users", "100", "--limit", "2", "-d", "3s"}
+	// --max-stall 4s: twice the default, so that a busy CI machine does
+	// not fail it, and still far below the 10 s a dead worker's orders
+	// waited for its heartbeat to lapse before they were taken over.
+	sale := []string{"--stock", "150", "--purchases", "300", "--users", "100", "--limit", "2", "-d", "3s", "--max-stall", "4s"}
 	scaled := []string{"--strategy", "reserve", "--store", "postgres", "--redis", "private", "--procs", "2"}
 	for _, tc := range []struct {
 		name string
@@ -116,6 +119,13 @@ func TestVerifyPassesReserveUnderFaults(t *testing.T) {
 			}
 			if len(rep.Events) != 1 || rep.Events[0].Err != "" || rep.Events[0].End <= rep.Events[0].Start {
 				t.Errorf("the fault was not injected: %+v", rep.Events)
+			}
+			// Every planned purchase went out, and no buyer waited past
+			// --max-stall beyond the fault's own window: a dead worker's
+			// queued orders are taken over in about a second.
+			t.Logf("longest stall %.3fs", rep.LongestStall)
+			if rep.Planned != 300 || rep.Sent != 300 || !(rep.LongestStall > 0 && rep.LongestStall <= 4) {
+				t.Errorf("planned %d, sent %d, longest stall %.3fs", rep.Planned, rep.Sent, rep.LongestStall)
 			}
 		})
 	}

@@ -36,6 +36,12 @@ type Report struct {
 	Requests   int64       `json:"requests"` // HTTP answers during the sale, retries included
 	Errors     int64       `json:"transport_errors"`
 	Events     []Event     `json:"faults"`
+	// Planned purchases, and those Sent during the sale; LongestStall
+	// the longest a purchase waited for its definite answer, outside the
+	// faults' down windows.
+	Planned      int     `json:"planned"`
+	Sent         int     `json:"sent"`
+	LongestStall float64 `json:"longest_stall_seconds"`
 	Timeline   []Slot      `json:"timeline"`
 	// History is every purchase (as settled) and every stock read, in the
 	// order they were called; WriteHistory writes it.
@@ -282,4 +288,60 @@ func (s *shopProc) orders(ctx context.Context, id string) ([]order, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// checkRan adds the checks that the sale itself ran: that (nearly) every
+// planned purchase was sent, and that no purchase waited for its definite
+// answer longer than MaxStall, outside the windows in which a fault held
+// the shop or a backend down.
+func (r *run) checkRan(rep *Report, events []Event) {
+	rep.Planned, rep.Sent = r.cfg.Purchases, len(r.during)
+	verdict := Pass
+	if float64(rep.Sent) < 0.95*float64(rep.Planned) {
+		verdict = Fail
+	}
+	rep.Invariants = append(rep.Invariants, Invariant{"the sale ran",
+		fmt.Sprintf("at least 95%% of the %d planned purchases sent", rep.Planned),
+		fmt.Sprintf("%d sent (%.1f%%)", rep.Sent, 100*float64(rep.Sent)/float64(max(rep.Planned, 1))), verdict})
+	stall, at := longestStall(r.during, r.start, events)
+	rep.LongestStall = stall.Seconds()
+	if r.cfg.MaxStall > 0 {
+		verdict = Pass
+		if stall > r.cfg.MaxStall {
+			verdict = Fail
+		}
+		rep.Invariants = append(rep.Invariants, Invariant{"no stall",
+			fmt.Sprintf("every purchase answered within %v (fault windows aside)", r.cfg.MaxStall),
+			fmt.Sprintf("longest wait %v, sent at %v", stall.Round(time.Millisecond), at.Round(time.Millisecond)), verdict})
+	}
+}
+
+// down is how long a fault holds the shop or a backend unable to answer:
+// from its start to its end for the faults that stop something for a
+// while; a killed worker, replaced by its supervisor, holds nothing down.
+func down(e Event) bool { return e.Kind != KillWorker && e.Err == "" }
+
+// longestStall is the longest a purchase of the sale waited for its
+// definite answer (an order, sold out or over the limit), less what of
+// the wait fell inside a fault's down window; and when that purchase was
+// sent, since the sale's start. A stretch in which nothing was answered is
+// such a wait too, for the purchases that were out then.
+func longestStall(purchases []load.Purchase, start time.Time, events []Event) (time.Duration, time.Duration) {
+	var longest, at time.Duration
+	for _, p := range purchases {
+		if p.Outcome != load.Acknowledged && p.Outcome != load.SoldOut && p.Outcome != load.LimitExceeded {
+			continue
+		}
+		from, to := p.Start.Sub(start), p.End.Sub(start)
+		wait := to - from
+		for _, ev := range events {
+			if down(ev) {
+				wait -= max(0, min(to, ev.End)-max(from, ev.Start))
+			}
+		}
+		if wait > longest {
+			longest, at = wait, from
+		}
+	}
+	return longest, at
 }

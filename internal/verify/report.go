@@ -82,6 +82,7 @@ func WriteText(w io.Writer, rep *Report) error {
 	}
 	tw.Flush()
 	o := rep.Outcomes
+	fmt.Fprintf(w, "\npurchases %d planned, %d sent; the longest a purchase waited for a definite answer %.2fs (fault windows aside)", rep.Planned, rep.Sent, rep.LongestStall)
 	fmt.Fprintf(w, "\npurchases %d: %d acknowledged, %d sold out, %d over the limit, %d unsettled, %d other; %d retried; %d orders stored\n",
 		o.Purchases, o.Acknowledged, o.SoldOut, o.LimitExceeded, o.Unsettled, o.Other, o.Retried, o.Stored)
 	fmt.Fprintf(w, "during the sale: %d answers, %d transport errors\n", rep.Requests, rep.Errors)

@@ -50,6 +50,10 @@ type Config struct {
 	Readers   int           // clients reading the stock throughout the sale
 	Timeout   time.Duration // a purchase retries 503s and lost connections this long
 	Faults    []Fault
+	// MaxStall is the longest a purchase may wait for a definite answer,
+	// outside the windows in which a fault holds the shop or a backend
+	// down (a frozen PostgreSQL answers nobody); 0: not checked.
+	MaxStall time.Duration
 
 	// Progress, if not nil, hears one line per phase.
 	Progress io.Writer
@@ -80,6 +84,7 @@ func Defaults() Config {
 		Store: "sqlite", Procs: 1,
 		Stock: 300, Limit: 2, Purchases: 600, Users: 200,
 		Duration: 6 * time.Second, InFlight: 256, Readers: 2, Timeout: 10 * time.Second,
+		MaxStall: 2 * time.Second,
 	}
 }
 
@@ -115,6 +120,8 @@ func (c *Config) check() error {
 		return bad("--timeout must be from 100ms to 10m")
 	case c.Gap < 0 || c.Gap > 10*time.Second:
 		return bad("--gap must be from 0 to 10s")
+	case c.MaxStall < 0:
+		return bad("--max-stall must not be negative")
 	}
 	for _, f := range c.Faults {
 		switch {
@@ -186,6 +193,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	}
 	r.progress("checking")
 	rep := r.check(st)
+	r.checkRan(rep, events)
 	rep.Events = events
 	rep.Timeline = r.timeline(events)
 	rep.History = r.historyOps()
