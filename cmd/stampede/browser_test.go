@@ -596,7 +596,7 @@ func TestBrowserLab(t *testing.T) {
 		if got := text(t, ctx, "#flashsale-verdict"); got != "Sold 100 of 100: nothing oversold." {
 			t.Errorf("reserve verdict: %q", got)
 		}
-		if got := text(t, ctx, "#flashsale-summary"); got != "All 11 checks held." {
+		if got := text(t, ctx, "#flashsale-summary"); got != "All 13 checks held." {
 			t.Errorf("reserve checks: %q", got)
 		}
 		mustMatch(t, "the crash", `kill-shop at 1\.\d\d s, back at \d\.\d\d s\.`, text(t, ctx, "#result-flashsale"))

@@ -753,8 +753,8 @@ func TestBench(t *testing.T) {
 		t.Fatalf("%v in %s", err, out)
 	}
 	rep := sale.Result.Report
-	if sale.Result.Oversold != 0 || rep.Outcomes.Stored != 50 || len(rep.Invariants) != 11 {
-		t.Errorf("bench flashsale atomic: oversold %d, %d stored, %d checks; want 0, 50, 11", sale.Result.Oversold, rep.Outcomes.Stored, len(rep.Invariants))
+	if sale.Result.Oversold != 0 || rep.Outcomes.Stored != 50 || len(rep.Invariants) != 13 {
+		t.Errorf("bench flashsale atomic: oversold %d, %d stored, %d checks; want 0, 50, 13", sale.Result.Oversold, rep.Outcomes.Stored, len(rep.Invariants))
 	}
 	for _, inv := range rep.Invariants {
 		if inv.Verdict != "pass" {
