@@ -304,6 +304,8 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"load", "--slo", "speed<1s", "http://127.0.0.1:1/"}, `stampede load: --slo "speed<1s": unknown metric "speed" (p50, p90, p95, p99, p99.9, mean, errors, rps)`},
 		{[]string{"load", "--sweep", "1,x,4", "http://127.0.0.1:1/"}, `stampede load: --sweep "1,x,4": want concurrencies from 1 to 1000000, as 1,2,4,8`},
 		{[]string{"load", "--sweep", "1,2", "http://127.0.0.1:1/"}, `stampede load: --sweep "1,2": want at least 3 concurrencies`},
+		{[]string{"load", "--sweep", "1,2,2,4", "http://127.0.0.1:1/"}, `stampede load: --sweep "1,2,2,4": 2 is there twice`},
+		{[]string{"load", "--warmup", "1s", "--stages", "1s:10", "http://127.0.0.1:1/"}, `stampede load: --warmup with --stages: let the first stage ramp up instead`},
 		{[]string{"load", "--engine", "epoll", "--rate", "10", "http://127.0.0.1:1/"}, "stampede load: the epoll engine cannot run the open model (--rate); leave --engine out"},
 		{[]string{"load", "--engine", "fibers", "http://127.0.0.1:1/"}, `stampede load: engine "fibers": epoll or goroutines`},
 		{[]string{"bench", "flashsale-sweep", "-p", "levels=1,2"}, `stampede bench: levels: "1,2": want from 3 to 12 numbers of buyers`},

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -138,6 +139,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if err != nil || n < 1 || n > load.MaxUsers {
 				return bad("--sweep %q: want concurrencies from 1 to %d, as 1,2,4,8", *sweep, load.MaxUsers)
 			}
+			if slices.Contains(levels, n) {
+				return bad("--sweep %q: %d is there twice", *sweep, n)
+			}
 			levels = append(levels, n)
 		}
 		if len(levels) < 3 {
@@ -228,7 +232,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	files := cfg // a sweep holds its largest level's connections; its target runs only with --confirm, which checks
 	if levels != nil {
-		files.Users = 0
+		files.Users, files.Rate = 0, 0
 	}
 	for _, n := range levels {
 		files.Users = max(files.Users, n)

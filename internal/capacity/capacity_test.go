@@ -186,6 +186,11 @@ func TestStillRisingIsNoProof(t *testing.T) {
 	if p := c.Plan(Target{Users: 20, Think: 1}, nil); p.Verdict != Holds || p.Basis != BasisInterpolated {
 		t.Errorf("20 users thinking 1 s, 20/s against 8,000/s shown: %s, %s", p.Verdict, p.Basis)
 	}
+	// 10,000/s: past the 8,000 measured, within what the fit extrapolates
+	// up to 4× the sweep. Holding it, it needs no second copy.
+	if p := c.Plan(Target{Rate: 10000}, nil); p.Verdict != Holds || p.Basis != BasisExtrapolated || p.HoldsRPS < 10000 || p.Copies != 0 {
+		t.Errorf("10,000/s on a curve still rising past 8,000: %s, %s, holds %.0f/s, %d copies", p.Verdict, p.Basis, p.HoldsRPS, p.Copies)
+	}
 }
 
 // TestTooFewToFit: with two sound concurrencies the law is not fitted,

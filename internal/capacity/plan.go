@@ -293,7 +293,7 @@ func (c *Curve) holds(pl *Plan, t Target, slo SLO) {
 		return shape == Holds && (len(slo) == 0 || Met(c.checkSLO(slo, p)))
 	}
 	if t.open() {
-		lo, hi := 0.0, math.Max(c.Capacity, 1)
+		lo, hi := 0.0, math.Max(c.Shown(), math.Max(c.Capacity, 1))
 		for range 40 {
 			mid := (lo + hi) / 2
 			if ok(Target{Rate: mid}) {

@@ -159,6 +159,10 @@ func (c *Config) Check() error {
 		return fmt.Errorf("at most %d requests/s and %d users or requests in flight", MaxRate, MaxUsers)
 	case c.Rate == 0 && c.Users == 0 && c.Stages == nil:
 		return errors.New("set -c users (closed model) or --rate (open model)")
+	case c.Warmup > 0 && c.Stages != nil:
+		return errors.New("--warmup with --stages: let the first stage ramp up instead")
+	case c.Warmup < 0:
+		return errors.New("warmup must not be negative")
 	}
 	for _, st := range c.Stages {
 		if !(st.Target >= 0 && st.Target <= MaxRate) || (c.Rate == 0 && st.Target > MaxUsers) {
@@ -194,16 +198,16 @@ func (c *Config) CheckFiles() error {
 	return nil
 }
 
-// connectionsNeeded is how many connections the run holds at once at
-// most: one a user (or request in flight), up to --connections.
+// connectionsNeeded is how many connections the closed model holds at
+// once at most: one a user, up to --connections.
 func (c *Config) connectionsNeeded() int {
-	n := c.Users
 	if c.open() {
-		n = c.MaxInFlight
-		if n <= 0 {
-			n = 10000
-		}
+		// The open model opens connections as the service falls behind,
+		// up to --max-inflight: running out is reported as it happens
+		// (too_many_open_files), not assumed.
+		return 0
 	}
+	n := c.Users
 	for _, st := range c.Stages {
 		if !c.open() {
 			n = max(n, int(st.Target+0.5))
@@ -387,9 +391,10 @@ func (e *engine) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	e.res.Duration = time.Since(e.measureFrom)
-	if !e.hardEnd.IsZero() && ctx.Err() == nil {
+	if !e.hardEnd.IsZero() && ctx.Err() == nil && e.res.Duration > end {
 		// Nothing that came after the end was counted: the measured time
-		// is the duration asked for.
+		// is the duration asked for. (A run that -n ended sooner keeps
+		// its own time.)
 		e.res.Duration = end
 	} else if e.cfg.Sale != nil && end > 0 && e.res.Duration > end && ctx.Err() == nil {
 		// A sale's last purchases finish past the end: their wait is in
@@ -696,15 +701,15 @@ func (w *worker) do(ctx context.Context, intended time.Time) {
 // Other requests are held back instead when the connection has been idle
 // and the server has already closed it.
 func (w *worker) send(ctx context.Context, i int, t Target, req []byte) (int, int64, error) {
-	if t.URL.Scheme == "https" {
-		return w.sendStd(ctx, t)
-	}
 	deadline := time.Now().Add(w.e.cfg.Timeout)
 	if he := w.e.hardEnd; !he.IsZero() {
 		if !time.Now().Before(he) {
 			return 0, 0, errNotSent
 		}
 		deadline = minTime(deadline, he)
+	}
+	if t.URL.Scheme == "https" {
+		return w.sendStd(ctx, t)
 	}
 	for attempt := 0; ; attempt++ {
 		if c := w.c; c != nil && c.nc != nil && c.served > 0 && !w.e.retry[i] &&

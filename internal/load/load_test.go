@@ -367,3 +367,18 @@ func TestMixedSchemesOnOneUser(t *testing.T) {
 		t.Errorf("%d answered (%v), errors %v; want 6 × 200", rep.Answered, rep.StatusCodes, rep.Errors)
 	}
 }
+
+// TestCountEndsBeforeDuration: a run that -n ends before -d reports the
+// time it took, not the -d it was allowed, so its rate is its own.
+func TestCountEndsBeforeDuration(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{Targets: target(t, srv.URL), Users: 2, Requests: 200, Duration: 30 * time.Second, KeepAlive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := res.Report()
+	if rep.Answered != 200 || rep.DurationSeconds >= 30 || rep.RPS != float64(int64(200/rep.DurationSeconds*10+0.5))/10 {
+		t.Errorf("%d answered in %gs at %.1f/s; want 200 in far less than the 30 s allowed, the rate over that", rep.Answered, rep.DurationSeconds, rep.RPS)
+	}
+}

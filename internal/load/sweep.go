@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -71,9 +72,12 @@ func Sweep(ctx context.Context, cfg Config, opt SweepOptions) ([]SweepPoint, err
 	if repeats <= 0 {
 		repeats = DefaultRepeats
 	}
-	for _, n := range opt.Levels {
+	for i, n := range opt.Levels {
 		if n < 1 || n > MaxUsers {
 			return nil, fmt.Errorf("concurrency %d: want 1 to %d", n, MaxUsers)
+		}
+		if slices.Contains(opt.Levels[:i], n) {
+			return nil, fmt.Errorf("concurrency %d is in the sweep twice", n)
 		}
 	}
 	runs := make([][]*Result, len(opt.Levels))
@@ -152,8 +156,8 @@ func point(n int, runs []*Result) SweepPoint {
 	}
 	// Little's law, on the median run: N = X·(R + Z).
 	mid := runs[0].Report()
-	for _, r := range runs {
-		if rr := r.Report(); rr.LittleUsers == p.LittleUsers {
+	for _, r := range runs[1:] {
+		if rr := r.Report(); math.Abs(rr.LittleUsers-p.LittleUsers) < math.Abs(mid.LittleUsers-p.LittleUsers) {
 			mid = rr
 		}
 	}

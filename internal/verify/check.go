@@ -42,7 +42,7 @@ type Report struct {
 	Planned      int     `json:"planned"`
 	Sent         int     `json:"sent"`
 	LongestStall float64 `json:"longest_stall_seconds"`
-	Timeline   []Slot      `json:"timeline"`
+	Timeline     []Slot  `json:"timeline"`
 	// History is every purchase (as settled) and every stock read, in the
 	// order they were called; WriteHistory writes it.
 	History []Op `json:"-"`
@@ -322,22 +322,33 @@ func (r *run) checkRan(rep *Report, events []Event) {
 func down(e Event) bool { return e.Kind != KillWorker && e.Err == "" }
 
 // longestStall is the longest a purchase of the sale waited for its
-// definite answer (an order, sold out or over the limit), less what of
-// the wait fell inside a fault's down window; and when that purchase was
-// sent, since the sale's start. A stretch in which nothing was answered is
-// such a wait too, for the purchases that were out then.
+// answer, whatever it was (one that gave up unsettled waited its whole
+// timeout), less what of the wait fell inside the faults' down windows
+// (merged, so that overlapping faults are not taken off twice); and when
+// that purchase was sent, since the sale's start.
 func longestStall(purchases []load.Purchase, start time.Time, events []Event) (time.Duration, time.Duration) {
-	var longest, at time.Duration
-	for _, p := range purchases {
-		if p.Outcome != load.Acknowledged && p.Outcome != load.SoldOut && p.Outcome != load.LimitExceeded {
+	type span struct{ from, to time.Duration }
+	var windows []span
+	for _, ev := range events {
+		if down(ev) && ev.End > ev.Start {
+			windows = append(windows, span{ev.Start, ev.End})
+		}
+	}
+	sort.Slice(windows, func(i, j int) bool { return windows[i].from < windows[j].from })
+	var merged []span
+	for _, w := range windows {
+		if n := len(merged); n > 0 && w.from <= merged[n-1].to {
+			merged[n-1].to = max(merged[n-1].to, w.to)
 			continue
 		}
+		merged = append(merged, w)
+	}
+	var longest, at time.Duration
+	for _, p := range purchases {
 		from, to := p.Start.Sub(start), p.End.Sub(start)
 		wait := to - from
-		for _, ev := range events {
-			if down(ev) {
-				wait -= max(0, min(to, ev.End)-max(from, ev.Start))
-			}
+		for _, w := range merged {
+			wait -= max(0, min(to, w.to)-max(from, w.from))
 		}
 		if wait > longest {
 			longest, at = wait, from

@@ -178,3 +178,45 @@ func TestReportWriters(t *testing.T) {
 		}
 	}
 }
+
+// TestLongestStall: a purchase's wait counts less what of it fell inside
+// the faults' down windows, overlapping windows taken off once; a killed
+// worker holds nothing down; a purchase that gave up unsettled waited its
+// whole time; and the sale ran only if 95 % of its purchases were sent.
+func TestLongestStall(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	buy := func(call, ret int, o load.Outcome) load.Purchase {
+		return load.Purchase{Start: at(call), End: at(ret), Outcome: o}
+	}
+	pg := Event{Fault: Fault{Kind: PGPause}, Start: ms(1000), End: ms(3000)}
+	shop := Event{Fault: Fault{Kind: KillShop}, Start: ms(2000), End: ms(4000)} // overlaps pg by 1 s
+	worker := Event{Fault: Fault{Kind: KillWorker}, Start: ms(5000), End: ms(5001)}
+	for _, tc := range []struct {
+		name      string
+		purchases []load.Purchase
+		events    []Event
+		want, at  time.Duration
+	}{
+		{"no fault", []load.Purchase{buy(0, 100, load.Acknowledged), buy(50, 400, load.SoldOut)}, nil, ms(350), ms(50)},
+		{"inside two overlapping windows", []load.Purchase{buy(900, 4200, load.Acknowledged)}, []Event{pg, shop}, ms(300), ms(900)},
+		{"a killed worker holds nothing down", []load.Purchase{buy(4900, 6100, load.Acknowledged)}, []Event{worker}, ms(1200), ms(4900)},
+		{"gave up unsettled", []load.Purchase{buy(0, 100, load.Acknowledged), buy(200, 10200, load.Unsettled)}, nil, ms(10000), ms(200)},
+	} {
+		got, from := longestStall(tc.purchases, t0, tc.events)
+		if got != tc.want || from != tc.at {
+			t.Errorf("%s: %v from %v, want %v from %v", tc.name, got, from, tc.want, tc.at)
+		}
+	}
+	r := &run{cfg: Defaults(), start: t0}
+	r.cfg.Purchases = 100
+	for i := range 94 {
+		r.during = append(r.during, buy(i, i+10, load.Acknowledged))
+	}
+	rep := &Report{}
+	r.checkRan(rep, nil)
+	if len(rep.Invariants) != 2 || rep.Invariants[0].Verdict != Fail || rep.Invariants[1].Verdict != Pass || rep.Planned != 100 || rep.Sent != 94 {
+		t.Errorf("94 of 100 sent: %+v, planned %d, sent %d", rep.Invariants, rep.Planned, rep.Sent)
+	}
+}

@@ -10,20 +10,33 @@ import (
 )
 
 // A writer's consumer name says where it runs: "HOST-BOOT-PID-TOKEN",
-// BOOT being the start of this kernel's boot id. A writer on the same
-// kernel (this machine, or a network namespace on it) can then tell a dead
-// writer at once, by its process, instead of waiting for its heartbeat to
-// lapse: the orders it had read but not committed are taken over in about
-// claimIdle, not aliveFor.
+// BOOT naming this kernel and PID namespace (bootID). A writer that sees
+// the same processes by the same numbers (this machine, or a network
+// namespace on it, but not a container with PID namespace of its own) can
+// then tell a dead writer at once, by its process, instead of waiting for
+// its heartbeat to lapse: the orders it had read but not committed are
+// taken over in about claimIdle, not aliveFor.
 
-// bootID is this kernel's boot id, shortened, or "" where it cannot be read.
+// bootID names this kernel and this process's PID namespace: the start
+// of the kernel's boot id and the namespace's inode ("b1a2c3d4n4026531836"),
+// or "" where either cannot be read. Two writers with the same bootID see
+// the same processes by the same numbers; containers on one machine share
+// the boot id but not, as a rule, the PID namespace.
 var bootID = func() string {
 	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
 		return ""
 	}
+	ns, err := os.Readlink("/proc/self/ns/pid") // "pid:[4026531836]"
+	if err != nil {
+		return ""
+	}
+	inode := strings.TrimSuffix(strings.TrimPrefix(ns, "pid:["), "]")
+	if _, err := strconv.ParseUint(inode, 10, 64); err != nil {
+		return ""
+	}
 	id := strings.ReplaceAll(string(bytes.TrimSpace(b)), "-", "")
-	return id[:min(8, len(id))]
+	return id[:min(8, len(id))] + "n" + inode
 }()
 
 // consumerName names this process's writer.
