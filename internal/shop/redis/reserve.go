@@ -296,9 +296,10 @@ func (r *Reserve) probe(ctx context.Context) {
 	t := time.NewTicker(probeEvery)
 	defer t.Stop()
 	lastOK := time.Now()
+	var instance string // Redis's run_id: new at every start
 	for {
 		pctx, cancel := context.WithTimeout(ctx, pingTimeout)
-		err := r.wdb.Ping(pctx).Err()
+		id, err := r.runID(pctx)
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -307,6 +308,16 @@ func (r *Reserve) probe(ctx context.Context) {
 		case err == nil:
 			lastOK = time.Now()
 			r.down.Store(nil)
+			if instance != "" && id != instance {
+				// Redis restarted, and without persistence it lost the
+				// queue: the orders this process's buyers wait for may be
+				// gone with it. They hear 503 now, not at their deadline,
+				// and their retries, with the same keys, reserve anew (or
+				// find the order, where it was stored before).
+				r.log.Warn("redis restarted; buyers waiting on queued orders retry", "run_id", id)
+				r.staleAll()
+			}
+			instance = id
 		case time.Since(lastOK) >= downAfter:
 			err = fmt.Errorf("redis does not answer: %w", err)
 			r.down.Store(&err)
@@ -316,6 +327,32 @@ func (r *Reserve) probe(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// runID asks Redis for its run_id, which a restart changes.
+func (r *Reserve) runID(ctx context.Context) (string, error) {
+	info, err := r.wdb.Info(ctx, "server").Result()
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+			return v, nil
+		}
+	}
+	return "", errors.New("redis INFO has no run_id")
+}
+
+// staleAll answers every buyer waiting in this process as if its order
+// had been reserved before a rebuild: 503, to retry with the same key.
+func (r *Reserve) staleAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, w := range r.waiters {
+		w.stale = true
+		close(w.done)
+		delete(r.waiters, id)
 	}
 }
 
@@ -517,17 +554,37 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 	case "dup":
 		return r.replay(ctx, o, res[1])
 	}
-	select {
-	case <-w.done:
-		if w.rejected {
-			return shop.Order{}, shop.ErrDuplicateKey // the Service finds the stored order
+	// The commit is announced; but an announcement published while this
+	// process's subscription was down (Redis restarting) never comes, so
+	// a keyed order still unanswered after a second is looked for in the
+	// store, once a second: stored, it is the answer.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.done:
+			if w.rejected {
+				return shop.Order{}, shop.ErrDuplicateKey // the Service finds the stored order
+			}
+			if err := w.notStored(); err != nil {
+				return shop.Order{}, err
+			}
+			return o, nil
+		case <-ctx.Done():
+			return shop.Order{}, shop.ErrTimeout
+		case <-tick.C:
+			if o.IdempotencyKey == "" {
+				continue
+			}
+			got, err := r.store.OrderByKey(ctx, o.IdempotencyKey)
+			switch {
+			case err != nil:
+			case got.ID == o.ID:
+				return o, nil
+			default:
+				return shop.Order{}, shop.ErrDuplicateKey // a twin's order holds the key
+			}
 		}
-		if err := w.notStored(); err != nil {
-			return shop.Order{}, err
-		}
-		return o, nil
-	case <-ctx.Done():
-		return shop.Order{}, shop.ErrTimeout
 	}
 }
 
