@@ -26,6 +26,7 @@ import (
 
 	"github.com/stampede-dev/stampede/internal/backend"
 	"github.com/stampede-dev/stampede/internal/load"
+	"github.com/stampede-dev/stampede/internal/shop"
 )
 
 // Config is one verification. Zero values take the defaults of Defaults.
@@ -122,6 +123,21 @@ func (c *Config) check() error {
 		return bad("--gap must be from 0 to 10s")
 	case c.MaxStall < 0:
 		return bad("--max-stall must not be negative")
+	}
+	// What the shop would refuse at its start is refused here, before a
+	// backend or the shop is started.
+	if _, ok := shop.LookupStrategy(c.Strategy); c.Strategy != "" && !ok {
+		var names []string
+		for _, s := range shop.Strategies() {
+			names = append(names, s.Name)
+		}
+		return bad("--strategy %q: want one of %s", c.Strategy, strings.Join(names, ", "))
+	}
+	if c.Store != "sqlite" && c.Store != "postgres" && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
+		return bad("--store %q: want sqlite, postgres (a private server) or a postgres:// DSN", c.Store)
+	}
+	if c.Redis != "" && c.Redis != "private" && !strings.HasPrefix(c.Redis, "redis://") && !strings.HasPrefix(c.Redis, "rediss://") {
+		return bad("--redis %q: want private (a private server) or a redis:// URL", c.Redis)
 	}
 	for _, f := range c.Faults {
 		switch {
