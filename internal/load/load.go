@@ -391,10 +391,12 @@ func (e *engine) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	e.res.Duration = time.Since(e.measureFrom)
-	if !e.hardEnd.IsZero() && ctx.Err() == nil && e.res.Duration > end {
+	byCount := e.cfg.Requests > 0 && e.issued.Load() >= e.cfg.Requests
+	if !e.hardEnd.IsZero() && ctx.Err() == nil && (!byCount || e.res.Duration > end) {
 		// Nothing that came after the end was counted: the measured time
-		// is the duration asked for. (A run that -n ended sooner keeps
-		// its own time.)
+		// is the duration asked for, even when the last answers came a
+		// moment before it. (A run that -n ended sooner keeps its own
+		// time.)
 		e.res.Duration = end
 	} else if e.cfg.Sale != nil && end > 0 && e.res.Duration > end && ctx.Err() == nil {
 		// A sale's last purchases finish past the end: their wait is in
@@ -701,9 +703,10 @@ func (w *worker) do(ctx context.Context, intended time.Time) {
 // Other requests are held back instead when the connection has been idle
 // and the server has already closed it.
 func (w *worker) send(ctx context.Context, i int, t Target, req []byte) (int, int64, error) {
-	deadline := time.Now().Add(w.e.cfg.Timeout)
+	now := time.Now()
+	deadline := now.Add(w.e.cfg.Timeout)
 	if he := w.e.hardEnd; !he.IsZero() {
-		if !time.Now().Before(he) {
+		if !now.Before(he) {
 			return 0, 0, errNotSent
 		}
 		deadline = minTime(deadline, he)
