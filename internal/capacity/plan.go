@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/stampede-dev/stampede/internal/load"
 	"github.com/stampede-dev/stampede/internal/usl"
 )
@@ -470,30 +468,27 @@ var ErrCannotConfirm = errors.New("cannot run the target here")
 
 // Confirm runs the target itself, with cfg's requests, and puts the run
 // beside the plan's prediction: the plan's figures become the measured
-// ones (basis "measured") and the SLO is judged on the run. Each user
-// needs a connection, so the target must fit this process's open-file
-// limit; where it does not, Confirm says so and runs nothing. The run
+// ones (basis "measured") and the SLO is judged on the run. A crowd
+// needs a connection a user, so it must fit this process's open-file
+// limit (load's CheckFiles); where it does not, or the run could not be
+// made (load's Check), Confirm says so and runs nothing. The run
 // warms up for two of the predicted cycles (response plus think time) and
 // measures three, within the bounds of step and warmup.
 func (c *Curve) Confirm(ctx context.Context, cfg load.Config, t Target, pl *Plan, slo SLO, step, warmup time.Duration) error {
-	need := t.Users
-	if t.open() {
-		need = int(math.Ceil(t.Rate * math.Max(pl.LatencySeconds, c.Lone) * 2))
-		cfg.MaxInFlight = max(cfg.MaxInFlight, need)
-	}
-	var lim unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil && uint64(need)+64 > lim.Cur {
-		return fmt.Errorf("%w: it needs about %d connections and this process may open %d files (raise ulimit -n, or spread the crowd with stampede load --procs)", ErrCannotConfirm, need, lim.Cur)
-	}
-	if need > load.MaxUsers {
-		return fmt.Errorf("%w: %d users or requests in flight, past the %d one run can hold", ErrCannotConfirm, need, load.MaxUsers)
-	}
 	cycle := time.Duration((pl.LatencySeconds + t.Think) * float64(time.Second))
 	cfg.Warmup = min(max(warmup, 2*cycle), time.Minute)
 	cfg.Duration = min(max(step, 3*cycle), 2*time.Minute)
 	cfg.Users, cfg.Rate, cfg.Think, cfg.Stages, cfg.Requests, cfg.Tick = t.Users, t.Rate, time.Duration(t.Think*float64(time.Second)), nil, 0, nil
 	if t.open() {
+		// Room for the requests in flight at the predicted wait, twice over.
 		cfg.Users = 0
+		cfg.MaxInFlight = max(cfg.MaxInFlight, int(math.Ceil(t.Rate*math.Max(pl.LatencySeconds, c.Lone)*2)))
+	}
+	if err := cfg.Check(); err != nil {
+		return fmt.Errorf("%w: %v", ErrCannotConfirm, err)
+	}
+	if err := cfg.CheckFiles(); err != nil {
+		return fmt.Errorf("%w: %v", ErrCannotConfirm, err)
 	}
 	res, err := load.Run(ctx, cfg)
 	if err != nil {

@@ -267,15 +267,12 @@ func (rep Report) WriteText(w io.Writer) {
 // users) before a run counts as measured wrong: the run's edges alone
 // leave up to one cycle (response plus think time) of each user uncounted.
 func (rep Report) LittleTolerance() float64 {
-	if rep.DurationSeconds <= 0 || rep.Completions() == 0 {
+	if rep.DurationSeconds <= 0 || rep.Requests == 0 {
 		return 1
 	}
 	cycle := rep.Latency.Mean + rep.ThinkSeconds
 	return 0.1 + cycle/rep.DurationSeconds
 }
-
-// Completions is the number of requests that finished.
-func (rep Report) Completions() int64 { return rep.Requests }
 
 // LittleHolds reports whether the closed model's measurement passes
 // Little's law: the users who ran equal throughput × (R + Z), within

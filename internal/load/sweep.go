@@ -125,8 +125,10 @@ func point(n int, runs []*Result) SweepPoint {
 	p := SweepPoint{Concurrency: n}
 	all := NewResult()
 	var little []float64
-	for _, r := range runs {
+	reps := make([]Report, len(runs))
+	for i, r := range runs {
 		rep := r.Report()
+		reps[i] = rep
 		p.RPSRuns = append(p.RPSRuns, rep.RPS)
 		little = append(little, rep.LittleUsers)
 		if rep.Generator.Busy >= p.Generator.Busy {
@@ -155,9 +157,9 @@ func point(n int, runs []*Result) SweepPoint {
 		p.Flags = append(p.Flags, fmt.Sprintf("the load generator was busy %.0f%% of the time it could use: it, not the service, may have been the limit", 100*p.Generator.Busy))
 	}
 	// Little's law, on the median run: N = X·(R + Z).
-	mid := runs[0].Report()
-	for _, r := range runs[1:] {
-		if rr := r.Report(); math.Abs(rr.LittleUsers-p.LittleUsers) < math.Abs(mid.LittleUsers-p.LittleUsers) {
+	mid := reps[0]
+	for _, rr := range reps[1:] {
+		if math.Abs(rr.LittleUsers-p.LittleUsers) < math.Abs(mid.LittleUsers-p.LittleUsers) {
 			mid = rr
 		}
 	}
