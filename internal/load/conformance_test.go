@@ -371,9 +371,11 @@ func TestGeneratorSaturationIsReported(t *testing.T) {
 
 // TestStuckRequestsAreSaid: Python's http.server listens with a backlog
 // of 5, so 64 users connecting at once overflow it and the kernel drops
-// their SYNs, to be sent again a second later. Those requests are still
-// unanswered at the end, in no percentile: the report says so, and
-// Little's law, which counts their time, still holds.
+// their SYNs, to be sent again a second later. Those requests are never
+// hidden: where they are few, they are still unanswered at the end, in no
+// percentile, and the report says so; where they are many (a busy
+// machine), the p99 itself shows the second they lost. Little's law,
+// which counts the unanswered ones' time, holds either way.
 func TestStuckRequestsAreSaid(t *testing.T) {
 	srv := pythonServer(t)
 	res, err := Run(context.Background(), Config{Targets: target(t, srv.url), Users: 64, Duration: 2 * time.Second, KeepAlive: true, Timeout: 10 * time.Second})
@@ -382,14 +384,19 @@ func TestStuckRequestsAreSaid(t *testing.T) {
 	}
 	rep := res.Report()
 	t.Logf("%d answered, %d unfinished, oldest %.3fs, p99 %.4fs, Little %.1f", rep.Answered, rep.Unfinished, rep.OldestUnfinishedSeconds, rep.Latency.P99, rep.LittleUsers)
-	if !rep.Stuck() || rep.Unfinished == 0 || rep.Unfinished > 64 {
-		t.Errorf("64 users on a backlog of 5: stuck %v, %d unfinished, the oldest %.3fs against a p99 of %.4fs", rep.Stuck(), rep.Unfinished, rep.OldestUnfinishedSeconds, rep.Latency.P99)
+	if rep.Unfinished == 0 || rep.Unfinished > 64 || rep.OldestUnfinishedSeconds < 0.9 {
+		t.Errorf("64 users on a backlog of 5: %d unfinished, the oldest %.3fs; want some, waiting since a dropped SYN", rep.Unfinished, rep.OldestUnfinishedSeconds)
+	}
+	notes := strings.Join(rep.Notes(), "\n")
+	switch {
+	case rep.Stuck():
+		if !strings.Contains(notes, "the latency shown leaves out the slowest") {
+			t.Errorf("stuck, yet the notes do not say so: %s", notes)
+		}
+	case rep.Latency.P99 < 0.9:
+		t.Errorf("requests waited %.3fs, yet neither the p99 (%.4fs) shows it nor the notes say so: %s", rep.OldestUnfinishedSeconds, rep.Latency.P99, notes)
 	}
 	if !rep.LittleHolds() {
 		t.Errorf("Little's law: %.1f users against 64", rep.LittleUsers)
-	}
-	notes := strings.Join(rep.Notes(), "\n")
-	if !strings.Contains(notes, "the latency shown leaves out the slowest") {
-		t.Errorf("notes: %s", notes)
 	}
 }
