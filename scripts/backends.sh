@@ -151,3 +151,17 @@ ensure_http_servers() {
   apt_install "${missing[@]}" ||
     die "install ${missing[*]} (apt-get install ${missing[*]}): the load generator is tested against them"
 }
+
+# ensure_sql_clients finds psql and sqlite3, with which the tests count a
+# store's rows from outside stampede's code.
+ensure_sql_clients() {
+  local missing=() pair bin pkg
+  for pair in psql:postgresql-client sqlite3:sqlite3; do
+    bin=${pair%%:*} pkg=${pair#*:}
+    command -v "$bin" >/dev/null || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  say "missing to count rows from outside: ${missing[*]}"
+  apt_install "${missing[@]}" ||
+    die "install ${missing[*]} (apt-get install ${missing[*]}): the tests count stored rows with them"
+}

@@ -19,6 +19,7 @@ ensure_postgres
 ensure_redis
 ensure_chromium
 ensure_http_servers
+ensure_sql_clients
 export STAMPEDE_REQUIRE_BACKENDS=1
 
 # Every step runs, whatever the one before it did, and the end lists

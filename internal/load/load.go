@@ -86,7 +86,7 @@ const (
 	SoldOut
 	// LimitExceeded is a 409 limit_exceeded.
 	LimitExceeded
-	// Unsettled is a 503 or a transport error still unanswered when the
+	// Unsettled is a 503, a 504 or a transport error still unanswered when the
 	// timeout passed: the order may or may not have been taken.
 	Unsettled
 )

@@ -17,8 +17,8 @@ const (
 	lastRetryPause  = time.Second
 )
 
-// purchase buys once for its user. An answer that settles nothing (a 503 or
-// a transport error: the order may or may not have been taken) is sent
+// purchase buys once for its user. An answer that settles nothing (a 503, a
+// 504 or a transport error: the order may or may not have been taken) is sent
 // again with the same Idempotency-Key until the shop answers definitively
 // or the request timeout has passed since the first attempt, so a buyer
 // whose order was stored learns it, as a 201 or as the replayed order.
@@ -86,7 +86,7 @@ func (w *worker) purchase(ctx context.Context, intended time.Time) {
 // error "code".
 func SaleOutcome(status int, body []byte, err error) (Outcome, string) {
 	switch {
-	case err != nil, status == 503:
+	case err != nil, status == 503, status == 504:
 		return Unsettled, ""
 	case status == 200 || status == 201:
 		if id := jsonString(body, `"order_id"`); id != "" {

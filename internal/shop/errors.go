@@ -17,6 +17,7 @@ const (
 	CodeLockLost            = "lock_lost"
 	CodeOverloaded          = "overloaded"
 	CodeTimeout             = "timeout"
+	CodeOutcomeUnknown      = "outcome_unknown"
 	CodeUnavailable         = "unavailable"
 	CodeInternal            = "internal"
 )
@@ -40,7 +41,14 @@ var (
 	ErrLimitExceeded = NewError(CodeLimitExceeded, "this order would pass the per-user limit")
 	ErrLockLost      = NewError(CodeLockLost, "the lock expired before the write; retry")
 	ErrOverloaded    = NewError(CodeOverloaded, "the shop is shedding load; retry later")
-	ErrTimeout       = NewError(CodeTimeout, "the order did not finish before its deadline; retry with the same Idempotency-Key")
+	// ErrTimeout is a deadline passed before anything was written: the
+	// order was not taken, and any retry is safe.
+	ErrTimeout = NewError(CodeTimeout, "the order timed out before it was taken; retry")
+	// ErrOutcomeUnknown is a deadline passed (or a backend lost) after the
+	// order may have been written: it may yet be stored. Only a retry with
+	// the same Idempotency-Key is safe; without a key, a retry may buy
+	// twice, and the user's orders are the only way to find out.
+	ErrOutcomeUnknown = NewError(CodeOutcomeUnknown, "the order may or may not be stored; retry only with the same Idempotency-Key, or look for it among the user's orders")
 	ErrUnavailable   = NewError(CodeUnavailable, "the shop cannot take orders now (see /readyz); retry later")
 	// ErrDuplicateKey is returned by a Store when an idempotency key is taken.
 	ErrDuplicateKey = errors.New("idempotency key already used")

@@ -214,12 +214,14 @@ func (r *Reserve) enqueue(p *pending) error {
 	}
 }
 
+// wait waits for p's commit. At the deadline p is queued, and the writer
+// may yet commit it: the outcome is unknown.
 func wait(ctx context.Context, p *pending) error {
 	select {
 	case <-p.done:
 		return p.err
 	case <-ctx.Done():
-		return ErrTimeout
+		return ErrOutcomeUnknown
 	}
 }
 

@@ -198,10 +198,12 @@ func replay(prev Order, hash string) (Order, bool, error) {
 	return prev, false, nil
 }
 
-// timeoutOr reports a deadline as ErrTimeout rather than a driver message.
+// timeoutOr reports a store error at the deadline as ErrOutcomeUnknown
+// rather than a driver message: a write cut off by its deadline may have
+// committed.
 func timeoutOr(ctx context.Context, err error) error {
 	if ErrorCode(err) == "" && ctx.Err() != nil {
-		return ErrTimeout
+		return ErrOutcomeUnknown
 	}
 	return err
 }

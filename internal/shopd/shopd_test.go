@@ -2,11 +2,14 @@ package shopd_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -609,5 +612,77 @@ func TestHeapFloorLeavesGOGCAlone(t *testing.T) {
 		if got := shopd.HeapFloorFor(procs); got != want {
 			t.Errorf("without GOGC, %d processes: the floor is %d bytes, want %d", procs, got, want)
 		}
+	}
+}
+
+// TestFrozenStoreSaysOutcomeUnknown freezes PostgreSQL for longer than the
+// order timeout. The orders queued for its commit may still be stored, so
+// their buyers hear 504 outcome_unknown, without Retry-After: not the
+// retryable 503 that would invite a keyless buyer to buy twice. Once the
+// store thaws, every one of them is stored, counted with SQL, which is why
+// a blind retry would have been wrong.
+func TestFrozenStoreSaysOutcomeUnknown(t *testing.T) {
+	pg := testenv.PrivatePostgres(t)
+	cfg := shopd.DefaultConfig()
+	cfg.Store, cfg.OrderTimeout = pg.DSN, 300*time.Millisecond
+	s := serve(t, cfg)
+	c := shoptest.NewClient("http://"+s.Addr(), 16)
+	t.Cleanup(c.Close)
+	ctx := context.Background()
+	id := c.CreateProduct(t, "phone", 100, 0)
+	if a, err := c.Order(ctx, id, "warm", 1, ""); err != nil || a.Outcome() != "201" {
+		t.Fatalf("an order before the freeze: %v %v", a.Outcome(), err)
+	}
+	if err := pg.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			thawed = true
+			if err := pg.Resume(); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer thaw()
+	const buyers = 8
+	type answer struct {
+		status           int
+		code, retryAfter string
+		err              error
+	}
+	answers := make([]answer, buyers)
+	var wg sync.WaitGroup
+	for i := range buyers {
+		wg.Go(func() {
+			body := fmt.Sprintf(`{"product_id":%d,"user_id":"frozen%d","quantity":1}`, id, i)
+			req, _ := http.NewRequestWithContext(ctx, "POST", c.Base+"/api/orders", strings.NewReader(body))
+			resp, err := c.HTTP.Do(req)
+			if err != nil {
+				answers[i].err = err
+				return
+			}
+			defer resp.Body.Close()
+			var e struct{ Error struct{ Code string } }
+			json.NewDecoder(resp.Body).Decode(&e)
+			answers[i] = answer{resp.StatusCode, e.Error.Code, resp.Header.Get("Retry-After"), nil}
+		})
+	}
+	wg.Wait()
+	for i, a := range answers {
+		if a.err != nil || a.status != 504 || a.code != "outcome_unknown" || a.retryAfter != "" {
+			t.Errorf("buyer %d with the store frozen: %d %q Retry-After %q %v; want 504 outcome_unknown without Retry-After", i, a.status, a.code, a.retryAfter, a.err)
+		}
+	}
+	thaw()
+	var stored string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if stored = testenv.SQL(t, pg.DSN, `SELECT count(*) FROM orders WHERE user_id LIKE 'frozen%'`); stored == strconv.Itoa(buyers) {
+			break
+		}
+	}
+	if stored != strconv.Itoa(buyers) {
+		t.Errorf("%s of the %d orders answered outcome_unknown were stored once the store thawed; want all %d", stored, buyers, buyers)
 	}
 }

@@ -12,9 +12,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,4 +184,36 @@ func Binary(t testing.TB, name string) string {
 		unavailable(t, name, err)
 	}
 	return p
+}
+
+// SQL runs query against a shop's store with the database's own client
+// (psql for a postgres:// DSN, sqlite3 for "sqlite:PATH") and returns its
+// one-line answer: a count made from outside stampede's code, to hold the
+// shop's and verify's figures to.
+func SQL(t testing.TB, store, query string) string {
+	t.Helper()
+	var cmd *exec.Cmd
+	if path, ok := strings.CutPrefix(store, "sqlite:"); ok {
+		cmd = exec.Command(Binary(t, "sqlite3"), "-bail", path, query)
+	} else {
+		u, err := url.Parse(store)
+		if err != nil {
+			t.Fatalf("store %q: %v", store, err)
+		}
+		// psql knows no search_path in a URI: it goes in PGOPTIONS.
+		q := u.Query()
+		path := q.Get("search_path")
+		q.Del("search_path")
+		u.RawQuery = q.Encode()
+		cmd = exec.Command(Binary(t, "psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", u.String(), "-c", query)
+		cmd.Env = os.Environ()
+		if path != "" {
+			cmd.Env = append(cmd.Env, "PGOPTIONS=-c search_path="+path)
+		}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %q: %v: %s", filepath.Base(cmd.Path), query, err, out)
+	}
+	return strings.TrimSpace(string(out))
 }

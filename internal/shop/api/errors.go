@@ -24,6 +24,7 @@ var statusOf = map[string]int{
 	shop.CodeLockLost:            http.StatusServiceUnavailable,
 	shop.CodeOverloaded:          http.StatusServiceUnavailable,
 	shop.CodeTimeout:             http.StatusServiceUnavailable,
+	shop.CodeOutcomeUnknown:      http.StatusGatewayTimeout,
 	shop.CodeUnavailable:         http.StatusServiceUnavailable,
 	shop.CodeInternal:            http.StatusInternalServerError,
 }
@@ -42,7 +43,7 @@ var shared sync.Map // *shop.Error → []byte
 
 func init() {
 	for _, e := range []*shop.Error{shop.ErrNotFound, shop.ErrSoldOut, shop.ErrLimitExceeded,
-		shop.ErrLockLost, shop.ErrOverloaded, shop.ErrTimeout, shop.ErrUnavailable} {
+		shop.ErrLockLost, shop.ErrOverloaded, shop.ErrTimeout, shop.ErrOutcomeUnknown, shop.ErrUnavailable} {
 		shared.Store(e, encodeError(e))
 	}
 }

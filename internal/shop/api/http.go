@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path"
 	"runtime"
 	"strconv"
 	"strings"
@@ -75,12 +76,32 @@ func NewHandler(svc *shop.Service, storeKind string, log *slog.Logger) *Handler 
 // pattern it matched.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	if !cleanPath(r.URL.Path) {
+		// ServeMux would answer a redirect to the cleaned path, in HTML;
+		// an API client is better told in its own shape.
+		writeError(sw, shop.NewError(shop.CodeNotFound, "no such route: "+r.URL.Path+" (a path holds no ., .. or empty segments)"))
+		h.counter("unmatched", sw.code).Inc()
+		return
+	}
 	h.mux.ServeHTTP(sw, r)
 	route := r.Pattern
 	if route == "" || route == "/" {
 		route = "unmatched"
 	}
 	h.counter(route, sw.code).Inc()
+}
+
+// cleanPath reports whether p is a path ServeMux would route as it is,
+// without redirecting to a cleaned form.
+func cleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	if p[len(p)-1] == '/' && c != "/" {
+		c += "/"
+	}
+	return c == p
 }
 
 // counter returns the request counter of a route and status, looked up by
@@ -189,7 +210,14 @@ func (h *Handler) placeOrder(w http.ResponseWriter, r *http.Request) {
 		writeError(w, derr)
 		return
 	}
-	req.IdempotencyKey = r.Header.Get("Idempotency-Key")
+	switch keys := r.Header["Idempotency-Key"]; len(keys) {
+	case 0:
+	case 1:
+		req.IdempotencyKey = keys[0]
+	default:
+		writeError(w, shop.NewError(shop.CodeBadRequest, "one Idempotency-Key header, not "+strconv.Itoa(len(keys))))
+		return
+	}
 	if !ValidKey(req.IdempotencyKey) {
 		writeError(w, shop.NewError(shop.CodeInvalidValue, "Idempotency-Key must be UTF-8 text without control characters, at most "+strconv.Itoa(MaxIdemKeyLen)+" bytes"))
 		return

@@ -53,7 +53,7 @@ func call(t *testing.T, srv *httptest.Server, method, path, body string, hdr ...
 	t.Helper()
 	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
+		req.Header.Add(hdr[i], hdr[i+1])
 	}
 	resp, err := srv.Client().Do(req)
 	if err != nil {
@@ -105,6 +105,10 @@ func TestAPIErrors(t *testing.T) {
 		{"NUL in a product name", "POST", "/api/products", `{"name":"a\u0000","stock":1}`, 422, shop.CodeInvalidValue},
 		{"unknown route", "GET", "/api/nothing", ``, 404, shop.CodeNotFound},
 		{"wrong method", "DELETE", "/api/orders", ``, 405, shop.CodeMethodNotAllowed},
+		// Not a redirect to the cleaned path, in HTML, as ServeMux answers.
+		{"dot-dot segment", "GET", "/api/products/../products/1", ``, 404, shop.CodeNotFound},
+		{"empty segment", "POST", "//api/orders", `{"product_id":1,"user_id":"a","quantity":1}`, 404, shop.CodeNotFound},
+		{"dot segment", "GET", "/api/./products/1", ``, 404, shop.CodeNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := call(t, srv, tc.method, tc.path, tc.body)
@@ -119,6 +123,9 @@ func TestAPIErrors(t *testing.T) {
 	}
 	if a := call(t, srv, "POST", "/api/orders", `{"product_id":1,"user_id":"a","quantity":1}`, "Idempotency-Key", "k\xff"); a.status != 422 || a.code() != shop.CodeInvalidValue {
 		t.Errorf("Idempotency-Key of invalid UTF-8: %d %q, want 422 %s", a.status, a.code(), shop.CodeInvalidValue)
+	}
+	if a := call(t, srv, "POST", "/api/orders", `{"product_id":1,"user_id":"a","quantity":1}`, "Idempotency-Key", "k1", "Idempotency-Key", "k2"); a.status != 400 || a.code() != shop.CodeBadRequest {
+		t.Errorf("two Idempotency-Key headers: %d %q, want 400 %s", a.status, a.code(), shop.CodeBadRequest)
 	}
 	first := call(t, srv, "POST", "/api/orders", `{"product_id":1,"user_id":7,"quantity":1}`, "Idempotency-Key", "k1")
 	if first.status != 201 || first.body["user_id"] != "7" {

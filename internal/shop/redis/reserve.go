@@ -311,7 +311,7 @@ func (r *Reserve) probe(ctx context.Context) {
 			if instance != "" && id != instance {
 				// Redis restarted, and without persistence it lost the
 				// queue: the orders this process's buyers wait for may be
-				// gone with it. They hear 503 now, not at their deadline,
+				// gone with it. They hear 504 outcome_unknown now, not at their deadline,
 				// and their retries, with the same keys, reserve anew (or
 				// find the order, where it was stored before).
 				r.log.Warn("redis restarted; buyers waiting on queued orders retry", "run_id", id)
@@ -344,13 +344,14 @@ func (r *Reserve) runID(ctx context.Context) (string, error) {
 	return "", errors.New("redis INFO has no run_id")
 }
 
-// staleAll answers every buyer waiting in this process as if its order
-// had been reserved before a rebuild: 503, to retry with the same key.
+// staleAll answers every buyer waiting in this process after Redis lost
+// its queue: the order may have been stored before, or never will be, so
+// the outcome is unknown, and a retry with the same key finds out.
 func (r *Reserve) staleAll() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for id, w := range r.waiters {
-		w.stale = true
+		w.lost = true
 		close(w.done)
 		delete(r.waiters, id)
 	}
@@ -505,28 +506,44 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 	if r.Ready() != nil {
 		return shop.Order{}, shop.ErrUnavailable
 	}
-	if err := r.ensureLoaded(ctx, o.ProductID); err != nil {
-		return shop.Order{}, unavailableOr(err)
-	}
 	w := r.expect(o.ID)
 	defer r.forget(o.ID, w)
-	rv := &reservation{ctx: ctx, o: o, done: make(chan struct{})}
-	select {
-	case r.pending <- rv:
-	default:
-		return shop.Order{}, shop.ErrOverloaded
+	// A Redis that restarted empty has lost the product ("uninit"): it is
+	// loaded again from the store and the reservation sent again, within
+	// this request, so that a buyer (or a replay of an acknowledged key)
+	// gets its answer rather than a quick 503.
+	var res []string
+	for tries := 0; ; tries++ {
+		if err := r.ensureLoaded(ctx, o.ProductID); err != nil {
+			return shop.Order{}, unavailableOr(err)
+		}
+		rv := &reservation{ctx: ctx, o: o, done: make(chan struct{})}
+		select {
+		case r.pending <- rv:
+		default:
+			return shop.Order{}, shop.ErrOverloaded
+		}
+		select {
+		case <-rv.done:
+		case <-ctx.Done():
+			// The reservation may still be made: the buyer's retry with its
+			// key finds the order.
+			return shop.Order{}, shop.ErrOutcomeUnknown
+		}
+		if rv.err != nil {
+			return shop.Order{}, unavailableOr(rv.err)
+		}
+		res = rv.res
+		if res[0] != "uninit" {
+			break
+		}
+		r.mu.Lock()
+		delete(r.loaded, o.ProductID) // Redis lost the key; load again
+		r.mu.Unlock()
+		if tries == 2 {
+			return shop.Order{}, shop.ErrTimeout // nothing was reserved
+		}
 	}
-	select {
-	case <-rv.done:
-	case <-ctx.Done():
-		// The reservation may still be made: the buyer's retry with its
-		// key finds the order.
-		return shop.Order{}, shop.ErrTimeout
-	}
-	if rv.err != nil {
-		return shop.Order{}, unavailableOr(rv.err)
-	}
-	res := rv.res
 	switch res[0] {
 	case "ok":
 	case "sold_out":
@@ -546,11 +563,6 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 		return shop.Order{}, shop.ErrSoldOut
 	case "limit":
 		return shop.Order{}, shop.ErrLimitExceeded
-	case "uninit":
-		r.mu.Lock()
-		delete(r.loaded, o.ProductID) // Redis lost the key; load again
-		r.mu.Unlock()
-		return shop.Order{}, shop.ErrTimeout
 	case "dup":
 		return r.replay(ctx, o, res[1])
 	}
@@ -571,7 +583,7 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 			}
 			return o, nil
 		case <-ctx.Done():
-			return shop.Order{}, shop.ErrTimeout
+			return shop.Order{}, shop.ErrOutcomeUnknown // queued: it may yet commit
 		case <-tick.C:
 			if o.IdempotencyKey == "" {
 				continue
@@ -723,7 +735,7 @@ func (r *Reserve) replay(ctx context.Context, o shop.Order, prev string) (shop.O
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return shop.Order{}, shop.ErrTimeout
+			return shop.Order{}, shop.ErrOutcomeUnknown // the twin may yet commit
 		case <-announced:
 			t.Stop()
 			// The earlier order was not stored: its buyer's answer is the
@@ -749,10 +761,11 @@ func unavailableOr(err error) error {
 	return err
 }
 
-// timeoutOr reports a store error after the buyer's deadline as a timeout.
+// timeoutOr reports a store error after the buyer's deadline as an
+// unknown outcome: the order it was about may yet be stored.
 func timeoutOr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
-		return shop.ErrTimeout
+		return shop.ErrOutcomeUnknown
 	}
 	return err
 }
@@ -853,6 +866,7 @@ type waiter struct {
 	limited  bool // likewise: the store's per-user limit refused it
 	stale    bool // likewise: reserved before Redis was rebuilt; not stored
 	failed   bool // likewise: it failed every commit (dead-lettered)
+	lost     bool // Redis restarted while it waited: stored or not, nobody here knows
 	refs     int  // buyers waiting on it, under Reserve.mu
 }
 
@@ -867,6 +881,8 @@ func (w *waiter) notStored() error {
 		return shop.ErrLimitExceeded
 	case w.stale:
 		return shop.ErrUnavailable
+	case w.lost:
+		return shop.ErrOutcomeUnknown
 	case w.failed:
 		return errors.New("the order failed every commit and was moved to the dead-letter stream")
 	}
