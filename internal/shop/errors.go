@@ -49,7 +49,7 @@ var (
 	// the same Idempotency-Key is safe; without a key, a retry may buy
 	// twice, and the user's orders are the only way to find out.
 	ErrOutcomeUnknown = NewError(CodeOutcomeUnknown, "the order may or may not be stored; retry only with the same Idempotency-Key, or look for it among the user's orders")
-	ErrUnavailable   = NewError(CodeUnavailable, "the shop cannot take orders now (see /readyz); retry later")
+	ErrUnavailable    = NewError(CodeUnavailable, "the shop cannot take orders now (see /readyz); retry later")
 	// ErrDuplicateKey is returned by a Store when an idempotency key is taken.
 	ErrDuplicateKey = errors.New("idempotency key already used")
 	// ErrWouldOversell is returned by Store.CommitBatch for a batch that

@@ -49,25 +49,26 @@ func ParseFaults(s string) ([]Fault, error) {
 	for _, item := range strings.Split(s, ",") {
 		item = strings.TrimSpace(item)
 		kind, when, hasAt := strings.Cut(item, "@")
-		f := Fault{Kind: kind, At: time.Second}
+		f := Fault{Kind: kind}
 		d, ok := defaultFor[kind]
 		if !ok {
 			return nil, fmt.Errorf("unknown fault %q (want %s, %s, %s or %s)", kind, KillWorker, KillShop, RedisRestart, PGPause)
 		}
 		f.For = d
-		if hasAt {
-			at, dur, hasFor := strings.Cut(when, "/")
-			var err error
-			if f.At, err = time.ParseDuration(at); err != nil || f.At < 0 || f.At > time.Hour {
-				return nil, fmt.Errorf("fault %q: the time after @ must be a duration from 0 to 1h, as 1.5s", item)
+		if !hasAt {
+			return nil, fmt.Errorf("fault %q: say when, after the sale's start: %s@1s", item, kind)
+		}
+		at, dur, hasFor := strings.Cut(when, "/")
+		var err error
+		if f.At, err = time.ParseDuration(at); err != nil || f.At < 0 || f.At > time.Hour {
+			return nil, fmt.Errorf("fault %q: the time after @ must be a duration from 0 to 1h, as 1.5s", item)
+		}
+		if hasFor {
+			if kind == KillWorker {
+				return nil, fmt.Errorf("fault %q: a killed worker is restarted by the supervisor; it takes no /FOR", item)
 			}
-			if hasFor {
-				if kind == KillWorker {
-					return nil, fmt.Errorf("fault %q: a killed worker is restarted by the supervisor; it takes no /FOR", item)
-				}
-				if f.For, err = time.ParseDuration(dur); err != nil || f.For <= 0 || f.For > time.Minute {
-					return nil, fmt.Errorf("fault %q: the time after / must be a duration from 1ns to 1m, as 2s", item)
-				}
+			if f.For, err = time.ParseDuration(dur); err != nil || f.For <= 0 || f.For > time.Minute {
+				return nil, fmt.Errorf("fault %q: the time after / must be a duration from 1ns to 1m, as 2s", item)
 			}
 		}
 		out = append(out, f)

@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -154,6 +156,51 @@ func (c *Config) check() error {
 	return nil
 }
 
+// reachable dials the store and the Redis given as URLs, so that a wrong
+// host or a server that is not running is said before anything starts,
+// as a mistake in the command line (ErrConfig), not as a broken sale.
+func (c *Config) reachable(ctx context.Context) error {
+	for _, b := range []struct{ flag, url, port string }{
+		{"--store", c.Store, "5432"}, {"--redis", c.Redis, "6379"},
+	} {
+		if !strings.Contains(b.url, "://") {
+			continue // sqlite, a private server, or none
+		}
+		u, err := url.Parse(b.url)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrConfig, b.flag, err)
+		}
+		if strings.HasPrefix(u.Query().Get("host"), "/") {
+			continue // a Unix socket: the shop says what it finds
+		}
+		host := u.Hostname()
+		if host == "" {
+			host = "localhost"
+		}
+		port := u.Port()
+		if port == "" {
+			port = b.port
+		}
+		dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", net.JoinHostPort(host, port))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%w: %s %s: cannot reach %s: %v", ErrConfig, b.flag, u.Redacted(), net.JoinHostPort(host, port), unwrapDial(err))
+		}
+		conn.Close()
+	}
+	return nil
+}
+
+// unwrapDial keeps the cause of a dial error, without the repeated address.
+func unwrapDial(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}
+
 // run is one verification under way.
 type run struct {
 	cfg   Config
@@ -224,6 +271,9 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 // directory named from prefix; done stops them and removes it.
 func begin(ctx context.Context, cfg Config, prefix string) (r *run, done func(), err error) {
 	if err := cfg.check(); err != nil {
+		return nil, nil, err
+	}
+	if err := cfg.reachable(ctx); err != nil {
 		return nil, nil, err
 	}
 	r = &run{cfg: cfg}

@@ -2,7 +2,10 @@ package verify
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +14,7 @@ import (
 )
 
 func TestParseFaults(t *testing.T) {
-	got, err := ParseFaults("kill-shop@1.5s, pg-pause@2s/3s,kill-worker,redis-restart@0s/100ms")
+	got, err := ParseFaults("kill-shop@1.5s, pg-pause@2s/3s,kill-worker@1s,redis-restart@0s/100ms")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,6 +33,7 @@ func TestParseFaults(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct{ in, want string }{
+		{"kill-shop", `fault "kill-shop": say when, after the sale's start: kill-shop@1s`},
 		{"kill-all@1s", `unknown fault "kill-all" (want kill-worker, kill-shop, redis-restart or pg-pause)`},
 		{"kill-shop@soon", `fault "kill-shop@soon": the time after @ must be a duration from 0 to 1h, as 1.5s`},
 		{"kill-shop@-1s", `fault "kill-shop@-1s": the time after @ must be a duration from 0 to 1h, as 1.5s`},
@@ -62,6 +66,40 @@ func TestConfigErrors(t *testing.T) {
 		if !errors.Is(err, ErrConfig) || err.Error() != "invalid verification: "+tc.want {
 			t.Errorf("got %v, want %q", err, tc.want)
 		}
+	}
+}
+
+// A store or a Redis that cannot be reached is a mistake in the command
+// line, said before any backend or shop starts: no temporary folder is
+// made for the run.
+func TestUnreachableBackendsRefusedFirst(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	t.Setenv("TMPDIR", t.TempDir())
+	for _, tc := range []struct {
+		change func(*Config)
+		want   string
+	}{
+		{func(c *Config) { c.Store = "postgres://postgres@" + closed + "/x" },
+			"invalid verification: --store postgres://postgres@" + closed + "/x: cannot reach " + closed + ": connect: connection refused"},
+		{func(c *Config) { c.Redis = "redis://" + closed + "/0" },
+			"invalid verification: --redis redis://" + closed + "/0: cannot reach " + closed + ": connect: connection refused"},
+		{func(c *Config) { c.Redis = "redis://shop.invalid:6379/0" }, "cannot reach shop.invalid:6379: lookup shop.invalid"},
+	} {
+		c := Defaults()
+		c.Exe = "stampede"
+		tc.change(&c)
+		_, err := Run(context.Background(), c)
+		if !errors.Is(err, ErrConfig) || !strings.HasPrefix(strings.TrimPrefix(err.Error(), "invalid verification: --redis redis://shop.invalid:6379/0: "), tc.want) {
+			t.Errorf("got %v, want %q", err, tc.want)
+		}
+	}
+	if left, _ := os.ReadDir(os.Getenv("TMPDIR")); len(left) != 0 {
+		t.Errorf("refused runs left %d entries in the temporary folder", len(left))
 	}
 }
 
