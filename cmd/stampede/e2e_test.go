@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -680,6 +681,33 @@ func TestLoadEndsOnTimeAndGates(t *testing.T) {
 	out, err = exec.Command(binary, "load", "-c", "2", "-d", "1s", "--quiet", "--slo", "p99<1s,errors<1%", url).Output()
 	if err != nil || !strings.Contains(string(out), "slo           p99<1s met (") {
 		t.Errorf("a run that meets its SLO: %v\n%s", err, out)
+	}
+}
+
+// TestLoadFailsOnErrors: a run in which more than 1 % of the requests
+// failed exits 1 and says what failed, unless --allow-errors; a run under
+// that share exits 0. Every third request of the server fails with 500.
+func TestLoadFailsOnErrors(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%3 == 0 && r.URL.Path == "/flaky" {
+			w.WriteHeader(500)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	cmd := exec.Command(binary, "load", "-c", "3", "-n", "300", "--quiet", srv.URL+"/flaky")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 ||
+		stderr.String() != "stampede load: 33.3% of the requests failed (500 100), over 1%: the service did not hold this load (--allow-errors to exit 0 all the same)\n" {
+		t.Errorf("a third of the requests failing: %v, %q; want exit 1 and the share named", err, stderr.String())
+	}
+	if out, err := exec.Command(binary, "load", "-c", "3", "-n", "300", "--quiet", "--allow-errors", srv.URL+"/flaky").CombinedOutput(); err != nil {
+		t.Errorf("--allow-errors: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(binary, "load", "-c", "3", "-n", "300", "--quiet", srv.URL+"/fine").CombinedOutput(); err != nil {
+		t.Errorf("no errors: %v\n%s", err, out)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -57,6 +58,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	output := fs.String("output", "text", "report format: text or json")
 	resultFile := fs.String("o", "", "write the result (series, histogram, order ids) to this .stl file")
 	quiet := fs.Bool("quiet", false, "no live progress")
+	allowErrors := fs.Bool("allow-errors", false, "exit 0 even when more than 1% of the requests failed (transport errors and 5xx); an --slo with errors<… sets its own bound")
 	engine := fs.String("engine", "auto", "how requests are sent: epoll (the closed model over plain http, as wrk does), goroutines (one per user, over Go's net package), or auto (epoll where it can)")
 	sweep := fs.String("sweep", "", "measure the service at each concurrency in turn, as 1,2,4,8,16 (closed model, no think time, each run -d long, default 3s), fit the Universal Scalability Law, and plan for the target (--users and --think, or --rate)")
 	repeats := fs.Int("repeats", load.DefaultRepeats, "--sweep: runs at each concurrency; the plan reports their median and spread")
@@ -308,7 +310,35 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return exitError{capacity.ExitSLO, errors.New("SLO not met: " + capacity.Describe(checks))}
 		}
 	}
+	if !*allowErrors && !objectives.Has("errors") && rep.ErrorRate > load.MaxErrorRate {
+		return fmt.Errorf("%.1f%% of the requests failed (%s), over %.0f%%: the service did not hold this load (--allow-errors to exit 0 all the same)",
+			100*rep.ErrorRate, topErrors(rep), 100*load.MaxErrorRate)
+	}
 	return nil
+}
+
+// topErrors names what failed most: the error causes and 5xx codes, the
+// commonest first, at most three.
+func topErrors(rep load.Report) string {
+	type count struct {
+		what string
+		n    int64
+	}
+	var all []count
+	for k, n := range rep.Errors {
+		all = append(all, count{k, n})
+	}
+	for code, n := range rep.StatusCodes {
+		if code >= "500" {
+			all = append(all, count{code, n})
+		}
+	}
+	slices.SortFunc(all, func(a, b count) int { return cmp.Or(cmp.Compare(b.n, a.n), strings.Compare(a.what, b.what)) })
+	var parts []string
+	for _, c := range all[:min(3, len(all))] {
+		parts = append(parts, fmt.Sprintf("%s %d", c.what, c.n))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func writeReport(w io.Writer, rep load.Report, format string) error {

@@ -2,6 +2,7 @@ package capacity
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -99,6 +100,11 @@ func percentile(metric string, p load.Percentiles) float64 {
 		return p.P999
 	}
 	return p.Mean
+}
+
+// Has reports whether the SLO bounds metric ("errors", "p99", …).
+func (s SLO) Has(metric string) bool {
+	return slices.ContainsFunc(s, func(o Objective) bool { return o.Metric == metric })
 }
 
 // Judge checks a run's report against the SLO.
