@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/stampede-dev/stampede/internal/backend"
 	"github.com/stampede-dev/stampede/internal/lab/async"
 	"github.com/stampede-dev/stampede/internal/lab/costs"
 	"github.com/stampede-dev/stampede/internal/lab/eventloop"
@@ -46,6 +47,9 @@ func commands() []command {
 }
 
 func main() {
+	if backend.ReaperMain() { // the reaper of this process's private servers
+		return
+	}
 	if costs.ChildMain() { // a child process of the lab's first chapter
 		return
 	}

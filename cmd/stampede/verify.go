@@ -13,9 +13,9 @@ import (
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := verify.Defaults()
-	fs := newFlagSet("verify", "verify [--strategy NAME] [--store sqlite|postgres|DSN] [--redis private|URL] [--procs N] [--faults KIND@AT[/FOR],…] [--html FILE] [--json FILE]", stderr)
+	fs := newFlagSet("verify", "verify [--strategy NAME] [--store sqlite|sqlite:PATH|postgres|DSN] [--redis private|URL] [--procs N] [--faults KIND@AT[/FOR],…] [--html FILE] [--json FILE]", stderr)
 	fs.StringVar(&cfg.Strategy, "strategy", "", "the shop's strategy (default: the shop's own default for the setup)")
-	fs.StringVar(&cfg.Store, "store", cfg.Store, "sqlite (a temporary file), postgres (a private cluster, which pg-pause needs) or a DSN")
+	fs.StringVar(&cfg.Store, "store", cfg.Store, "sqlite (a temporary file), sqlite:PATH (a file that stays), postgres (a private cluster, which pg-pause needs) or a DSN")
 	fs.StringVar(&cfg.Redis, "redis", "", "private (a private redis-server, which redis-restart needs) or a Redis URL")
 	fs.IntVar(&cfg.Procs, "procs", cfg.Procs, "shop worker processes")
 	fs.DurationVar(&cfg.Gap, "gap", 0, "the shop's --gap: pause between read and write in naive, mutex and redis-lock")

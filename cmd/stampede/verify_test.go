@@ -1,12 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stampede-dev/stampede/internal/testenv"
 	"github.com/stampede-dev/stampede/internal/verify"
@@ -88,19 +95,39 @@ func TestVerifyPassesReserveUnderFaults(t *testing.T) {
 	// not fail it, and still far below the 10 s a dead worker's orders
 	// waited for its heartbeat to lapse before they were taken over.
 	sale := []string{"--stock", "150", "--purchases", "300", "--users", "100", "--limit", "2", "-d", "3s", "--max-stall", "4s"}
-	scaled := []string{"--strategy", "reserve", "--store", "postgres", "--redis", "private", "--procs", "2"}
+	scaled := []string{"--strategy", "reserve", "--redis", "private", "--procs", "2"}
+	// The store is one the test can read after the run, where the fault
+	// allows it (pg-pause must freeze a PostgreSQL of verify's own): its
+	// rows are then counted with the database's own client and held to
+	// what verify said.
+	sqlite := func(t testing.TB) string { return "sqlite:" + filepath.Join(t.TempDir(), "shop.db") }
 	for _, tc := range []struct {
-		name string
-		args []string
+		name  string
+		store func(t testing.TB) string
+		args  []string
 	}{
-		{"embedded, kill-shop", []string{"--strategy", "reserve", "--faults", "kill-shop@1s"}},
-		{"scaled, kill-worker", append(scaled, "--faults", "kill-worker@1s")},
-		{"scaled, kill-shop", append(scaled, "--faults", "kill-shop@1s")},
-		{"scaled, redis-restart", append(scaled, "--faults", "redis-restart@1s")},
-		{"scaled, pg-pause", append(scaled, "--faults", "pg-pause@1s/1500ms")},
+		{"embedded, kill-shop", sqlite, []string{"--strategy", "reserve", "--faults", "kill-shop@1s"}},
+		{"scaled, kill-worker", testenv.Postgres, append(scaled, "--faults", "kill-worker@1s")},
+		{"scaled, kill-shop", testenv.Postgres, append(scaled, "--faults", "kill-shop@1s")},
+		{"scaled, redis-restart", testenv.Postgres, append(scaled, "--faults", "redis-restart@1s")},
+		{"scaled, pg-pause", nil, append(scaled, "--store", "postgres", "--faults", "pg-pause@1s/1500ms")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rep, code, stderr := verifyRun(t, append(tc.args, sale...)...)
+			args := append(tc.args, sale...)
+			var store string
+			if tc.store != nil {
+				store = tc.store(t)
+				args = append(args, "--store", store)
+			}
+			rep, code, stderr := verifyRun(t, args...)
+			if store != "" {
+				// orders, units in them, distinct keys; the product's stock and sold
+				want := fmt.Sprintf("%d %d %d %d %d", rep.Outcomes.Stored, 150, rep.Outcomes.Stored, 0, 150)
+				got := testenv.SQL(t, store, `SELECT count(*) || ' ' || coalesce(sum(quantity), 0) || ' ' || count(DISTINCT idempotency_key) || ' ' || (SELECT stock || ' ' || sold FROM products) FROM orders`)
+				if got != want || rep.Outcomes.Stored != 150 {
+					t.Errorf("counted with SQL: %q (orders, units, keys, stock, sold); verify said %d stored of 150 units", got, rep.Outcomes.Stored)
+				}
+			}
 			var names []string
 			for _, inv := range rep.Invariants {
 				names = append(names, inv.Name)
@@ -128,5 +155,94 @@ func TestVerifyPassesReserveUnderFaults(t *testing.T) {
 				t.Errorf("planned %d, sent %d, longest stall %.3fs", rep.Planned, rep.Sent, rep.LongestStall)
 			}
 		})
+	}
+}
+
+// TestKill9LeavesNothing: kill -9 of verify in the middle of a sale, while
+// its private PostgreSQL is frozen (its backends stopped, which no signal
+// but SIGKILL ends), leaves no process and no folder: the reaper kills
+// the servers and the shop and removes the run's folders.
+func TestKill9LeavesNothing(t *testing.T) {
+	testenv.Binary(t, "redis-server")
+	testenv.Binary(t, "initdb")
+	tmp := t.TempDir()
+	// As root, the private PostgreSQL runs as the user postgres, who must
+	// reach its folder in here; t.TempDir's folders are 0700.
+	for d := tmp; d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	cmd := exec.Command(binary, "verify", "--strategy", "reserve", "--store", "postgres", "--redis", "private", "--procs", "2",
+		"--stock", "100000", "--purchases", "100000", "--users", "100000", "-d", "20s", "--faults", "pg-pause@500ms/19s")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// The sale has begun once verify says so; the freeze comes 500 ms on.
+	sc := bufio.NewScanner(stderr)
+	var said []string
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "verify: sale:") {
+		said = append(said, sc.Text())
+	}
+	if sc.Err() != nil || !strings.HasPrefix(sc.Text(), "verify: sale:") {
+		t.Fatalf("verify never began its sale: %v %q", sc.Err(), said)
+	}
+	go io.Copy(io.Discard, stderr)
+	time.Sleep(1500 * time.Millisecond)
+	var owned []int
+	var walk func(int)
+	walk = func(pid int) {
+		owned = append(owned, pid)
+		for _, c := range testenv.ChildPIDs(t, pid) {
+			walk(c)
+		}
+	}
+	walk(cmd.Process.Pid)
+	pidFiles, _ := filepath.Glob(filepath.Join(tmp, "stampede-pg-*", "data", "postmaster.pid"))
+	if len(pidFiles) != 1 {
+		t.Fatalf("%d private PostgreSQL clusters under TMPDIR, want 1", len(pidFiles))
+	}
+	b, _ := os.ReadFile(pidFiles[0])
+	postmaster, _ := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+	walk(postmaster)
+	if len(owned) < 8 { // verify, its reaper, redis, the shop and 2 workers, the postmaster and its backends
+		t.Fatalf("only %d processes under verify and its PostgreSQL: %v", len(owned), owned)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	killed := time.Now()
+	alive := func() (left []int) {
+		for _, pid := range owned {
+			if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil {
+				if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && b[i+2] != 'Z' {
+					left = append(left, pid)
+				}
+			}
+		}
+		return left
+	}
+	var left []int
+	var files []os.DirEntry
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		left, files = alive(), nil
+		files, _ = os.ReadDir(tmp)
+		if len(left) == 0 && len(files) == 0 {
+			break
+		}
+	}
+	t.Logf("%d processes and the folders gone %v after the kill", len(owned), time.Since(killed).Round(time.Millisecond))
+	if len(left) != 0 || len(files) != 0 {
+		for _, pid := range left {
+			cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+			t.Errorf("process %d outlived verify: %s", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		for _, f := range files {
+			t.Errorf("%s was left in TMPDIR", f.Name())
+		}
 	}
 }

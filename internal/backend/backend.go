@@ -64,9 +64,11 @@ func (r *Redis) Start(ctx context.Context) error {
 	}
 	cmd := exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--loglevel", "warning")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
 	}
+	Own(cmd.Process.Pid)
 	r.cmd = cmd
 	addr := "127.0.0.1:" + strconv.Itoa(r.port)
 	for deadline := time.Now().Add(startWait); time.Now().Before(deadline); {
@@ -110,6 +112,7 @@ func (r *Redis) Kill() {
 	if r.cmd == nil {
 		return
 	}
+	Disown(r.cmd.Process.Pid)
 	r.cmd.Process.Kill()
 	r.cmd.Wait()
 	r.cmd = nil
@@ -137,13 +140,13 @@ func StartPostgres(ctx context.Context) (_ *Postgres, err error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "stampede-pg-")
+	dir, err := TempDir("stampede-pg-")
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil {
-			os.RemoveAll(dir)
+			RemoveDir(dir)
 		}
 	}()
 	p := &Postgres{dir: dir, bin: bin, port: port,
@@ -242,7 +245,7 @@ func (p *Postgres) signal(sig syscall.Signal) error {
 func (p *Postgres) Close() error {
 	p.Resume()
 	_, err := p.run(context.Background(), "pg_ctl", "-D", filepath.Join(p.dir, "data"), "-m", "immediate", "-w", "stop")
-	os.RemoveAll(p.dir)
+	RemoveDir(p.dir) // kills the server if pg_ctl could not stop it
 	return err
 }
 

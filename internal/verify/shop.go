@@ -45,6 +45,7 @@ func (s *shopProc) start(ctx context.Context) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start the shop: %w", err)
 	}
+	backend.OwnGroup(cmd.Process.Pid)
 	exited := make(chan struct{})
 	s.mu.Lock()
 	s.cmd, s.exited = cmd, exited
@@ -92,6 +93,7 @@ func (s *shopProc) kill() {
 	}
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	<-exited
+	backend.DisownGroup(cmd.Process.Pid)
 }
 
 // killWorker sends SIGKILL to one worker process, chosen at random; the

@@ -35,8 +35,9 @@ import (
 type Config struct {
 	Exe      string // the stampede binary that serves `shop`
 	Strategy string // the shop's --strategy; empty: the shop's default
-	// Store is "sqlite" (a temporary file), "postgres" (a private cluster,
-	// which pg-pause needs) or a DSN to use as it is.
+	// Store is "sqlite" (a temporary file), "sqlite:PATH" (a file that
+	// stays), "postgres" (a private cluster, which pg-pause needs) or a DSN
+	// to use as it is.
 	Store string
 	// Redis is "" (none), "private" (a private redis-server, which
 	// redis-restart needs) or a URL to use as it is.
@@ -135,8 +136,8 @@ func (c *Config) check() error {
 		}
 		return bad("--strategy %q: want one of %s", c.Strategy, strings.Join(names, ", "))
 	}
-	if c.Store != "sqlite" && c.Store != "postgres" && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
-		return bad("--store %q: want sqlite, postgres (a private server) or a postgres:// DSN", c.Store)
+	if c.Store != "sqlite" && c.Store != "postgres" && !strings.HasPrefix(c.Store, "sqlite:") && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
+		return bad("--store %q: want sqlite (a file of the run's own), sqlite:PATH (a file that stays), postgres (a private server) or a postgres:// DSN", c.Store)
 	}
 	if c.Redis != "" && c.Redis != "private" && !strings.HasPrefix(c.Redis, "redis://") && !strings.HasPrefix(c.Redis, "rediss://") {
 		return bad("--redis %q: want private (a private server) or a redis:// URL", c.Redis)
@@ -276,13 +277,17 @@ func begin(ctx context.Context, cfg Config, prefix string) (r *run, done func(),
 	if err := cfg.reachable(ctx); err != nil {
 		return nil, nil, err
 	}
+	if n := backend.SweepStale(); n > 0 {
+		r0 := &run{cfg: cfg}
+		r0.progress("removed %d folders (and any PostgreSQL in them) left by killed runs", n)
+	}
 	r = &run{cfg: cfg}
-	if r.dir, err = os.MkdirTemp("", prefix); err != nil {
+	if r.dir, err = backend.TempDir(prefix); err != nil {
 		return nil, nil, err
 	}
 	done = func() {
 		r.close()
-		os.RemoveAll(r.dir)
+		backend.RemoveDir(r.dir)
 	}
 	if err := r.open(ctx); err != nil {
 		done()

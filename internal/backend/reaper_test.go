@@ -1,0 +1,114 @@
+package backend
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	if ReaperMain() {
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// When the pipe to the reaper closes, as it does when this process dies,
+// the reaper kills what is still listed (a process and a process group,
+// stopped ones included) and removes the listed folder, and leaves what
+// was taken off the list.
+func TestReaperCleansUpWhenThePipeCloses(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	start := func(group bool) *exec.Cmd {
+		cmd := exec.Command("sleep", "60")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: group}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	listed, grouped, unlisted := start(false), start(true), start(false)
+	syscall.Kill(listed.Process.Pid, syscall.SIGSTOP) // as a frozen PostgreSQL's backends are
+	Own(listed.Process.Pid)
+	OwnGroup(grouped.Process.Pid)
+	Own(unlisted.Process.Pid)
+	Disown(unlisted.Process.Pid)
+	dir, err := TempDir("stampede-reaper-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := TempDir("stampede-reaper-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tell("undir " + kept) // taken off the list, not removed
+	if reaperPipe == nil {
+		t.Fatal("no reaper started")
+	}
+	reaperPipe.Close()
+	waitExit := func(cmd *exec.Cmd) string {
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			return err.Error()
+		case <-time.After(10 * time.Second):
+			return "still running"
+		}
+	}
+	if got := waitExit(listed); got != "signal: killed" {
+		t.Errorf("the listed process: %s, want killed", got)
+	}
+	if got := waitExit(grouped); got != "signal: killed" {
+		t.Errorf("the listed group: %s, want killed", got)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if _, err = os.Stat(dir); os.IsNotExist(err) {
+			break
+		}
+	}
+	if !os.IsNotExist(err) {
+		t.Errorf("the listed folder: %v, want it removed", err)
+	}
+	if err := syscall.Kill(unlisted.Process.Pid, 0); err != nil {
+		t.Errorf("the process taken off the list: %v, want it running", err)
+	}
+	if _, err := os.Stat(kept); err != nil {
+		t.Errorf("the folder taken off the list: %v", err)
+	}
+}
+
+// SweepStale removes the folders of owners that are gone and leaves those
+// of owners that live.
+func TestSweepStale(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	mine, err := os.MkdirTemp("", "stampede-x-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := os.Getpid()
+	os.WriteFile(filepath.Join(mine, ownerFile), []byte(strconv.Itoa(me)+" "+startTime(me)+"\n"), 0o644)
+	gone, _ := os.MkdirTemp("", "stampede-x-")
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(gone, ownerFile), []byte(strconv.Itoa(dead.Process.Pid)+" 1\n"), 0o644)
+	other, _ := os.MkdirTemp("", "stampede-x-") // no owner file: not ours to judge
+	if n := SweepStale(); n != 1 {
+		t.Errorf("SweepStale removed %d folders, want 1", n)
+	}
+	for _, c := range []struct {
+		dir  string
+		want bool
+	}{{mine, true}, {gone, false}, {other, true}} {
+		if _, err := os.Stat(c.dir); (err == nil) != c.want {
+			t.Errorf("%s: exists %v, want %v", filepath.Base(c.dir), err == nil, c.want)
+		}
+	}
+}
