@@ -1,10 +1,12 @@
 package backend
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,21 +25,35 @@ func TestMain(m *testing.M) {
 // was taken off the list.
 func TestReaperCleansUpWhenThePipeCloses(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
-	start := func(group bool) *exec.Cmd {
+	// A reaper of this test's own: the process's one may have served an
+	// earlier run of the test, and its pipe is closed.
+	reaperMu.Lock()
+	reaperOnce, reaperPipe = sync.Once{}, nil
+	reaperMu.Unlock()
+	type proc struct {
+		pid  int
+		exit chan string
+	}
+	start := func(group bool) proc {
 		cmd := exec.Command("sleep", "60")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: group}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd
+		p := proc{cmd.Process.Pid, make(chan string, 1)}
+		go func() {
+			err := cmd.Wait()
+			p.exit <- fmt.Sprint(err)
+		}()
+		t.Cleanup(func() { syscall.Kill(p.pid, syscall.SIGKILL) })
+		return p
 	}
 	listed, grouped, unlisted := start(false), start(true), start(false)
-	syscall.Kill(listed.Process.Pid, syscall.SIGSTOP) // as a frozen PostgreSQL's backends are
-	Own(listed.Process.Pid)
-	OwnGroup(grouped.Process.Pid)
-	Own(unlisted.Process.Pid)
-	Disown(unlisted.Process.Pid)
+	syscall.Kill(listed.pid, syscall.SIGSTOP) // as a frozen PostgreSQL's backends are
+	Own(listed.pid)
+	OwnGroup(grouped.pid)
+	Own(unlisted.pid)
+	Disown(unlisted.pid)
 	dir, err := TempDir("stampede-reaper-test-")
 	if err != nil {
 		t.Fatal(err)
@@ -51,12 +67,10 @@ func TestReaperCleansUpWhenThePipeCloses(t *testing.T) {
 		t.Fatal("no reaper started")
 	}
 	reaperPipe.Close()
-	waitExit := func(cmd *exec.Cmd) string {
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+	waitExit := func(p proc) string {
 		select {
-		case err := <-done:
-			return err.Error()
+		case got := <-p.exit:
+			return got
 		case <-time.After(10 * time.Second):
 			return "still running"
 		}
@@ -75,7 +89,7 @@ func TestReaperCleansUpWhenThePipeCloses(t *testing.T) {
 	if !os.IsNotExist(err) {
 		t.Errorf("the listed folder: %v, want it removed", err)
 	}
-	if err := syscall.Kill(unlisted.Process.Pid, 0); err != nil {
+	if err := syscall.Kill(unlisted.pid, 0); err != nil {
 		t.Errorf("the process taken off the list: %v, want it running", err)
 	}
 	if _, err := os.Stat(kept); err != nil {
