@@ -440,6 +440,78 @@ func TestQueueLeavesLineOnCancel(t *testing.T) {
 	}
 }
 
+// Runs created and never streamed are capped per client address: one
+// client's cannot lock another out, and they are dropped after pendingTTL.
+func TestPendingRunsCappedPerClient(t *testing.T) {
+	s, ts := newTestServer(t, &fake{id: "x"})
+	from := func(ip string) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	}
+	create := func(c *http.Client) (int, string) {
+		resp, err := c.Post(ts.URL+"/api/experiments/x/runs", "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a struct{ Error struct{ Code string } }
+		json.NewDecoder(resp.Body).Decode(&a)
+		return resp.StatusCode, a.Error.Code
+	}
+	one, other := from("127.0.0.1"), from("127.0.0.2")
+	for i := range maxPendingPerClient {
+		if status, code := create(one); status != 201 {
+			t.Fatalf("run %d: %d %s", i, status, code)
+		}
+	}
+	if status, code := create(one); status != 503 || code != "too_many_runs" {
+		t.Errorf("one run past the client's cap: %d %q, want 503 too_many_runs", status, code)
+	}
+	if status, code := create(other); status != 201 {
+		t.Errorf("another client, meanwhile: %d %q, want 201", status, code)
+	}
+	s.mu.Lock()
+	for _, p := range s.pending {
+		p.created = p.created.Add(-pendingTTL - time.Second) // as if never streamed for longer than the TTL
+	}
+	s.mu.Unlock()
+	if status, code := create(one); status != 201 {
+		t.Errorf("once the unstreamed runs expired: %d %q, want 201", status, code)
+	}
+}
+
+// A queue of two slots runs two at once; the third waits behind them, and
+// with MaxWaiting 1 a fourth is refused.
+func TestQueueSlots(t *testing.T) {
+	q := Queue{Slots: 2, MaxWaiting: 1}
+	none := func(int, QueueEntry) {}
+	r1, err1 := q.Acquire(context.Background(), QueueEntry{Run: "a"}, none)
+	r2, err2 := q.Acquire(context.Background(), QueueEntry{Run: "b"}, none)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	ahead := make(chan int, 4)
+	got := make(chan error)
+	go func() {
+		r, err := q.Acquire(context.Background(), QueueEntry{Run: "c"}, func(n int, _ QueueEntry) { ahead <- n })
+		if r != nil {
+			defer r()
+		}
+		got <- err
+	}()
+	if n := <-ahead; n != 1 {
+		t.Errorf("the third waits with %d ahead, want 1", n)
+	}
+	if _, err := q.Acquire(context.Background(), QueueEntry{Run: "d"}, none); !errors.Is(err, ErrQueueFull) {
+		t.Errorf("a fourth, one already waiting: %v, want ErrQueueFull", err)
+	}
+	r1()
+	if err := <-got; err != nil {
+		t.Errorf("the third, once a slot was free: %v", err)
+	}
+	r2()
+}
+
 func TestRunWithoutResultFails(t *testing.T) {
 	exp := &fake{id: "mute", run: func(context.Context, Values, func(Event)) error { return nil }}
 	err := Execute(context.Background(), exp, Values{"n": 1}, ReadMachine(), func(Event) {})

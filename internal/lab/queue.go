@@ -2,18 +2,29 @@ package lab
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"sync"
 )
 
-// Queue runs heavy experiments one at a time, first come first served,
-// and lets waiters watch their place in line.
-// The zero value is an empty queue ready to use.
+// Queue runs experiments Slots at a time (one, if Slots is 0), first come
+// first served, and lets waiters watch their place in line. At most
+// MaxWaiting (if not 0) may wait; one more is refused with ErrQueueFull.
+// The zero value is an empty queue of one slot, ready to use.
 type Queue struct {
+	Slots      int
+	MaxWaiting int
+
 	mu      sync.Mutex
-	running *QueueEntry
+	running []*QueueEntry
 	waiting []*QueueEntry
 	changed chan struct{} // closed and replaced on every change
 }
+
+// ErrQueueFull is Acquire's answer when MaxWaiting runs already wait.
+var ErrQueueFull = errors.New("the lab has too many runs waiting; try again shortly")
+
+func (q *Queue) slots() int { return max(1, q.Slots) }
 
 // QueueEntry is one run holding or waiting for the slot.
 type QueueEntry struct {
@@ -41,38 +52,36 @@ func (q *Queue) notifyLocked() {
 func (q *Queue) Acquire(ctx context.Context, e QueueEntry, wait func(ahead int, running QueueEntry)) (release func(), err error) {
 	me := &e
 	q.mu.Lock()
+	if q.MaxWaiting > 0 && len(q.waiting) >= q.MaxWaiting {
+		q.mu.Unlock()
+		return nil, ErrQueueFull
+	}
 	q.waiting = append(q.waiting, me)
 	q.notifyLocked()
 	lastAhead := -1
 	for {
-		if q.running == nil && q.waiting[0] == me {
+		if len(q.running) < q.slots() && q.waiting[0] == me {
 			q.waiting = q.waiting[1:]
-			q.running = me
+			q.running = append(q.running, me)
 			q.notifyLocked()
 			q.mu.Unlock()
 			var once sync.Once
 			return func() {
 				once.Do(func() {
 					q.mu.Lock()
-					q.running = nil
+					q.running = slices.DeleteFunc(q.running, func(r *QueueEntry) bool { return r == me })
 					q.notifyLocked()
 					q.mu.Unlock()
 				})
 			}, nil
 		}
-		ahead := 1 // the running entry
-		for _, w := range q.waiting {
-			if w == me {
-				break
-			}
-			ahead++
-		}
-		if q.running == nil {
-			ahead--
+		ahead := slices.Index(q.waiting, me) // waiting before me
+		if len(q.running) >= q.slots() {
+			ahead++ // and the slots are taken: the next to end lets one in
 		}
 		var running QueueEntry
-		if q.running != nil {
-			running = *q.running
+		if len(q.running) > 0 {
+			running = *q.running[0]
 		}
 		changed := q.changed
 		q.mu.Unlock()
@@ -84,12 +93,7 @@ func (q *Queue) Acquire(ctx context.Context, e QueueEntry, wait func(ahead int, 
 		case <-changed:
 		case <-ctx.Done():
 			q.mu.Lock()
-			for i, w := range q.waiting {
-				if w == me {
-					q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
-					break
-				}
-			}
+			q.waiting = slices.DeleteFunc(q.waiting, func(w *QueueEntry) bool { return w == me })
 			q.notifyLocked()
 			q.mu.Unlock()
 			return nil, ctx.Err()
@@ -103,8 +107,8 @@ func (q *Queue) State() QueueState {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	st := QueueState{Waiting: []QueueEntry{}}
-	if q.running != nil {
-		r := *q.running
+	if len(q.running) > 0 {
+		r := *q.running[0]
 		st.Running = &r
 	}
 	for _, w := range q.waiting {

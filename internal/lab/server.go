@@ -11,8 +11,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,11 +33,21 @@ func Web() fs.FS {
 }
 
 // Limits of the run table: a run that is created but never streamed is
-// dropped after pendingTTL, and at most maxPending may wait to be streamed.
+// dropped after pendingTTL (the page streams it at once), and at most
+// maxPending may wait to be streamed, maxPendingPerClient of them from one
+// client address, so that one client cannot lock the others out.
 const (
-	pendingTTL = time.Minute
-	maxPending = 64
+	pendingTTL          = 10 * time.Second
+	maxPending          = 64
+	maxPendingPerClient = 16
 )
+
+// Limits of the runs under way: heavy ones (which load the machine on
+// purpose) one at a time, the others a few per core; maxWaiting more of
+// each may wait their turn.
+const maxWaiting = 32
+
+func lightSlots() int { return max(2, runtime.NumCPU()) }
 
 // Server serves the lab: the page and the experiments' API.
 type Server struct {
@@ -43,7 +55,8 @@ type Server struct {
 	byID    map[string]Experiment
 	machine Machine
 	log     *slog.Logger
-	queue   Queue
+	queue   Queue // heavy runs
+	light   Queue // the others
 
 	mu      sync.Mutex
 	pending map[string]*pendingRun
@@ -59,6 +72,7 @@ type pendingRun struct {
 	exp     Experiment
 	values  Values
 	created time.Time
+	client  string // the address it was created from
 }
 
 // NewServer returns a server for exps. IDs must be unique. Set AllowHosts
@@ -72,6 +86,8 @@ func NewServer(log *slog.Logger, exps ...Experiment) *Server {
 		log:     log,
 		pending: map[string]*pendingRun{},
 		active:  map[string]context.CancelFunc{},
+		queue:   Queue{Slots: 1, MaxWaiting: maxWaiting},
+		light:   Queue{Slots: lightSlots(), MaxWaiting: maxWaiting},
 	}
 	for _, e := range exps {
 		id := e.Info().ID
@@ -157,19 +173,24 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := newRunID()
+	client, _, _ := net.SplitHostPort(r.RemoteAddr)
 	s.mu.Lock()
+	mine := 0
 	for k, p := range s.pending {
-		if time.Since(p.created) > pendingTTL {
+		switch {
+		case time.Since(p.created) > pendingTTL:
 			delete(s.pending, k)
+		case p.client == client:
+			mine++
 		}
 	}
-	if len(s.pending) >= maxPending {
+	if len(s.pending) >= maxPending || mine >= maxPendingPerClient {
 		s.mu.Unlock()
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "too_many_runs", "too many runs are waiting to be streamed; try again shortly")
+		w.Header().Set("Retry-After", strconv.Itoa(int(pendingTTL/time.Second)))
+		writeError(w, http.StatusServiceUnavailable, "too_many_runs", fmt.Sprintf("too many runs are waiting to be streamed (%d from this client); a run not streamed within %v is dropped", mine, pendingTTL))
 		return
 	}
-	s.pending[id] = &pendingRun{exp: exp, values: values, created: time.Now()}
+	s.pending[id] = &pendingRun{exp: exp, values: values, created: time.Now(), client: client}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusCreated, map[string]string{"id": id, "events": "/api/runs/" + id + "/events"})
 }
@@ -240,18 +261,25 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	defer sink.close()
 
 	info := p.exp.Info()
+	q := &s.light
 	if info.Heavy {
-		release, err := s.queue.Acquire(ctx, QueueEntry{Run: id, Experiment: info.ID}, func(ahead int, running QueueEntry) {
-			sink.emit(Event{Kind: KindQueued, Position: ahead,
-				Message: fmt.Sprintf("waiting: %d run(s) ahead; %s is running", ahead, running.Experiment)})
-		})
-		if err != nil {
-			return // the page went away while waiting
-		}
-		defer release()
+		q = &s.queue
 	}
+	release, err := q.Acquire(ctx, QueueEntry{Run: id, Experiment: info.ID}, func(ahead int, running QueueEntry) {
+		sink.emit(Event{Kind: KindQueued, Position: ahead,
+			Message: fmt.Sprintf("waiting: %d run(s) ahead; %s is running", ahead, running.Experiment)})
+	})
+	if errors.Is(err, ErrQueueFull) {
+		sink.emit(Event{Kind: KindError, Message: err.Error()})
+		sink.emit(Event{Kind: KindEnd})
+		return
+	}
+	if err != nil {
+		return // the page went away while waiting
+	}
+	defer release()
 	start := time.Now()
-	err := Execute(ctx, p.exp, p.values, s.machine, sink.emit)
+	err = Execute(ctx, p.exp, p.values, s.machine, sink.emit)
 	switch {
 	case ctx.Err() != nil:
 		s.log.Info("lab run cancelled", "experiment", info.ID, "run", id, "after", time.Since(start).Round(time.Millisecond))

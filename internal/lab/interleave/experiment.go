@@ -85,7 +85,7 @@ func (*Model) Run(ctx context.Context, params lab.Values, emit func(lab.Event)) 
 	} else {
 		id = "custom"
 	}
-	rep, err := check(id, src)
+	rep, err := check(ctx, id, src)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (*Model) Run(ctx context.Context, params lab.Values, emit func(lab.Event)) 
 			if err != nil {
 				return err
 			}
-			mc, err := fp.Enumerate()
+			mc, err := fp.Enumerate(ctx)
 			if err != nil {
 				return err
 			}
@@ -114,12 +114,12 @@ func (*Model) Run(ctx context.Context, params lab.Values, emit func(lab.Event)) 
 }
 
 // check parses and enumerates one program.
-func check(id, src string) (Report, error) {
+func check(ctx context.Context, id, src string) (Report, error) {
 	p, err := Parse(src)
 	if err != nil {
 		return Report{}, err
 	}
-	mc, err := p.Enumerate()
+	mc, err := p.Enumerate(ctx)
 	if err != nil {
 		return Report{}, err
 	}
@@ -243,7 +243,7 @@ func (e *Real) Run(ctx context.Context, params lab.Values, emit func(lab.Event))
 	if err != nil {
 		return err
 	}
-	mc, err := p.Enumerate()
+	mc, err := p.Enumerate(ctx)
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,12 @@
 package interleave
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
+	"runtime/debug"
 	"slices"
 	"strings"
 )
@@ -241,12 +243,22 @@ func (p *Program) Final(vars []int64) Outcome {
 
 // Limits of the model check.
 const (
-	maxStates = 1 << 20 // distinct states explored
-	maxGraph  = 4000    // states sent to the page for the game
+	maxGraph = 4000 // states sent to the page for the game
 )
 
-// ErrTooBig is returned when a program has too many states to explore or
-// schedules to count in 64 bits.
+// checkBudget bounds the memory one model check may take for its
+// memoised states, counted as it goes (the key's bytes, the table's slot,
+// the tally): with at most maxChecks at once, the lab's memory stays
+// bounded whatever program a page sends. A variable for the tests.
+var checkBudget = 96 << 20
+
+// maxChecks model checks run at once; others wait their turn.
+const maxChecks = 2
+
+var checks = make(chan struct{}, maxChecks)
+
+// ErrTooBig is returned when a program has too many states to explore
+// within the budget, or schedules to count in 64 bits.
 var ErrTooBig = errors.New("too many interleavings to enumerate: use fewer goroutines or steps")
 
 // Count is how many schedules end in one outcome, and the shortest of
@@ -273,8 +285,10 @@ type ModelCheck struct {
 }
 
 // tally is, for one state, how the schedules from it end: by outcome
-// index, how many, the length of the shortest and its first move.
-type tally map[int]ending
+// index, how many, the length of the shortest and its first move. An
+// outcome no schedule from the state reaches has n == 0. (A slice, not a
+// map: a million states' small maps took a gigabyte.)
+type tally []ending
 
 type ending struct {
 	n     uint64
@@ -282,12 +296,43 @@ type ending struct {
 	first Move
 }
 
+// at is outcome i's ending, n == 0 where the state does not reach it.
+func (t tally) at(i int) ending {
+	if i < len(t) {
+		return t[i]
+	}
+	return ending{}
+}
+
+// memoBytes estimates what one memoised state holds: its key, its slot in
+// the table and its tally.
+func memoBytes(key string, t tally) int {
+	return len(key) + 48 + 24 + 32*cap(t)
+}
+
 // Enumerate visits every schedule of p, counting each outcome: a schedule
 // is a sequence of moves from the start to a state with none. It runs in
 // time proportional to the number of distinct states, not schedules, by
-// memoising how the schedules from each state end.
-func (p *Program) Enumerate() (ModelCheck, error) {
+// memoising how the schedules from each state end. It waits for its turn
+// among the model checks under way, stops with ErrTooBig past the memory
+// budget, and with ctx's error when ctx ends.
+func (p *Program) Enumerate(ctx context.Context) (ModelCheck, error) {
+	select {
+	case checks <- struct{}{}:
+		defer func() { <-checks }()
+	case <-ctx.Done():
+		return ModelCheck{}, ctx.Err()
+	}
 	memo := map[string]tally{}
+	used := 0
+	defer func() {
+		if used > 16<<20 {
+			// Hand a large check's memory back to the system now, not
+			// minutes later: the lab lives on a learner's laptop.
+			memo = nil
+			debug.FreeOSMemory()
+		}
+	}()
 	var outcomes []Outcome
 	byLabel := map[string]int{}
 	var walk func(s State) (tally, error)
@@ -296,10 +341,13 @@ func (p *Program) Enumerate() (ModelCheck, error) {
 		if t, ok := memo[k]; ok {
 			return t, nil
 		}
-		if len(memo) >= maxStates {
-			return nil, ErrTooBig
+		if used >= checkBudget {
+			return nil, fmt.Errorf("%w: stopped after %d states, about %d MiB, the budget of one check", ErrTooBig, len(memo), used>>20)
 		}
-		t := tally{}
+		if len(memo)%4096 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var t tally
 		moves := p.Moves(s)
 		if len(moves) == 0 {
 			o := p.End(s)
@@ -309,6 +357,7 @@ func (p *Program) Enumerate() (ModelCheck, error) {
 				byLabel[o.Label] = i
 				outcomes = append(outcomes, o)
 			}
+			t = make(tally, i+1)
 			t[i] = ending{n: 1, first: Move{-1, -1}}
 		}
 		for _, m := range moves {
@@ -316,20 +365,28 @@ func (p *Program) Enumerate() (ModelCheck, error) {
 			if err != nil {
 				return nil, err
 			}
+			if len(sub) > len(t) {
+				t = append(t, make(tally, len(sub)-len(t))...)
+			}
 			for i, c := range sub {
-				e, seen := t[i]
+				if c.n == 0 {
+					continue
+				}
+				e := t[i]
 				sum, carry := bits.Add64(e.n, c.n, 0)
 				if carry != 0 {
 					return nil, ErrTooBig
 				}
-				e.n = sum
-				if !seen || c.len+1 < e.len {
+				if e.n == 0 || c.len+1 < e.len {
 					e.len, e.first = c.len+1, m
 				}
+				e.n = sum
 				t[i] = e
 			}
 		}
+		t = slices.Clip(t)
 		memo[k] = t
+		used += memoBytes(k, t)
 		return t, nil
 	}
 	start := p.initial()
@@ -339,10 +396,10 @@ func (p *Program) Enumerate() (ModelCheck, error) {
 	}
 	mc := ModelCheck{States: len(memo), ShortestFailure: -1}
 	for i, o := range outcomes {
-		c := Count{Outcome: o, Schedules: top[i].n}
+		c := Count{Outcome: o, Schedules: top.at(i).n}
 		// Follow the first moves of the shortest schedule to this outcome.
 		for s := start; ; {
-			e := memo[s.key()][i]
+			e := memo[s.key()].at(i)
 			if e.len == 0 {
 				break
 			}

@@ -1,6 +1,7 @@
 package interleave
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -27,7 +28,7 @@ func enumerate(t *testing.T, src string) ModelCheck {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mc, err := p.Enumerate()
+	mc, err := p.Enumerate(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +147,7 @@ func TestEnumerationAgainstBruteForce(t *testing.T) {
 			}
 		}
 		walk(p.initial())
-		mc, err := p.Enumerate()
+		mc, err := p.Enumerate(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +199,7 @@ func TestGraphAgreesWithEnumeration(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: graph too big for the page", id)
 		}
-		mc, err := p.Enumerate()
+		mc, err := p.Enumerate(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +233,7 @@ func TestShortestScheduleReachesItsOutcome(t *testing.T) {
 	for _, id := range ProgramIDs() {
 		src, _, _ := lookup(id)
 		p, _ := Parse(src)
-		mc, err := p.Enumerate()
+		mc, err := p.Enumerate(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,5 +246,33 @@ func TestShortestScheduleReachesItsOutcome(t *testing.T) {
 				t.Errorf("%s: the shortest schedule to %q ends at %q", id, o.Label, p.End(s).Label)
 			}
 		}
+	}
+}
+
+// A program past the memory budget stops early with ErrTooBig, saying how
+// far it got, rather than taking the lab's memory; a cancelled check stops
+// too.
+func TestEnumerateStopsAtItsBudget(t *testing.T) {
+	src := "var x = 0\ncheck x == 100\n"
+	for g := range 4 {
+		src += fmt.Sprintf("go G%d\n", g)
+		for range 5 {
+			src += "  load r x\n  add r 1\n  store x r\n"
+		}
+	}
+	p, err := Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(b int) { checkBudget = b }(checkBudget)
+	checkBudget = 1 << 20
+	_, err = p.Enumerate(context.Background())
+	if !errors.Is(err, ErrTooBig) || !strings.Contains(err.Error(), "the budget of one check") || !strings.Contains(err.Error(), "stopped after ") {
+		t.Errorf("a program past a 1 MiB budget: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := p.Enumerate(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled check: %v, want context.Canceled", err)
 	}
 }

@@ -25,7 +25,7 @@ func TestRealTrialsStayInsideTheModel(t *testing.T) {
 		for _, yield := range []bool{false, true} {
 			src, _, _ := lookup(id)
 			p, _ := Parse(src)
-			mc, err := p.Enumerate()
+			mc, err := p.Enumerate(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -68,7 +68,7 @@ func TestUnlockOfUnlockedMutexIsFatal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mc, err := p.Enumerate()
+	mc, err := p.Enumerate(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
