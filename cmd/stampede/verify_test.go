@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,12 +166,7 @@ func TestVerifyPassesReserveUnderFaults(t *testing.T) {
 func TestKill9LeavesNothing(t *testing.T) {
 	testenv.Binary(t, "redis-server")
 	testenv.Binary(t, "initdb")
-	tmp := t.TempDir()
-	// As root, the private PostgreSQL runs as the user postgres, who must
-	// reach its folder in here; t.TempDir's folders are 0700.
-	for d := tmp; d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
-		os.Chmod(d, 0o755)
-	}
+	tmp := sharedTempDir(t)
 	cmd := exec.Command(binary, "verify", "--strategy", "reserve", "--store", "postgres", "--redis", "private", "--procs", "2",
 		"--stock", "100000", "--purchases", "100000", "--users", "100000", "-d", "20s", "--faults", "pg-pause@500ms/19s")
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
@@ -193,27 +189,36 @@ func TestKill9LeavesNothing(t *testing.T) {
 	}
 	go io.Copy(io.Discard, stderr)
 	time.Sleep(1500 * time.Millisecond)
-	var owned []int
-	var walk func(int)
-	walk = func(pid int) {
-		owned = append(owned, pid)
-		for _, c := range testenv.ChildPIDs(t, pid) {
-			walk(c)
-		}
-	}
-	walk(cmd.Process.Pid)
+	owned := processTree(t, cmd.Process.Pid)
 	pidFiles, _ := filepath.Glob(filepath.Join(tmp, "stampede-pg-*", "data", "postmaster.pid"))
 	if len(pidFiles) != 1 {
 		t.Fatalf("%d private PostgreSQL clusters under TMPDIR, want 1", len(pidFiles))
 	}
 	b, _ := os.ReadFile(pidFiles[0])
 	postmaster, _ := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
-	walk(postmaster)
+	owned = append(owned, processTree(t, postmaster)...)
 	if len(owned) < 8 { // verify, its reaper, redis, the shop and 2 workers, the postmaster and its backends
 		t.Fatalf("only %d processes under verify and its PostgreSQL: %v", len(owned), owned)
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
+	nothingLeft(t, "verify", owned, tmp)
+}
+
+// processTree lists pid and its descendants.
+func processTree(t *testing.T, pid int) []int {
+	out := []int{pid}
+	for _, c := range testenv.ChildPIDs(t, pid) {
+		out = append(out, processTree(t, c)...)
+	}
+	return out
+}
+
+// nothingLeft waits up to 20 s for every process in owned to be gone and
+// the folder tmp to be empty, after what made them was killed; it fails
+// the test with what was left, and kills it.
+func nothingLeft(t *testing.T, what string, owned []int, tmp string) {
+	t.Helper()
 	killed := time.Now()
 	alive := func() (left []int) {
 		for _, pid := range owned {
@@ -228,21 +233,87 @@ func TestKill9LeavesNothing(t *testing.T) {
 	var left []int
 	var files []os.DirEntry
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		left, files = alive(), nil
+		left = alive()
 		files, _ = os.ReadDir(tmp)
 		if len(left) == 0 && len(files) == 0 {
 			break
 		}
 	}
 	t.Logf("%d processes and the folders gone %v after the kill", len(owned), time.Since(killed).Round(time.Millisecond))
-	if len(left) != 0 || len(files) != 0 {
-		for _, pid := range left {
-			cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-			t.Errorf("process %d outlived verify: %s", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-		for _, f := range files {
-			t.Errorf("%s was left in TMPDIR", f.Name())
+	for _, pid := range left {
+		cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		t.Errorf("process %d outlived %s: %s", pid, what, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for _, f := range files {
+		t.Errorf("%s was left in TMPDIR", f.Name())
+	}
+}
+
+// sharedTempDir is a t.TempDir that the user postgres can reach, for a
+// private PostgreSQL run as root.
+func sharedTempDir(t *testing.T) string {
+	tmp := t.TempDir()
+	for d := tmp; d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	return tmp
+}
+
+// TestLabKill9MidSaleLeavesNothing: kill -9 of the lab while its flash
+// sale runs (a shop of 2 processes and a private Redis) leaves no process
+// and no folder.
+func TestLabKill9MidSaleLeavesNothing(t *testing.T) {
+	testenv.Binary(t, "redis-server")
+	tmp := sharedTempDir(t)
+	cmd := exec.Command(binary, "lab", "--addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(stdout)
+	var url string
+	for sc.Scan() && url == "" {
+		if f := strings.Fields(sc.Text()); len(f) > 2 && f[0] == "stampede" && f[1] == "lab:" {
+			url = f[2]
 		}
 	}
+	go io.Copy(io.Discard, stdout)
+	if url == "" {
+		t.Fatal("the lab did not print its URL")
+	}
+	resp, err := http.Post(url+"/api/experiments/flashsale/runs", "application/json",
+		strings.NewReader(`{"strategy":"reserve","procs":2,"seconds":30,"buyers":100000,"users":100000,"stock":100000}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run struct{ Events string }
+	json.NewDecoder(resp.Body).Decode(&run)
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("create the sale: %d", resp.StatusCode)
+	}
+	events, err := http.Get(url + run.Events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Body.Close()
+	es := bufio.NewScanner(events.Body)
+	for es.Scan() && !strings.Contains(es.Text(), `"selling"`) {
+	}
+	if es.Err() != nil || !strings.Contains(es.Text(), `"selling"`) {
+		t.Fatalf("the sale never began: %v %q", es.Err(), es.Text())
+	}
+	owned := processTree(t, cmd.Process.Pid)
+	if len(owned) < 5 { // the lab, its reaper, redis, the shop and its 2 workers
+		t.Fatalf("only %d processes under the lab: %v", len(owned), owned)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	nothingLeft(t, "the lab", owned, tmp)
 }
