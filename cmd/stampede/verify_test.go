@@ -278,7 +278,7 @@ func TestLabKill9MidSaleLeavesNothing(t *testing.T) {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	sc := bufio.NewScanner(stdout)
 	var url string
-	for sc.Scan() && url == "" {
+	for url == "" && sc.Scan() {
 		if f := strings.Fields(sc.Text()); len(f) > 2 && f[0] == "stampede" && f[1] == "lab:" {
 			url = f[2]
 		}
@@ -303,11 +303,31 @@ func TestLabKill9MidSaleLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer events.Body.Close()
-	es := bufio.NewScanner(events.Body)
-	for es.Scan() && !strings.Contains(es.Text(), `"selling"`) {
-	}
-	if es.Err() != nil || !strings.Contains(es.Text(), `"selling"`) {
-		t.Fatalf("the sale never began: %v %q", es.Err(), es.Text())
+	// The sale has begun at its first "selling" progress event; a run that
+	// cannot begin within 60 s fails the test rather than hanging it.
+	began := make(chan error, 1)
+	go func() {
+		var seen []string
+		es := bufio.NewScanner(events.Body)
+		for es.Scan() {
+			if strings.Contains(es.Text(), `"selling"`) {
+				began <- nil
+				io.Copy(io.Discard, events.Body)
+				return
+			}
+			if es.Text() != "" {
+				seen = append(seen, es.Text())
+			}
+		}
+		began <- fmt.Errorf("the stream ended (%v) after %q", es.Err(), seen)
+	}()
+	select {
+	case err := <-began:
+		if err != nil {
+			t.Fatalf("the sale never began: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the sale did not begin within 60 s")
 	}
 	owned := processTree(t, cmd.Process.Pid)
 	if len(owned) < 5 { // the lab, its reaper, redis, the shop and its 2 workers
