@@ -75,7 +75,8 @@ func (*Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) 
 	}{
 		// The read and the write are separate steps, as in x = x + 1; they
 		// are atomic loads and stores only so the race detector lets the
-		// demo run, which changes nothing about the lost update.
+		// demo run: the same race, though the atomic store (XCHG on
+		// amd64) changes how often it loses an update.
 		{"read, then write (x = x + 1)", func(c *atomic.Int64, _ *sync.Mutex) {
 			v := c.Load()
 			if yield {

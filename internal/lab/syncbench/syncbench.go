@@ -15,10 +15,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -74,6 +76,8 @@ func (*Experiment) Info() lab.Info {
 			{Name: "goroutines", Label: "Up to goroutines", Help: "measured at 1, 2, 4, … up to this", Kind: lab.Int, Default: 16, Min: 1, Max: 256},
 			{Name: "ms", Label: "Time per run", Help: "every goroutine works until this time is up", Unit: "ms", Kind: lab.Int, Default: 150, Min: 10, Max: 5000},
 			{Name: "runs", Label: "Runs per point", Help: "the median is reported, with the range", Kind: lab.Int, Default: 3, Min: 1, Max: 9},
+			{Name: "hold", Label: "Work inside the critical section", Help: "busy work done while holding the lock (or the permit, or between queue operations), calibrated on this machine",
+				Kind: lab.Choice, Default: "0", Choices: holdChoices},
 			{Name: "reads", Label: "RWMutex reads", Unit: "%", Kind: lab.Int, Default: 90, Min: 0, Max: 100},
 			{Name: "permits", Label: "Semaphore permits", Kind: lab.Int, Default: 4, Min: 1, Max: 64},
 		},
@@ -103,6 +107,15 @@ type Point struct {
 	MinShare float64 `json:"minShare"`
 	MaxShare float64 `json:"maxShare"`
 	Jain     float64 `json:"jain"`
+	// CPUNsPerOp is the CPU time this process spent (user and system,
+	// every thread, from getrusage) per operation in the median run:
+	// where NsPerOp is what the crowd got done, this is what it cost. A
+	// spinning waiter costs CPU and gets nothing done; a parked one costs
+	// neither.
+	CPUNsPerOp float64 `json:"cpuNsPerOp"`
+	// MaxWriteWaitNs is, for RWMutex, the longest a writer waited for
+	// Lock in the median run: whether readers starve writers.
+	MaxWriteWaitNs float64 `json:"maxWriteWaitNs,omitempty"`
 	// Correct says that in every run the shared state shows every
 	// finished operation once.
 	Correct bool `json:"correct"`
@@ -112,8 +125,16 @@ type Point struct {
 type Result struct {
 	Primitives []Primitive `json:"primitives"`
 	Counts     []int       `json:"counts"`
-	Points     []Point     `json:"points"`
+	// Hold is the work asked for inside each critical section, and
+	// HoldNs what the calibrated loop took for it, alone on a core.
+	Hold   string  `json:"hold"`
+	HoldNs float64 `json:"holdNs"`
+	Reads  int     `json:"reads"` // RWMutex: the share of reads, in %
+	Points []Point `json:"points"`
 }
+
+// holdChoices are the critical sections' lengths a run may ask for.
+var holdChoices = []string{"0", "100ns", "1us", "10us"}
 
 // Counts returns 1, 2, 4, … up to and including max.
 func Counts(max int) []int {
@@ -132,8 +153,11 @@ func (*Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)) 
 			prims = append(prims, pr)
 		}
 	}
-	res := Result{Primitives: prims, Counts: Counts(p.Int("goroutines"))}
+	res := Result{Primitives: prims, Counts: Counts(p.Int("goroutines")), Hold: p.String("hold"), Reads: p.Int("reads")}
 	cfg := config{runs: p.Int("runs"), reads: p.Int("reads"), permits: p.Int("permits"), dur: time.Duration(p.Int("ms")) * time.Millisecond}
+	if hold, err := time.ParseDuration(res.Hold); err == nil && hold > 0 {
+		cfg.spins, res.HoldNs = calibrate(hold)
+	}
 	total := int64(len(prims) * len(res.Counts))
 	for i, pr := range prims {
 		for j, g := range res.Counts {
@@ -158,6 +182,46 @@ type config struct {
 	reads   int
 	permits int
 	dur     time.Duration // of one run
+	spins   int           // iterations of busyWork inside each critical section
+}
+
+// busyWork does n steps of a xorshift, work the compiler cannot drop: it
+// stands for what a program does while it holds a lock.
+func busyWork(n int) {
+	x := uint64(n) | 1
+	for range n {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+	}
+	workSink.Store(x)
+}
+
+var workSink atomic.Uint64
+
+// calibrate finds how many steps of busyWork take d on this machine,
+// alone on a core, and what they took: the fastest of several timings of
+// a long loop, so that a busy machine's interruptions do not count.
+func calibrate(d time.Duration) (spins int, took float64) {
+	const probe = 1 << 20
+	best := time.Duration(math.MaxInt64)
+	for range 5 {
+		t0 := time.Now()
+		busyWork(probe)
+		best = min(best, time.Since(t0))
+	}
+	perStep := float64(best) / probe
+	spins = max(1, int(float64(d)/perStep+0.5))
+	return spins, float64(spins) * perStep
+}
+
+// cpuTime is the CPU time this process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // spinlock is a test-and-set lock on one word.
@@ -219,7 +283,7 @@ func measure(ctx context.Context, id string, g int, cfg config) Point {
 		}
 		var r run
 		if id == "queue-chan" || id == "queue-ring" {
-			r = runQueue(ctx, id, g, cfg.dur)
+			r = runQueue(ctx, id, g, cfg.dur, cfg.spins)
 		} else {
 			r = runOnce(ctx, id, g, cfg)
 		}
@@ -238,16 +302,22 @@ func measure(ctx context.Context, id string, g int, cfg config) Point {
 		pt.NsPerOp = 1e9 / pt.OpsPerSec
 	}
 	pt.MinShare, pt.MaxShare, pt.Jain = fairness(mid.counts)
+	if mid.ops() > 0 {
+		pt.CPUNsPerOp = float64(mid.cpu) / float64(mid.ops())
+	}
+	pt.MaxWriteWaitNs = float64(mid.maxWriteWait)
 	return pt
 }
 
 // run is one timed run: each goroutine's operations, their total, and
 // how long the crowd took from the start to the last goroutine's end.
 type run struct {
-	counts  []int64
-	total   int64
-	elapsed time.Duration
-	correct bool
+	counts       []int64
+	total        int64
+	elapsed      time.Duration
+	cpu          time.Duration // the process's, over the run
+	maxWriteWait time.Duration // RWMutex: a writer's longest wait for Lock
+	correct      bool
 }
 
 func (r run) ops() int64 { return r.total }
@@ -294,23 +364,34 @@ func runOnce(ctx context.Context, id string, g int, cfg config) run {
 	// released by the clock), opWrite or opRead. It is chosen once, so the
 	// measured loop pays one indirect call and nothing else of ours.
 	var op func(worker int, i int64) int
+	spins := cfg.spins
+	// A writer's longest wait for the RWMutex, each goroutine's own, merged
+	// at the end.
+	writeWaits := make([]time.Duration, g)
 	switch id {
 	case "mutex":
 		op = func(int, int64) int {
 			st.mu.Lock()
+			busyWork(spins)
 			st.counter++
 			st.mu.Unlock()
 			return opWrite
 		}
 	case "rwmutex":
-		op = func(_ int, i int64) int {
+		op = func(w int, i int64) int {
 			if int(i%100) < cfg.reads {
 				st.rw.RLock()
+				busyWork(spins)
 				_ = st.counter
 				st.rw.RUnlock()
 				return opRead
 			}
+			t0 := time.Now()
 			st.rw.Lock()
+			if d := time.Since(t0); d > writeWaits[w] {
+				writeWaits[w] = d
+			}
+			busyWork(spins)
 			st.counter++
 			st.rw.Unlock()
 			return opWrite
@@ -318,6 +399,7 @@ func runOnce(ctx context.Context, id string, g int, cfg config) run {
 	case "spin", "spin-yield":
 		op = func(int, int64) int {
 			st.spin.Lock()
+			busyWork(spins)
 			st.counter++
 			st.spin.Unlock()
 			return opWrite
@@ -325,6 +407,7 @@ func runOnce(ctx context.Context, id string, g int, cfg config) run {
 	case "semaphore":
 		op = func(int, int64) int {
 			_ = sem.Acquire(context.Background(), 1)
+			busyWork(spins)
 			st.atom.Add(1) // several permits: the guarded add must be atomic
 			sem.Release(1)
 			return opWrite
@@ -332,12 +415,14 @@ func runOnce(ctx context.Context, id string, g int, cfg config) run {
 	case "chan-sem":
 		op = func(int, int64) int {
 			chsem <- struct{}{}
+			busyWork(spins)
 			st.atom.Add(1)
 			<-chsem
 			return opWrite
 		}
 	case "atomic":
 		op = func(int, int64) int {
+			busyWork(spins) // the work is outside: an atomic guards one word
 			st.atom.Add(1)
 			return opWrite
 		}
@@ -350,6 +435,7 @@ func runOnce(ctx context.Context, id string, g int, cfg config) run {
 			}
 			mine := st.turn%int64(g) == int64(worker) && !stop.Load()
 			if mine {
+				busyWork(spins)
 				st.turn++
 				st.counter++
 			}
@@ -386,7 +472,7 @@ func runOnce(ctx context.Context, id string, g int, cfg config) run {
 			}
 		}()
 	}
-	start := time.Now()
+	cpu0, start := cpuTime(), time.Now()
 	close(gate)
 	wakerDone := make(chan struct{})
 	if id != "cond" {
@@ -405,7 +491,7 @@ func runOnce(ctx context.Context, id string, g int, cfg config) run {
 		}()
 	}
 	wg.Wait()
-	r := run{counts: counts, elapsed: time.Since(start)}
+	r := run{counts: counts, elapsed: time.Since(start), cpu: cpuTime() - cpu0, maxWriteWait: slices.Max(writeWaits)}
 	stop.Store(true)
 	<-wakerDone
 	for _, n := range counts {
@@ -427,7 +513,7 @@ func runOnce(ctx context.Context, id string, g int, cfg config) run {
 // of each) for dur, and checks that every item arrived once: the sum of
 // what was received equals the sum of what was sent. A producer's count
 // is what it sent, a consumer's what it received.
-func runQueue(ctx context.Context, id string, g int, dur time.Duration) run {
+func runQueue(ctx context.Context, id string, g int, dur time.Duration, spins int) run {
 	var stop atomic.Bool
 	timer := time.AfterFunc(dur, func() { stop.Store(true) })
 	defer timer.Stop()
@@ -451,6 +537,7 @@ func runQueue(ctx context.Context, id string, g int, dur time.Duration) run {
 			var s, sum int64
 			for i := int64(0); !stop.Load(); i++ {
 				v := int64(p)<<40 | i
+				busyWork(spins) // making the item
 				if id == "queue-chan" {
 					ch <- v
 				} else if !ring.TryPush(v) {
@@ -499,7 +586,7 @@ func runQueue(ctx context.Context, id string, g int, dur time.Duration) run {
 			}
 		}()
 	}
-	start := time.Now()
+	cpu0, start := cpuTime(), time.Now()
 	close(gate)
 	pw.Wait()
 	producersDone.Store(true)
@@ -516,7 +603,7 @@ func runQueue(ctx context.Context, id string, g int, dur time.Duration) run {
 	}
 	// An operation is an item moved, sent by one goroutine and received
 	// by another: the total is what arrived.
-	return run{counts: counts, total: recv, elapsed: elapsed, correct: recv == sent && recvSum.Load() == sentSum.Load()}
+	return run{counts: counts, total: recv, elapsed: elapsed, cpu: cpuTime() - cpu0, correct: recv == sent && recvSum.Load() == sentSum.Load()}
 }
 
 // WriteText prints throughput per primitive and goroutine count, then
@@ -545,11 +632,21 @@ func (r Result) WriteText(w io.Writer) error {
 	}
 	row("Mops/s (median)", func(p Point) string { return fmt.Sprintf("%.2f", p.OpsPerSec/1e6) })
 	row("range (Mops/s)", func(p Point) string { return fmt.Sprintf("%.2f-%.2f", p.MinOpsPerSec/1e6, p.MaxOpsPerSec/1e6) })
+	row("CPU ns/op", func(p Point) string { return fmt.Sprintf("%.0f", p.CPUNsPerOp) })
 	row("Jain's index", func(p Point) string { return fmt.Sprintf("%.2f", p.Jain) })
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if r.HoldNs > 0 {
+		fmt.Fprintf(w, "each critical section holds %s of work (%.0f ns measured alone on a core)\n", r.Hold, r.HoldNs)
+	}
+	for _, p := range r.Points {
+		if p.Primitive == "rwmutex" && p.Goroutines == r.Counts[len(r.Counts)-1] && p.MaxWriteWaitNs > 0 {
+			fmt.Fprintf(w, "RWMutex with %d goroutines: a writer waited at most %.1f µs for Lock\n", p.Goroutines, p.MaxWriteWaitNs/1e3)
+		}
+	}
 	fmt.Fprintln(w, "throughput is operations per second of the whole crowd; flat as goroutines are added means the operations run one after another")
+	fmt.Fprintln(w, "CPU ns/op is the CPU time the process spent per operation (every thread, from getrusage): a waiter that spins spends it, a parked one does not")
 	fmt.Fprintln(w, "Jain's index: 1 when every goroutine did as many operations, 1/goroutines when one did them all; ! an operation was lost (never expected)")
 	for _, pr := range r.Primitives {
 		fmt.Fprintf(w, "\n%s\n  + %s\n  - %s\n", pr.Name, pr.Pros, pr.Cons)

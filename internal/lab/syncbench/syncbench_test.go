@@ -105,3 +105,25 @@ func TestCancel(t *testing.T) {
 		t.Errorf("cancel took %v", d)
 	}
 }
+
+// With work inside the critical section, every operation takes at least
+// that long and costs at least that much CPU, whatever the machine's
+// speed (a slower or busier machine only adds); every point reports its
+// CPU time, and the RWMutex its writers' longest wait.
+func TestHoldTimeAndCPU(t *testing.T) {
+	res := labtest.Run[Result](t, New(), map[string]any{"goroutines": "2", "ms": "30", "runs": "1", "hold": "1us"}, nil)
+	if res.Hold != "1us" || res.HoldNs < 900 || res.HoldNs > 1100 {
+		t.Errorf("hold %q calibrated to %.0f ns, want 1us within a step of the loop", res.Hold, res.HoldNs)
+	}
+	for _, pt := range res.Points {
+		if !pt.Correct || pt.CPUNsPerOp <= 0 {
+			t.Errorf("%s with %d: correct %v, CPU %.0f ns/op", pt.Primitive, pt.Goroutines, pt.Correct, pt.CPUNsPerOp)
+		}
+		if pt.Goroutines == 1 && pt.Primitive != "queue-chan" && pt.Primitive != "queue-ring" && (pt.NsPerOp < 500 || pt.CPUNsPerOp < 500) {
+			t.Errorf("%s alone with 1 µs of work an operation: %.0f ns/op, %.0f CPU ns/op; want at least 500 of each", pt.Primitive, pt.NsPerOp, pt.CPUNsPerOp)
+		}
+		if pt.Primitive == "rwmutex" && pt.MaxWriteWaitNs <= 0 {
+			t.Errorf("rwmutex with %d: no writer's wait recorded", pt.Goroutines)
+		}
+	}
+}

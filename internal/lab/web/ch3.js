@@ -45,9 +45,18 @@ export async function sync(root) {
         table(heads("Mops/s, median (range)"), r.primitives.map(row((pt) => `${mops(pt.opsPerSec)} (${mops(pt.minOpsPerSec)}–${mops(pt.maxOpsPerSec)})`)), "table-sync"),
         h("p", { class: "status", id: "sync-check" }, bad ? `${bad} point(s) lost an operation: a bug, please report it.` :
           `Every operation of all ${r.points.length} points, ${runs} run${runs > 1 ? "s" : ""} each, was counted exactly once.`),
+        h("h2", {}, "What it cost: CPU time per operation"),
+        h("p", {}, r.holdNs > 0 ? `Each critical section holds ${r.hold} of busy work (${r.holdNs.toFixed(0)} ns alone on a core). ` : "The critical sections are empty: set the work inside to give the waiters something to wait for. ",
+          "CPU time is the whole process's, user and system, per operation: a waiter that spins spends it and gets nothing done; a parked waiter spends none. ",
+          "Compare it with the wall time per operation above to judge \"spinning wastes CPU\"."),
+        table(heads("CPU ns per operation"), r.primitives.map(row((pt) => pt.cpuNsPerOp.toFixed(0))), "table-cpu"),
+        ...r.points.filter((p) => p.primitive === "rwmutex" && p.goroutines === r.counts[r.counts.length - 1] && p.maxWriteWaitNs > 0).map((p) =>
+          h("p", { id: "sync-writer-wait" }, `RWMutex with ${p.goroutines} goroutines, ${r.reads}% of operations reads: the longest a writer waited for Lock was ${(p.maxWriteWaitNs / 1e3).toFixed(1)} µs. `,
+            "Go's RWMutex does not let readers starve a writer: once a writer waits, new readers queue behind it.")),
         h("h2", {}, "Who got the lock: fairness"),
         h("p", {}, "Jain's index of the median run, and in brackets the fewest and the most operations one goroutine did, as a share of an equal share. ",
-          "A spinlock lets whoever is on a core win again; a mutex in starvation mode and the strict turns of the condition variable share out evenly."),
+          "A spinlock lets whoever is on a core win again. sync.Mutex lets a running goroutine take the lock ahead of parked waiters, and hands it over in order (starvation mode) only once a waiter has waited 1 ms, so it is not fair either at these timescales. ",
+          "Only the strict turns of the condition variable share out evenly."),
         table(heads("Jain's index (fewest–most)"), r.primitives.map(row((pt) => `${pt.jain.toFixed(2)} (${pt.minShare.toFixed(2)}–${pt.maxShare.toFixed(2)})`)), "table-fairness"),
         h("h2", {}, "When to use which"),
         table(["Primitive", "For", "Against"], r.primitives.map((p) => [p.name, h("span", { class: "pros" }, p.pros), h("span", { class: "cons" }, p.cons)]), "table-pros"));
@@ -59,7 +68,7 @@ export async function sync(root) {
     h("p", {}, "N goroutines each add 1 to a shared counter K times. ", h("code", {}, "x = x + 1"),
       " is two steps, a read and a write; when two goroutines read the same value, one of the two additions vanishes. ",
       "A mutex makes the pair one step for everyone else; an atomic add does it in one instruction. ",
-      "(Go's race detector would rightly reject a plain ", h("code", {}, "x++"), " here, so the demo reads and writes with separate atomic loads and stores: the same two steps, and the same loss.)"),
+      "(Go's race detector would rightly reject a plain ", h("code", {}, "x++"), " here, so the demo reads and writes with separate atomic loads and stores: the same two steps and the same race, though the atomic store (an XCHG on amd64, which waits for the core's store buffer) changes how often the race loses an update.)"),
   );
   const card2 = h("div", { class: "card" });
   const out2 = h("div", { id: "result-lostupdate" });
