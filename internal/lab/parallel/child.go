@@ -17,13 +17,16 @@ import (
 )
 
 // childEnv starts this binary as a run of the workload: "KIND TASKS ITERS
-// WAIT-MS TRACE-FILE" (TRACE-FILE "-" for no trace). GOMAXPROCS comes
-// from the environment, as the runtime reads it.
+// WAIT-MS TRACE-FILE SERIAL-ITERS" (TRACE-FILE "-" for no trace). A
+// CPU-bound run first hashes SERIAL-ITERS alone, on one goroutine (the
+// serial part), then starts the tasks. GOMAXPROCS comes from the
+// environment, as the runtime reads it.
 const childEnv = "STAMPEDE_PARALLEL_CHILD"
 
 // childResult is what a child prints.
 type childResult struct {
 	WallNs     int64 `json:"wallNs"`
+	SerialNs   int64 `json:"serialNs,omitempty"` // of WallNs, the serial part's
 	GOMAXPROCS int   `json:"gomaxprocs"`
 	SpinNs     int64 `json:"spinNs,omitempty"`
 }
@@ -109,13 +112,14 @@ func ChildMain() bool {
 	}
 	fail := func(err error) { die("parallel", err) }
 	f := strings.Fields(v)
-	if len(f) != 5 || (f[0] != KindCPU && f[0] != KindWait) {
+	if len(f) != 6 || (f[0] != KindCPU && f[0] != KindWait) {
 		fail(fmt.Errorf("bad %s=%q", childEnv, v))
 	}
 	tasks, err1 := strconv.Atoi(f[1])
 	iters, err2 := strconv.Atoi(f[2])
 	waitMS, err3 := strconv.Atoi(f[3])
-	if err1 != nil || err2 != nil || err3 != nil || tasks < 1 {
+	serialIters, err4 := strconv.Atoi(f[5])
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || tasks < 1 || serialIters < 0 {
 		fail(fmt.Errorf("bad %s=%q", childEnv, v))
 	}
 	var out *os.File
@@ -128,6 +132,11 @@ func ChildMain() bool {
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	began := time.Now()
+	var serial time.Duration
+	if serialIters > 0 {
+		trace.WithRegion(ctx, "serial part", func() { hashWork(serialIters) })
+		serial = time.Since(began)
+	}
 	for i := range tasks {
 		wg.Go(func() {
 			trace.WithRegion(ctx, fmt.Sprintf("task %d", i), func() {
@@ -146,7 +155,7 @@ func ChildMain() bool {
 			fail(err)
 		}
 	}
-	json.NewEncoder(os.Stdout).Encode(childResult{WallNs: wall.Nanoseconds(), GOMAXPROCS: runtime.GOMAXPROCS(0)})
+	json.NewEncoder(os.Stdout).Encode(childResult{WallNs: wall.Nanoseconds(), SerialNs: serial.Nanoseconds(), GOMAXPROCS: runtime.GOMAXPROCS(0)})
 	os.Exit(0)
 	return true
 }

@@ -46,12 +46,24 @@ func TestFitAmdahl(t *testing.T) {
 	}
 }
 
+// The granularity ceiling: 8 tasks on 3 cores run in 3 rounds, 2.67×.
+func TestCeiling(t *testing.T) {
+	for _, c := range []struct {
+		n, p int
+		want float64
+	}{{8, 3, 8.0 / 3}, {8, 2, 2}, {8, 8, 8}, {3, 8, 3}, {1, 2, 1}} {
+		if got := Ceiling(c.n, c.p); got != c.want {
+			t.Errorf("Ceiling(%d, %d) = %v, want %v", c.n, c.p, got, c.want)
+		}
+	}
+}
+
 func TestParallel(t *testing.T) {
 	exe := labtest.Executable(t)
-	r := labtest.Run[Result](t, New(exe), map[string]any{"tasks": 4, "work": 10, "procs": 2, "rounds": 1}, nil)
+	r := labtest.Run[Result](t, New(exe), map[string]any{"tasks": 4, "work": 10, "procs": 2, "rounds": 1, "serial": 0.25}, nil)
 	// The fit uses the speed-ups within the cores: GOMAXPROCS 2 only
 	// where there are two.
-	if len(r.Points) != 4 || len(r.Fits) != 1 || r.Fits[0].Kind != KindCPU || r.Fits[0].Points != min(2, runtime.NumCPU())-1 {
+	if len(r.Points) != 4 || len(r.Fits) != 1 || r.Fits[0].Kind != KindCPU || r.Fits[0].Set != 0.25 || r.Fits[0].Points != min(2, runtime.NumCPU())-1 {
 		t.Fatalf("result %+v", r)
 	}
 	for i, want := range []struct {
@@ -62,8 +74,14 @@ func TestParallel(t *testing.T) {
 		if p.Kind != want.kind || p.Procs != want.procs || p.Lanes.Procs != want.procs || p.WallMS <= 0 {
 			t.Fatalf("point %d: %+v, want %s at GOMAXPROCS %d", i, p, want.kind, want.procs)
 		}
-		if p.Procs == 1 && p.Speedup != 1 {
-			t.Errorf("point %d: speed-up %v at GOMAXPROCS 1", i, p.Speedup)
+		if p.Procs == 1 && (p.Speedup != 1 || p.ParallelSpeedup != 1) {
+			t.Errorf("point %d: speed-up %v, the tasks' %v at GOMAXPROCS 1", i, p.Speedup, p.ParallelSpeedup)
+		}
+		// The serial part runs before the CPU-bound tasks only, and takes
+		// part of the wall time; the ceiling is the tasks' granularity.
+		if cpu := p.Kind == KindCPU; (p.SerialMS > 0) != cpu || p.SerialMS >= p.WallMS ||
+			(cpu && p.Ceiling != Ceiling(4, min(p.Procs, runtime.NumCPU()))) || (!cpu && p.Ceiling != 0) {
+			t.Errorf("point %d: serial %.1f ms of %.1f, ceiling %v", i, p.SerialMS, p.WallMS, p.Ceiling)
 		}
 		// Every task ran, and only on the Ps the child had.
 		tasks := map[int]bool{}
@@ -77,8 +95,9 @@ func TestParallel(t *testing.T) {
 				ps[s.P] = true
 			}
 		}
-		if len(tasks) != 4 {
-			t.Errorf("point %d: the trace shows tasks %v, want 4", i, tasks)
+		// The tasks, and before the CPU-bound ones the serial part.
+		if want := map[string]int{KindCPU: 5, KindWait: 4}[p.Kind]; len(tasks) != want {
+			t.Errorf("point %d: the trace shows tasks %v, want %d", i, tasks, want)
 		}
 		// Four CPU-bound tasks of 10 ms on two Ps: both Ps run tasks.
 		if p.Kind == KindCPU && len(ps) != want.procs {

@@ -14,7 +14,8 @@ export async function parallel(root) {
       "Here the same tasks run in child processes of this lab with ", h("code", {}, "GOMAXPROCS"), " set to 1, 2, … : the number of Ps, Go's licences to run Go code on a thread. ",
       "Tasks that hash need a core the whole time, so they finish sooner only with more Ps, and only up to the cores the machine has. ",
       "Tasks that wait need no core while they wait, so they all finish together even on one P: that is concurrency, and it is what a server with 100,000 mostly idle connections lives on."),
-    h("p", {}, "Amdahl's law says a program with a serial fraction s can go at most 1/s times faster on any number of cores: S(p) = 1 / (s + (1 − s)/p). The fit below finds s from the CPU-bound speed-ups. ",
+    h("p", {}, "Amdahl's law says a program with a serial fraction s can go at most 1/s times faster on any number of cores: S(p) = 1 / (s + (1 − s)/p). ",
+      "Set a serial part (work done alone before the tasks start) and the fit below tries to find it again. Fitted to the whole run's speed-ups, as the law is usually applied, s also takes in what the cores lose to each other and uneven shares of the tasks, so equal independent tasks show an s above 0; fitted with the tasks' own measured speed-up, it recovers the serial part of the work. ",
       "Below the table, a ", h("code", {}, "runtime/trace"), " of each run, read with ", h("code", {}, "golang.org/x/exp/trace"), ": one lane per P, one colour per task, grey for the runtime's own goroutines."),
   );
   const card = h("div", { class: "card" });
@@ -161,14 +162,16 @@ function render(out, r) {
       `CPU-bound: ${r.tasks} tasks of ${r.workMs} ms took ${fmtNum(Math.round(cpu[0].wallMs))} ms on one P (${cpu[0].tasks.toFixed(1)}× one task: one after another)` +
       (cpu.length > 1 ? ` and ${fmtNum(Math.round(top(cpu).wallMs))} ms on ${top(cpu).procs} (a speed-up of ${top(cpu).speedup.toFixed(2)}×).` : ".") +
       ` Waiting: ${fmtNum(Math.round(wait[0].wallMs))} ms on one P (${wait[0].tasks.toFixed(2)}× one task: all at once, without a second core).`),
-    table(["Work", "GOMAXPROCS", "Wall time", "Speed-up", "Amdahl's law", "× one task", "Tasks that changed P"],
-      r.points.map((p) => [kindName[p.kind], String(p.procs), `${p.wallMs.toFixed(1)} ms`, p.speedup.toFixed(2) + "×",
+    table(["Work", "GOMAXPROCS", "Wall time", "Serial part", "Speed-up", "The tasks' speed-up", "Granularity ceiling", "Amdahl's law", "× one task", "Tasks that changed P"],
+      r.points.map((p) => [kindName[p.kind], String(p.procs), `${p.wallMs.toFixed(1)} ms`, p.kind === "cpu" ? `${p.serialMs.toFixed(1)} ms` : "—",
+        p.speedup.toFixed(2) + "×", p.parallelSpeedup.toFixed(2) + "×", p.kind === "cpu" ? p.ceiling.toFixed(2) + "×" : "—",
         p.kind === "cpu" ? p.amdahl.toFixed(2) + "×" : "—", p.tasks.toFixed(2), String(p.lanes.moved)]), "table-parallel"),
   );
   if (fit) {
     const beyond = top(cpu).procs > r.cores;
     out.append(h("p", { id: "parallel-amdahl" },
-      `Fitted serial fraction s = ${fit.serial.toFixed(3)} from ${fit.points} speed-up${fit.points === 1 ? "" : "s"}: ` +
+      `Serial part set: ${fit.set.toFixed(2)}. Fitted with the tasks' own speed-up: s = ${fit.serialOfWork.toFixed(3)}. ` +
+      `Fitted to the whole run's speed-ups: s = ${fit.serial.toFixed(3)} from ${fit.points} speed-up${fit.points === 1 ? "" : "s"}, interference and uneven shares included: ` +
       (fit.limit === null ? "no serial part measured, no limit." : `at most ${fit.limit.toFixed(1)}× on any number of cores. `) +
       (fit.points < 3 ? `With ${fit.points} point${fit.points === 1 ? "" : "s"} the fit is fixed by the data, not tested by it: it says where the law would go, not that it will. ` : "") +
       (beyond ? `The fit uses GOMAXPROCS up to ${r.cores}, the cores this machine has. Past them the law's line is what more cores would give; the measured line stays flat, because extra Ps only take turns on the same cores.` : "")));
