@@ -198,7 +198,7 @@ func (r *run) check(st settled) *Report {
 		demand += units
 	}
 	if demand >= n {
-		add("no undersell", fmt.Sprintf("stock 0 (demand %d >= %d)", demand, n),
+		add("no undersell", fmt.Sprintf("nothing left unsold: stock <= 0 (demand %d >= %d; below 0 is judged by never oversold)", demand, n),
 			fmt.Sprintf("stock %d", st.stock), verdict(st.stock <= 0))
 	} else {
 		add("no undersell", fmt.Sprintf("stock %d (demand %d < %d)", n-demand, demand, n),

@@ -623,7 +623,11 @@ func pingPong(ctx context.Context, kind string, cores, rt int) (Switch, error) {
 	case kind == "goroutine" && cores == 1:
 		sw.What = "goroutine switch on one P"
 	case kind == "goroutine":
-		sw.What = "hand-off between two Ps"
+		// Goroutines cannot be pinned: with two Ps the runtime may still
+		// run both on one (the woken one goes to runnext), so this is not
+		// a cross-CPU wake-up, and the page says so beside the kernel's
+		// count of switches.
+		sw.What = "channel ping-pong with GOMAXPROCS 2 (the runtime picks the Ps; often both on one)"
 	case cores == 1:
 		sw.What = "context switch on one CPU"
 	default:
@@ -935,7 +939,9 @@ func claims(r Result) []Claim {
 		sw(Claim{Claim: "A process context switch takes about 1–10 ms", Low: 1e6, High: 1e7, Unit: "ns"}, "process"),
 		sw(Claim{Claim: "A thread context switch takes about 1–10 µs", Low: 1e3, High: 1e4, Unit: "ns"}, "thread"),
 		sw(Claim{Claim: "A coroutine switch takes about 100 ns", Low: 50, High: 200, Unit: "ns"}, "goroutine"),
-		{Claim: "A thread's stack takes about 1 MB", Low: 512 << 10, High: 2 << 20, Unit: "bytes", Measured: float64(t.StackReserved)},
+		// What a stack takes is the memory it holds: the resident part of
+		// its mapping; the reservation is address space.
+		{Claim: "A thread's stack takes about 1 MB", Low: 512 << 10, High: 2 << 20, Unit: "bytes", Measured: float64(t.StackResident)},
 		{Claim: "A coroutine's stack takes about 2 KB", Low: 1 << 10, High: 4 << 10, Unit: "bytes", Measured: g.StackEach},
 	}
 	for i := range cs {
@@ -943,9 +949,9 @@ func claims(r Result) []Claim {
 	}
 	switch {
 	case t.StackReserved > 0:
-		cs[3].Verdict += fmt.Sprintf(": the size of each new thread's stack mapping, of which %s was resident. "+
+		cs[3].Verdict += fmt.Sprintf(": resident, of a stack mapping of %s reserved for each thread, address space that takes no memory until it is touched. "+
 			"glibc reserves the stack size limit (ulimit -s, usually 8 MiB) for every thread it starts; "+
-			"1 MB is the default of Windows and of the JVM", Bytes(float64(t.StackResident)))
+			"1 MB is the default of Windows and of the JVM", Bytes(float64(t.StackReserved)))
 	case t.N > 0:
 		cs[3].Kind, cs[3].Verdict = "unmeasured", "not measured: the threads got no stack mapping of their own "+
 			"(a Go binary built without cgo gives each thread a 16 KiB stack from its own heap); "+

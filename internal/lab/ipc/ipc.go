@@ -381,11 +381,11 @@ func verdicts(rows []Row) []string {
 		map[bool]string{true: "true", false: "not so"}[shmFirst], name(fastestTP), by[fastestTP].MiBps, pipe.MiBps, name(fastestLat), by[fastestLat].MedianUS,
 		"Busy-waiting buys its latency with a core that does nothing else; on one core it waits for the other process's time slice."))
 	if pipe.MedianUS > 0 && tcp.MedianUS > 0 {
-		v = append(v, fmt.Sprintf("Socket \"slower\": a Unix socket's round trip took %.2f× a pipe's, TCP over loopback %.2f×: the extra cost is the protocol stack, not a network.",
+		v = append(v, fmt.Sprintf("Socket \"slower\": a Unix socket's round trip took %.2f× a pipe's, TCP over loopback %.2f×: TCP's extra cost is its protocol stack (no network is crossed); a Unix socket has no protocol stack, and what it costs beyond a pipe is its socket layer.",
 			unixs.MedianUS/pipe.MedianUS, tcp.MedianUS/pipe.MedianUS))
 	}
 	if s := by["signal"]; s.Trips > 0 {
-		v = append(v, fmt.Sprintf("Signal: a round trip of two signals took %.1f µs median (p99 %.1f µs) through Go's signal.Notify, and carries no data at all: a doorbell, not a door.", s.MedianUS, s.P99US))
+		v = append(v, fmt.Sprintf("Signal: a round trip of two signals took %.1f µs median (p99 %.1f µs) through Go's signal.Notify, which carries no data: a doorbell, not a door (sigqueue(3) can attach one word, which Go's signal.Notify does not pass on).", s.MedianUS, s.P99US))
 	}
 	if mq := by["mq"]; mq.Trips > 0 && pipe.MedianUS > 0 {
 		v = append(v, fmt.Sprintf("Message queue \"medium\", as a pipe: its round trip took %.2f× a pipe's, its stream %.2f× a pipe's rate (in messages of 8 KiB, the most Linux allows an unprivileged process by default).",

@@ -11,8 +11,8 @@ export async function costs(root) {
       "A ", h("strong", {}, "goroutine"), " is a function with a small growable stack that Go's runtime multiplexes onto a few threads; the kernel never hears of it."),
     h("p", {}, "The run creates N of each and keeps them alive while it reads this process's memory from ", h("code", {}, "/proc"),
       ". Then it bounces one byte back and forth between two of each kind (channels for goroutines, pipes for threads and processes), five rounds each, ",
-      "first with both on one CPU, where every hand-over is a context switch, then with each pinned to a CPU of its own, where nobody switches to anybody: ",
-      "each side sleeps and the other wakes it across CPUs. From every round it takes off what passing the byte costs one thread (or one goroutine) alone, ",
+      "first with both on one CPU, where every hand-over is a context switch, then with each thread or process pinned to a CPU of its own, where nobody switches to anybody: ",
+      "each side sleeps and the other wakes it across CPUs (goroutines cannot be pinned: they get GOMAXPROCS 2, and the runtime decides). From every round it takes off what passing the byte costs one thread (or one goroutine) alone, ",
       "with no switch, as lmbench does, and it counts the switches the kernel saw."),
   );
   const card = h("div", { class: "card" });
@@ -58,12 +58,14 @@ function render(out, r) {
   const cores = [...new Set(r.switches.map((s) => s.cores))];
   out.append(h("h2", {}, "Switching between them"), sw);
   barChart(sw, { title: "Per hand-over, median of the rounds, base taken off (log scale)", categories: kinds,
-    series: cores.map((c) => ({ name: c === 1 ? "both on one CPU: a context switch" : "one on each of two CPUs: a cross-CPU wake-up", values: kinds.map((k) => (r.switches.find((s) => s.kind === k && s.cores === c) || {}).nsPerSwitch) })),
+    series: cores.map((c) => ({ name: c === 1 ? "both on one CPU: a context switch" : "two CPUs: a cross-CPU wake-up (goroutines: GOMAXPROCS 2)", values: kinds.map((k) => (r.switches.find((s) => s.kind === k && s.cores === c) || {}).nsPerSwitch) })),
     y: { label: "Per switch", unit: "ns", log: true } });
   out.append(table(["Kind", "CPUs", "What it is", "Round trips × rounds", "Per switch (median)", "Range", "Raw", "Base taken off", "Kernel switches per round trip"],
     r.switches.map((s) => [s.kind, String(s.cores), s.what, `${fmtNum(s.roundTrips)} × ${s.rounds}`, fmtNs(s.nsPerSwitch),
       `${fmtNs(s.minNs)} to ${fmtNs(s.maxNs)}`, fmtNs(s.rawNs), fmtNs(s.baseNs), s.kernelSwitchesPerTrip.toFixed(2)]), "table-switches"),
-    h("p", {}, "About two kernel switches per round trip for threads and processes (one on each side); about none for goroutines: Go's runtime switches them itself, and the kernel never hears of it."));
+    h("p", {}, "About two kernel switches per round trip for threads and processes (one on each side); about none for goroutines: Go's runtime switches them itself, and the kernel never hears of it."),
+    h("p", { id: "costs-goroutine-two" }, "The goroutines' second figure is not a cross-CPU wake-up: a goroutine cannot be pinned to a CPU, and with GOMAXPROCS 2 the runtime puts the goroutine a channel wakes in its waker's runnext slot, on the same P, so the pair often never leaves one P. ",
+      "It measures what a Go program gets with two Ps, not what crossing CPUs costs; the threads' and processes' figures do cross."));
   out.append(h("h2", {}, "The textbook, checked"),
     table(["Claim", "Measured here", "Verdict"], r.claims.map((c) => [c.claim, measuredText(c),
       h("span", { class: "verdict-" + c.kind }, c.verdict)]), "table-claims"),

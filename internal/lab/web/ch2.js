@@ -13,7 +13,7 @@ export async function scheduling(root) {
     h("h1", {}, "2 · Who runs next: CPU scheduling"),
     h("p", {}, h("span", { class: "sim-label" }, "SIMULATION"),
       " Linux does let you change the policy of a thread (SCHED_FIFO and SCHED_RR with ", h("code", {}, "chrt"), ", or a whole scheduler written in BPF with sched_ext), ",
-      "but not to FCFS, SJF, MLFQ or a lottery, and not without root and a machine you can afford to stall; so this part is a model: a tick-by-tick simulator with the textbook rules. Its numbers come from the model, not from this machine."),
+      "and SCHED_FIFO is first come, first served within one priority, as SCHED_RR is round robin; but there is no SJF, MLFQ or lottery to switch to, and the real policies need root and a machine you can afford to stall. So this part is a model: a tick-by-tick simulator with the textbook rules. Its numbers come from the model, not from this machine."),
     h("p", {}, "Write a workload (one task per line: name, arrival, CPU burst, priority, lottery tickets, and optionally \"does I/O every n ticks for m ticks\"), or let a seed invent one. ",
       "Lower priority numbers are more urgent. Waiting time is time spent ready but not running; turnaround is finish minus arrival; response is first run minus arrival."),
   );

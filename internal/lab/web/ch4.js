@@ -8,8 +8,9 @@ export async function isolation(root) {
     h("h1", {}, "4 · Processes: walls and doors"),
     h("p", {}, h("span", { class: "real-label" }, "REAL MEASUREMENT"),
       " The lab starts K children of its own binary. Each stores its own number in the same global variable, waits until all have, and reads it back. ",
-      "Every child finds the variable at the same virtual address, and every child reads back its own number: the address is the same, the page behind it is not, because each process has its own page tables."),
-    h("p", {}, "One more child reads through a nil pointer. The kernel stops it with SIGSEGV; the others finish untouched. ",
+      "Every child finds the variable at the same virtual address, and every child reads back its own number: the address is the same, the page behind it is not, because each process has its own page tables. ",
+      "(The address is the same because Go links a binary at a fixed address by default; built with -buildmode=pie, under the kernel's address-space randomisation, each child would find it elsewhere, and the lesson would hold all the same.)"),
+    h("p", {}, "One more child reads through a nil pointer. The kernel delivers SIGSEGV; Go's handler turns it into a panic, and the child exits with status 2; the others finish untouched. ",
       "Then the contrast: one process running four counting goroutines, one of which panics without a recover. The panic ends the process, and the three healthy goroutines with it."),
     h("p", {}, "The door in the wall: every child maps one shared page (", h("code", {}, "MAP_SHARED"), ", from a memfd the lab passes down) and adds 1 to a counter in it. That counter is the same for all of them."),
   );

@@ -43,7 +43,7 @@ export async function interleave(root) {
     h("h2", {}, "The real thing: the same program on real goroutines"),
     h("p", {}, h("span", { class: "real-label" }, "REAL MEASUREMENT"),
       " Now the same steps run by real goroutines on this machine's cores, released together, over and over. Shared variables are atomic integers, so every step is as indivisible as in the model; the machine picks the schedule. ",
-      "Compare how often each ending happens with the share of schedules that reach it: real schedulers do not pick schedules evenly, so a bug the model finds in a third of schedules may show up once in thousands of runs. Rare in a test is certain at 100,000 users."),
+      "Compare how often each ending happens with the share of schedules that reach it: real schedulers do not pick schedules evenly, so a bug the model finds in a third of schedules may show up once in thousands of runs. Rare in a test is likely at 100,000 users: a failure in 1 run of 10,000 happens at least once in 100,000 runs with probability 1 − (1 − 1/10,000)^100,000, about 99.995 %."),
   );
   const card2 = h("div", { class: "card" });
   const out2 = h("div", { id: "result-interleave-real" });
