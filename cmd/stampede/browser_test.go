@@ -136,11 +136,21 @@ func runExperiment(ctx context.Context, id string, params map[string]string) err
 	for k, v := range params {
 		actions = append(actions, chromedp.SetValue(chromedp.CSS(fmt.Sprintf("#p-%s-%s", id, k)), v))
 	}
-	actions = append(actions,
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-run="%s"]`, id))),
-		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`form[data-experiment="%s"][data-state="done"]`, id))),
-	)
-	return chromedp.Do(ctx, actions...)
+	actions = append(actions, chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-run="%s"]`, id))))
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		return err
+	}
+	// A run that does not finish within 2 minutes fails with what the
+	// page says, rather than using up the browser's time.
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	err := chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`form[data-experiment="%s"][data-state="done"]`, id))))
+	if err != nil {
+		said, _ := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(
+			`(() => { const f = document.querySelector('form[data-experiment="%s"]'); return f ? f.dataset.state + ": " + f.parentElement.innerText.slice(0, 600) : "no form"; })()`, id)))
+		return fmt.Errorf("%s did not finish: %w; the page: %s", id, err, said)
+	}
+	return nil
 }
 
 func text(t *testing.T, ctx context.Context, sel string) string {
@@ -179,6 +189,15 @@ func TestBrowserLab(t *testing.T) {
 		}
 		mustMatch(t, "machine line", `^This lab runs on .+, \d+ cores, .+, go1\.\d+.*, GOMAXPROCS \d+, (not )?virtualised`, text(t, ctx, "#machine"))
 		mustMatch(t, "the guide named", `^"The guide" below is the concurrency guide this lab is built around, Concurrency, Async, and Multithreading:`, text(t, ctx, "#guide"))
+		// At 1280 px the header is one row: the first and last links of
+		// the chapters, and the theme button, sit at the same height.
+		rows, err := chromedp.Run(ctx, chromedp.Evaluate[int](`new Set([...document.querySelectorAll("header nav a, #theme")].map((e) => Math.round(e.getBoundingClientRect().top / 10))).size`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows != 1 {
+			t.Errorf("the header takes %d rows at 1280 px, want 1", rows)
+		}
 		screenshot(t, ctx, "lab-home.png")
 	})
 
@@ -194,6 +213,7 @@ func TestBrowserLab(t *testing.T) {
 		switches := text(t, ctx, "#table-switches tbody")
 		mustMatch(t, "switch table", `goroutine\s+1\s+goroutine switch on one P\s+400 × 5\s+[\d.]+ (ns|µs)\s+[\d.]+ (ns|µs) to [\d.]+ (ns|µs)`, switches)
 		mustMatch(t, "switch table", `thread\s+1\s+context switch on one CPU\s+400 × 5\s+[\d.]+ (ns|µs)`, switches)
+		mustMatch(t, "switch table", `goroutine\s+2\s+channel ping-pong with GOMAXPROCS 2 \(the runtime picks the Ps; often both on one\)`, switches)
 		mustMatch(t, "switch table", `process\s+2\s+cross-CPU wake-up \(one side on each of two CPUs\)`, switches)
 		claims := text(t, ctx, "#table-claims tbody")
 		if n := strings.Count(claims, "takes about"); n != 5 {
@@ -447,8 +467,10 @@ func TestBrowserLab(t *testing.T) {
 		}
 		mustMatch(t, "verdict", `^CPU-bound: 4 tasks of 20 ms took [\d,]+ ms on one P \([\d.]+× one task: one after another\) and [\d,]+ ms on 2 \(a speed-up of [\d.]+×\)\. Waiting: [\d,]+ ms on one P \([\d.]+× one task: all at once, without a second core\)\.$`, text(t, ctx, "#parallel-verdict"))
 		rows := strings.Join(strings.Fields(text(t, ctx, "#table-parallel tbody")), " ")
-		mustMatch(t, "table", `^CPU-bound \(hashing\) 1 [\d.]+ ms 1\.00× 1\.00× [\d.]+ 0 CPU-bound \(hashing\) 2 [\d.]+ ms [\d.]+× [\d.]+× [\d.]+ \d waiting .* 1 [\d.]+ ms 1\.00× — [\d.]+ 0 waiting .* 2 `, rows)
-		mustMatch(t, "amdahl", `^Fitted serial fraction s = [\d.]+ from 1 speed-up: `, text(t, ctx, "#parallel-amdahl"))
+		// work, Ps, wall, serial part, speed-up, the tasks' speed-up, the
+		// granularity ceiling, Amdahl, × one task, tasks that moved P
+		mustMatch(t, "table", `^CPU-bound \(hashing\) 1 [\d.]+ ms 0\.0 ms 1\.00× 1\.00× 1\.00× 1\.00× [\d.]+ 0 CPU-bound \(hashing\) 2 [\d.]+ ms 0\.0 ms [\d.]+× [\d.]+× 2\.00× [\d.]+× [\d.]+ \d+ waiting .* 1 [\d.]+ ms — 1\.00× 1\.00× — — [\d.]+ 0 waiting .* 2 `, rows)
+		mustMatch(t, "amdahl", `^Serial part set: 0\.00\. Fitted with the tasks' own speed-up: s = 0\.000\. Fitted to the whole run's speed-ups: s = [\d.]+ from 1 speed-up, interference and uneven shares included: `, text(t, ctx, "#parallel-amdahl"))
 		// One lane at GOMAXPROCS 1, two at 2, each with the tasks' bars.
 		for id, lanes := range map[string][]string{"cpu-1": {"P0"}, "cpu-2": {"P0", "P1"}, "wait-1": {"P0"}} {
 			got := text(t, ctx, "#parallel-trace-"+id)
@@ -528,6 +550,18 @@ func TestBrowserLab(t *testing.T) {
 		}
 		if got := text(t, ctx, "#interleave-step"); got != "step 5" {
 			t.Errorf("after undo: %q", got)
+		}
+		// Back at step 0 nothing but the stepper is under the moves: no
+		// stray "null" where the history would be.
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#interleave-restart"))); err != nil {
+			t.Fatal(err)
+		}
+		tail, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector(".stepper").parentElement.lastChild.textContent`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := text(t, ctx, "#interleave-step"); got != "step 0" || strings.Contains(tail, "null") {
+			t.Errorf("after restart: %q, and %q after the stepper", got, tail)
 		}
 		screenshot(t, ctx, "lab-chapter7-interleave.png")
 		// The lock-order deadlock, replayed from its row: two steps.

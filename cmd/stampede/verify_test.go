@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stampede-dev/stampede/internal/backend"
 	"github.com/stampede-dev/stampede/internal/testenv"
 	"github.com/stampede-dev/stampede/internal/verify"
 )
@@ -205,10 +206,10 @@ func TestKill9LeavesNothing(t *testing.T) {
 	nothingLeft(t, "verify", owned, tmp)
 }
 
-// processTree lists pid and its descendants.
+// processTree lists pid and its descendants, its reaper included.
 func processTree(t *testing.T, pid int) []int {
 	out := []int{pid}
-	for _, c := range testenv.ChildPIDs(t, pid) {
+	for _, c := range backend.Children(pid) {
 		out = append(out, processTree(t, c)...)
 	}
 	return out

@@ -36,6 +36,7 @@ var (
 	reaperOnce sync.Once
 	reaperMu   sync.Mutex
 	reaperPipe io.WriteCloser // nil: no reaper
+	reaperPID  int
 )
 
 // ReaperMain turns this process into a reaper when it was started as one,
@@ -48,6 +49,21 @@ func ReaperMain() bool {
 	}
 	reap(os.Stdin)
 	return true
+}
+
+// IsReaper reports whether pid is a reaper (a helper that lives as long
+// as its parent, not something the parent left behind).
+func IsReaper(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return false
+	}
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if kv == reaperEnv+"=1" {
+			return true
+		}
+	}
+	return false
 }
 
 // owned is what the parent listed and has not cleaned up itself.
@@ -119,7 +135,7 @@ func reaper() io.WriteCloser {
 			return
 		}
 		go cmd.Wait() // it exits when this process's end of the pipe closes
-		reaperPipe = w
+		reaperPipe, reaperPID = w, cmd.Process.Pid
 	})
 	return reaperPipe
 }

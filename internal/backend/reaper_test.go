@@ -126,3 +126,24 @@ func TestSweepStale(t *testing.T) {
 		}
 	}
 }
+
+// A reaper is told from other children by its environment.
+func TestIsReaper(t *testing.T) {
+	reaperMu.Lock()
+	reaperOnce, reaperPipe = sync.Once{}, nil
+	reaperMu.Unlock()
+	tell("noop")
+	if reaperPipe == nil {
+		t.Fatal("no reaper started")
+	}
+	other := exec.Command("sleep", "5")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { other.Process.Kill(); other.Wait() }()
+	if !IsReaper(reaperPID) || IsReaper(other.Process.Pid) || IsReaper(os.Getpid()) {
+		t.Errorf("IsReaper: the reaper %v, another child %v, this process %v; want true, false, false",
+			IsReaper(reaperPID), IsReaper(other.Process.Pid), IsReaper(os.Getpid()))
+	}
+	reaperPipe.Close()
+}

@@ -36,6 +36,10 @@ type QueueEntry struct {
 type QueueState struct {
 	Running *QueueEntry  `json:"running"`
 	Waiting []QueueEntry `json:"waiting"`
+	// Others is, in the lab's answer, the queue of the runs that are not
+	// heavy: a few run at once, and AllRunning lists them.
+	Others     *QueueState  `json:"others,omitempty"`
+	AllRunning []QueueEntry `json:"allRunning,omitempty"`
 }
 
 func (q *Queue) notifyLocked() {
@@ -110,6 +114,12 @@ func (q *Queue) State() QueueState {
 	if len(q.running) > 0 {
 		r := *q.running[0]
 		st.Running = &r
+	}
+	if q.slots() > 1 {
+		st.AllRunning = []QueueEntry{}
+		for _, r := range q.running {
+			st.AllRunning = append(st.AllRunning, *r)
+		}
 	}
 	for _, w := range q.waiting {
 		st.Waiting = append(st.Waiting, *w)

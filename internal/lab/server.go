@@ -110,7 +110,10 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, m)
 	})
 	mux.HandleFunc("GET /api/queue", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.queue.State())
+		st := s.queue.State()
+		others := s.light.State()
+		st.Others = &others
+		writeJSON(w, http.StatusOK, st)
 	})
 	mux.HandleFunc("POST /api/experiments/{id}/runs", s.create)
 	mux.HandleFunc("GET /api/runs/{run}/events", s.stream)

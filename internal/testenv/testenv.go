@@ -120,10 +120,18 @@ func ChildProcesses(t testing.TB, pid int) int {
 	return len(ChildPIDs(t, pid))
 }
 
-// ChildPIDs lists the processes, running or zombie, whose parent is pid.
+// ChildPIDs lists the processes, running or zombie, whose parent is pid,
+// but for its reaper (which lives as long as pid does, and is not
+// something it left behind).
 func ChildPIDs(t testing.TB, pid int) []int {
 	t.Helper()
-	return backend.Children(pid)
+	var out []int
+	for _, c := range backend.Children(pid) {
+		if !backend.IsReaper(c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // RedisServer is a private redis-server a test may kill and restart: never

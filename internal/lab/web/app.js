@@ -51,6 +51,11 @@ function theme() {
 }
 
 async function pollQueue() {
+  await refreshQueue();
+  setTimeout(pollQueue, 1500);
+}
+
+async function refreshQueue() {
   const el = document.getElementById("queue");
   try {
     const r = await fetch("/api/queue");
@@ -61,7 +66,6 @@ async function pollQueue() {
         : "";
     }
   } catch { /* the lab stopped; the next poll tries again */ }
-  setTimeout(pollQueue, 1500);
 }
 
 async function machine() {
@@ -76,3 +80,4 @@ window.addEventListener("hashchange", route);
 route();
 machine();
 pollQueue();
+window.addEventListener("stampede:queue", refreshQueue);

@@ -197,7 +197,7 @@ function playGame(r) {
         h("button", { type: "button", id: "interleave-undo", disabled: !history.length, onclick: () => { stop(); cur = history.pop().from; draw(); } }, "◀ Undo"),
         h("button", { type: "button", id: "interleave-restart", onclick: () => { stop(); cur = 0; history.length = 0; draw(); } }, "Restart"),
         h("span", { class: "status", id: "interleave-step" }, `step ${history.length}`)),
-      history.length ? h("ol", { class: "history", id: "interleave-history" }, history.map((x) => h("li", {}, x.text))) : null,
+      ...(history.length ? [h("ol", { class: "history", id: "interleave-history" }, history.map((x) => h("li", {}, x.text)))] : []),
     );
   }
   draw();

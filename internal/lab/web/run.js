@@ -23,7 +23,14 @@ export async function info(id) {
 // start creates a run and streams its events to onEvent. It resolves to a
 // handle whose cancel() stops the run. A refused parameter rejects with
 // the server's error object ({code, message, param, min, max}).
-export async function start(id, params, onEvent) {
+export async function start(id, params, onEvent0) {
+  // When a run ends, the header's queue line is read again at once (a
+  // moment later, once the server has let the slot go), not at the next
+  // poll.
+  const onEvent = (e) => {
+    onEvent0(e);
+    if (e.kind === "end") setTimeout(() => window.dispatchEvent(new Event("stampede:queue")), 150);
+  };
   const r = await fetch(`/api/experiments/${id}/runs`, {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(params),
   });
