@@ -326,7 +326,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"verify", "--faults", "pg-pause@1s"}, "stampede verify: invalid verification: pg-pause needs a PostgreSQL that verify may freeze: --store postgres"},
 		{[]string{"verify", "--stock", "0"}, "stampede verify: invalid verification: --stock must be from 1 to 1000000"},
 		{[]string{"verify", "--strategy", "bogus"}, "stampede verify: invalid verification: --strategy \"bogus\": want one of naive, mutex, redis-lock, atomic, row-lock, buckets, reserve"},
-		{[]string{"verify", "--store", "mysql://x"}, "stampede verify: invalid verification: --store \"mysql://x\": want sqlite, postgres (a private server) or a postgres:// DSN"},
+		{[]string{"verify", "--store", "mysql://x"}, "stampede verify: invalid verification: --store \"mysql://x\": want sqlite (a file of the run's own), sqlite:PATH (a file that stays), postgres (a private server) or a postgres:// DSN"},
 		{[]string{"verify", "--redis", "localhost:6379"}, "stampede verify: invalid verification: --redis \"localhost:6379\": want private (a private server) or a redis:// URL"},
 		{[]string{"verify", "now"}, `stampede verify: unexpected argument "now" (see stampede verify -h)`},
 	} {
