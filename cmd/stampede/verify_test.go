@@ -93,12 +93,12 @@ func TestVerifyCatchesOverselling(t *testing.T) {
 func TestVerifyPassesReserveUnderFaults(t *testing.T) {
 	testenv.Binary(t, "redis-server")
 	testenv.Binary(t, "initdb")
-	// --max-stall 10s: a bound no machine's speed breaks, here where the
+	// --max-stall 8s: a bound a busy machine does not break, here where the
 	// other packages' tests share the cores and the PostgreSQL; it still
 	// catches the 10 s a dead worker's orders once waited for its
 	// heartbeat to lapse. The 2 s default is measured, ten runs a fault,
 	// by bench/faults-repeat.sh.
-	sale := []string{"--stock", "150", "--purchases", "300", "--users", "100", "--limit", "2", "-d", "3s", "--max-stall", "10s"}
+	sale := []string{"--stock", "150", "--purchases", "300", "--users", "100", "--limit", "2", "-d", "3s", "--max-stall", "8s"}
 	scaled := []string{"--strategy", "reserve", "--redis", "private", "--procs", "2"}
 	// The store is one the test can read after the run, where the fault
 	// allows it (pg-pause must freeze a PostgreSQL of verify's own): its
@@ -155,7 +155,7 @@ func TestVerifyPassesReserveUnderFaults(t *testing.T) {
 			// --max-stall beyond the fault's own window: a dead worker's
 			// queued orders are taken over in about a second.
 			t.Logf("longest stall %.3fs", rep.LongestStall)
-			if rep.Planned != 300 || rep.Sent != 300 || !(rep.LongestStall > 0 && rep.LongestStall <= 10) {
+			if rep.Planned != 300 || rep.Sent != 300 || !(rep.LongestStall > 0 && rep.LongestStall <= 8) {
 				t.Errorf("planned %d, sent %d, longest stall %.3fs", rep.Planned, rep.Sent, rep.LongestStall)
 			}
 		})
