@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's one test command (make test): it finds or starts the
 # PostgreSQL and Redis the integration tests need, the Chromium the lab's
-# browser tests drive and the HTTP servers the load generator is counted
-# against (installing them with apt-get when root on Debian and nothing
+# browser tests drive, the HTTP servers the load generator is counted
+# against and the psql and sqlite3 clients the tests count stored rows
+# with (installing them with apt-get when root on Debian and nothing
 # else works), then runs the format
 # check, go vet, every test under -race, and a short fuzz of the order
 # decoder. In this script's runs no integration test may skip.
