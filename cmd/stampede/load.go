@@ -310,7 +310,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return exitError{capacity.ExitSLO, errors.New("SLO not met: " + capacity.Describe(checks))}
 		}
 	}
-	if !*allowErrors && !objectives.Has("errors") && rep.ErrorRate > load.MaxErrorRate {
+	// A flash sale's resent 503s and 504s are failed requests of purchases
+	// that settled in the end: the sale's own verdict judges it.
+	if !*allowErrors && cfg.Sale == nil && !objectives.Has("errors") && rep.ErrorRate > load.MaxErrorRate {
 		return fmt.Errorf("%.1f%% of the requests failed (%s), over %.0f%%: the service did not hold this load (--allow-errors to exit 0 all the same)",
 			100*rep.ErrorRate, topErrors(rep), 100*load.MaxErrorRate)
 	}

@@ -182,12 +182,15 @@ func TestKill9LeavesNothing(t *testing.T) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	// The sale has begun once verify says so; the freeze comes 500 ms on.
+	// A verify that never begins its sale is killed after a minute, which
+	// ends the scan below.
+	stall := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
 	sc := bufio.NewScanner(stderr)
 	var said []string
 	for sc.Scan() && !strings.HasPrefix(sc.Text(), "verify: sale:") {
 		said = append(said, sc.Text())
 	}
-	if sc.Err() != nil || !strings.HasPrefix(sc.Text(), "verify: sale:") {
+	if sc.Err() != nil || !strings.HasPrefix(sc.Text(), "verify: sale:") || !stall.Stop() {
 		t.Fatalf("verify never began its sale: %v %q", sc.Err(), said)
 	}
 	go io.Copy(io.Discard, stderr)
@@ -246,7 +249,12 @@ func nothingLeft(t *testing.T, what string, owned []int, tmp string) {
 	for _, pid := range left {
 		cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 		t.Errorf("process %d outlived %s: %s", pid, what, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
-		syscall.Kill(pid, syscall.SIGKILL)
+		// Killed only if it is one of this test's: a pid seen 20 s ago
+		// may be another process's now. The test's processes, and theirs,
+		// carry its TMPDIR.
+		if env, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ"); bytes.Contains(env, []byte("TMPDIR="+tmp+"\x00")) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 	for _, f := range files {
 		t.Errorf("%s was left in TMPDIR", f.Name())

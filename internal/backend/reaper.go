@@ -97,13 +97,18 @@ func reap(in io.Reader) {
 	}
 	for p := range o.procs {
 		pid, start, _ := strings.Cut(p, " ")
-		if n, err := strconv.Atoi(pid); err == nil && startTime(n) == start {
+		if n, err := strconv.Atoi(pid); err == nil && n > 1 && start != "" && startTime(n) == start {
 			killTree(n)
 		}
 	}
 	for g := range o.groups {
 		if n, err := strconv.Atoi(g); err == nil && n > 1 {
 			syscall.Kill(-n, syscall.SIGKILL)
+			// Wait, briefly, for the group to be gone, so that none of it
+			// writes into a folder being removed.
+			for i := 0; i < 200 && syscall.Kill(-n, 0) == nil; i++ {
+				syscall.Nanosleep(&syscall.Timespec{Nsec: 5e6}, nil)
+			}
 		}
 	}
 	for d := range o.dirs {
@@ -219,7 +224,11 @@ func SweepStale() int {
 func removeDir(dir string) error {
 	if b, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid")); err == nil {
 		if pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])); err == nil && pid > 1 {
-			if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && strings.Contains(filepath.Base(exe), "postgres") {
+			// Only the server of this folder: a postmaster works in its
+			// data directory, and a pid from an old file may be another's.
+			cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+			if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && strings.Contains(filepath.Base(exe), "postgres") &&
+				filepath.Clean(cwd) == filepath.Join(dir, "data") {
 				killTree(pid)
 			}
 		}

@@ -66,6 +66,15 @@ func TestReaperCleansUpWhenThePipeCloses(t *testing.T) {
 	if reaperPipe == nil {
 		t.Fatal("no reaper started")
 	}
+	// Nothing is killed while the pipe is open.
+	time.Sleep(50 * time.Millisecond)
+	for _, p := range []proc{listed, grouped, unlisted} {
+		select {
+		case got := <-p.exit:
+			t.Fatalf("process %d ended before the pipe closed: %s", p.pid, got)
+		default:
+		}
+	}
 	reaperPipe.Close()
 	waitExit := func(p proc) string {
 		select {
@@ -89,8 +98,10 @@ func TestReaperCleansUpWhenThePipeCloses(t *testing.T) {
 	if !os.IsNotExist(err) {
 		t.Errorf("the listed folder: %v, want it removed", err)
 	}
-	if err := syscall.Kill(unlisted.pid, 0); err != nil {
-		t.Errorf("the process taken off the list: %v, want it running", err)
+	select {
+	case got := <-unlisted.exit:
+		t.Errorf("the process taken off the list ended: %s, want it running", got)
+	default:
 	}
 	if _, err := os.Stat(kept); err != nil {
 		t.Errorf("the folder taken off the list: %v", err)

@@ -175,8 +175,8 @@ func (c *Config) reachable(ctx context.Context) error {
 			continue // a Unix socket: the shop says what it finds
 		}
 		host := u.Hostname()
-		if host == "" {
-			host = "localhost"
+		if host == "" || strings.Contains(u.Host, ",") || u.Query().Has("host") {
+			continue // the driver's defaults, several hosts, or a host in the query: the shop says what it finds
 		}
 		port := u.Port()
 		if port == "" {

@@ -319,20 +319,22 @@ func memoBytes(key string, t tally) int {
 func (p *Program) Enumerate(ctx context.Context) (ModelCheck, error) {
 	select {
 	case checks <- struct{}{}:
-		defer func() { <-checks }()
 	case <-ctx.Done():
 		return ModelCheck{}, ctx.Err()
 	}
+	mc, used, err := p.enumerate(ctx)
+	<-checks
+	if used > 16<<20 {
+		// Hand a large check's memory back to the system now, not minutes
+		// later: the lab lives on a learner's laptop.
+		debug.FreeOSMemory()
+	}
+	return mc, err
+}
+
+// enumerate is Enumerate's work, and the memory its memo took.
+func (p *Program) enumerate(ctx context.Context) (_ ModelCheck, used int, _ error) {
 	memo := map[string]tally{}
-	used := 0
-	defer func() {
-		if used > 16<<20 {
-			// Hand a large check's memory back to the system now, not
-			// minutes later: the lab lives on a learner's laptop.
-			memo = nil
-			debug.FreeOSMemory()
-		}
-	}()
 	var outcomes []Outcome
 	byLabel := map[string]int{}
 	var walk func(s State) (tally, error)
@@ -392,7 +394,7 @@ func (p *Program) Enumerate(ctx context.Context) (ModelCheck, error) {
 	start := p.initial()
 	top, err := walk(start)
 	if err != nil {
-		return ModelCheck{}, err
+		return ModelCheck{}, used, err
 	}
 	mc := ModelCheck{States: len(memo), ShortestFailure: -1}
 	for i, o := range outcomes {
@@ -409,7 +411,7 @@ func (p *Program) Enumerate(ctx context.Context) (ModelCheck, error) {
 		var carry uint64
 		mc.Schedules, carry = bits.Add64(mc.Schedules, c.Schedules, 0)
 		if carry != 0 {
-			return ModelCheck{}, ErrTooBig
+			return ModelCheck{}, used, ErrTooBig
 		}
 		if o.Failed() {
 			mc.Failing += c.Schedules
@@ -436,7 +438,7 @@ func (p *Program) Enumerate(ctx context.Context) (ModelCheck, error) {
 			mc.ShortestFailure = i
 		}
 	}
-	return mc, nil
+	return mc, used, nil
 }
 
 // Node is one state of the game's graph: the state, the moves out of it

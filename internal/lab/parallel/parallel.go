@@ -102,7 +102,9 @@ type Fit struct {
 	// SerialOfWork is s fitted with the tasks' own measured speed-up in
 	// place of an ideal p: S = 1 / (s + (1 − s)/P) with P the parallel
 	// part's speed-up. It recovers the serial part of the work itself.
-	SerialOfWork float64 `json:"serialOfWork"`
+	// Absent (nil) when no point allowed the fit (the tasks went no
+	// faster).
+	SerialOfWork *float64 `json:"serialOfWork"`
 	// Limit is the most any number of cores could give, 1/s.
 	Limit  float64 `json:"limit"`
 	Points int     `json:"points"` // speed-ups the fit used (p > 1)
@@ -211,7 +213,9 @@ func (e *Experiment) Run(ctx context.Context, p lab.Values, emit func(lab.Event)
 		}
 		fit := FitAmdahl(ps, ss)
 		fit.Kind, fit.Set = kind, serial
-		fit.SerialOfWork = FitAmdahl(es, ss).Serial
+		if w := FitAmdahl(es, ss); w.Points > 0 {
+			fit.SerialOfWork = &w.Serial
+		}
 		for _, pt := range pts {
 			pt.Amdahl = fit.Speedup(float64(pt.Procs))
 		}
@@ -313,8 +317,12 @@ func (r Result) WriteText(w io.Writer) error {
 		if !math.IsInf(f.Limit, 0) {
 			limit = fmt.Sprintf("at most %.1f× on any number of cores", f.Limit)
 		}
-		fmt.Fprintf(w, "\n%s: serial part set %.3f; fitted to the speed-ups %.3f from %d speed-up(s) (interference and uneven shares count as serial there), %s; fitted with the tasks' own speed-up %.3f.",
-			f.Kind, f.Set, f.Serial, f.Points, limit, f.SerialOfWork)
+		own := "no fit: the tasks went no faster"
+		if f.SerialOfWork != nil {
+			own = fmt.Sprintf("%.3f", *f.SerialOfWork)
+		}
+		fmt.Fprintf(w, "\n%s: serial part set %.3f; fitted to the speed-ups %.3f from %d speed-up(s) (interference and uneven shares count as serial there), %s; fitted with the tasks' own speed-up %s.",
+			f.Kind, f.Set, f.Serial, f.Points, limit, own)
 	}
 	fmt.Fprintln(w)
 	return nil

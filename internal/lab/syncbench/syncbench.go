@@ -188,6 +188,9 @@ type config struct {
 // busyWork does n steps of a xorshift, work the compiler cannot drop: it
 // stands for what a program does while it holds a lock.
 func busyWork(n int) {
+	if n == 0 {
+		return // an empty critical section: nothing added, not even the sink
+	}
 	x := uint64(n) | 1
 	for range n {
 		x ^= x << 13
@@ -646,7 +649,7 @@ func (r Result) WriteText(w io.Writer) error {
 		}
 	}
 	fmt.Fprintln(w, "throughput is operations per second of the whole crowd; flat as goroutines are added means the operations run one after another")
-	fmt.Fprintln(w, "CPU ns/op is the CPU time the process spent per operation (every thread, from getrusage): a waiter that spins spends it, a parked one does not")
+	fmt.Fprintln(w, "CPU ns/op is the CPU time the process spent per operation (every thread, from getrusage): a waiter that spins spends it, a parked one does not; in the lab, runs going on beside this one count too")
 	fmt.Fprintln(w, "Jain's index: 1 when every goroutine did as many operations, 1/goroutines when one did them all; ! an operation was lost (never expected)")
 	for _, pr := range r.Primitives {
 		fmt.Fprintf(w, "\n%s\n  + %s\n  - %s\n", pr.Name, pr.Pros, pr.Cons)

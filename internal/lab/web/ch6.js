@@ -170,7 +170,7 @@ function render(out, r) {
   if (fit) {
     const beyond = top(cpu).procs > r.cores;
     out.append(h("p", { id: "parallel-amdahl" },
-      `Serial part set: ${fit.set.toFixed(2)}. Fitted with the tasks' own speed-up: s = ${fit.serialOfWork.toFixed(3)}. ` +
+      `Serial part set: ${fit.set.toFixed(2)}. Fitted with the tasks' own speed-up: ${fit.serialOfWork === null ? "no fit, the tasks went no faster" : "s = " + fit.serialOfWork.toFixed(3)}. ` +
       `Fitted to the whole run's speed-ups: s = ${fit.serial.toFixed(3)} from ${fit.points} speed-up${fit.points === 1 ? "" : "s"}, interference and uneven shares included: ` +
       (fit.limit === null ? "no serial part measured, no limit." : `at most ${fit.limit.toFixed(1)}× on any number of cores. `) +
       (fit.points < 3 ? `With ${fit.points} point${fit.points === 1 ? "" : "s"} the fit is fixed by the data, not tested by it: it says where the law would go, not that it will. ` : "") +

@@ -190,6 +190,7 @@ const group = "writers"
 // (within aliveFor) and commits them.
 type Reserve struct {
 	rdb      *goredis.Client
+	sdb      *goredis.Client // the reserve script's: never resent (see NewReserve)
 	wdb      *goredis.Client // the writer's own connections: see NewReserve
 	store    shop.Store
 	prefix   string
@@ -235,8 +236,13 @@ func NewReserve(ctx context.Context, c *Client, store shop.Store, prefix string,
 	// and the heartbeat need a third.
 	wopt := *rdb.Options()
 	wopt.PoolSize, wopt.MinIdleConns = 3, 2
+	// The reserve script is sent once: go-redis would send it again after
+	// a lost connection or a read timeout, when Redis may have run it
+	// already, and reserve a keyless order twice.
+	sopt := *rdb.Options()
+	sopt.MaxRetries = -1
 	r := &Reserve{
-		rdb: rdb, wdb: goredis.NewClient(&wopt), store: store, prefix: prefix, log: log,
+		rdb: rdb, sdb: goredis.NewClient(&sopt), wdb: goredis.NewClient(&wopt), store: store, prefix: prefix, log: log,
 		stream:   prefix + "orders",
 		channel:  prefix + "committed",
 		consumer: consumerName(host, os.Getpid(), token()[:8]),
@@ -251,12 +257,14 @@ func NewReserve(ctx context.Context, c *Client, store shop.Store, prefix string,
 	err := rdb.XGroupCreateMkStream(ctx, r.stream, group, "0").Err()
 	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
 		r.wdb.Close()
+		r.sdb.Close()
 		return nil, err
 	}
 	r.pubsub = rdb.Subscribe(ctx, r.channel)
 	if _, err := r.pubsub.Receive(ctx); err != nil { // wait for the subscription
 		r.pubsub.Close()
 		r.wdb.Close()
+		r.sdb.Close()
 		return nil, err
 	}
 	bg, cancel := context.WithCancel(context.Background())
@@ -531,7 +539,7 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 			return shop.Order{}, shop.ErrOutcomeUnknown
 		}
 		if rv.err != nil {
-			return shop.Order{}, unavailableOr(rv.err)
+			return shop.Order{}, sentOr(rv.err)
 		}
 		res = rv.res
 		if res[0] != "uninit" {
@@ -675,7 +683,7 @@ func (r *Reserve) reserveBatch(ctx context.Context, batch []*reservation) {
 	}
 	// Run sends the script's hash and, if Redis lost its scripts (a
 	// restart), the script itself.
-	res, err := reserve.Run(ctx, r.rdb, keys, args...).StringSlice()
+	res, err := reserve.Run(ctx, r.sdb, keys, args...).StringSlice()
 	if err == nil && len(res) != 2*len(sent) {
 		err = fmt.Errorf("the reserve script answered %d values for %d orders", len(res), len(sent))
 	}
@@ -748,6 +756,24 @@ func (r *Reserve) replay(ctx context.Context, o shop.Order, prev string) (shop.O
 		case <-t.C:
 		}
 	}
+}
+
+// sentOr reports a failed run of the reserve script: as
+// shop.ErrUnavailable (a 503 the buyer may retry) when it failed before
+// anything reached Redis, and as shop.ErrOutcomeUnknown otherwise (a lost
+// connection or a timeout after the script was sent: Redis may have run
+// it, and its order may yet be committed).
+func sentOr(err error) error {
+	var oe *net.OpError
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, goredis.ErrClosed) || errors.Is(err, goredis.ErrPoolTimeout) ||
+		(errors.As(err, &oe) && oe.Op == "dial") {
+		return shop.ErrUnavailable
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+		return shop.ErrOutcomeUnknown
+	}
+	return err
 }
 
 // unavailableOr reports Redis being unreachable as shop.ErrUnavailable (a
@@ -1254,5 +1280,5 @@ func (r *Reserve) Close() error {
 	r.cancel()
 	err := r.pubsub.Close()
 	r.wg.Wait()
-	return errors.Join(err, r.wdb.Close())
+	return errors.Join(err, r.wdb.Close(), r.sdb.Close())
 }
