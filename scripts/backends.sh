@@ -137,31 +137,27 @@ ensure_chromium() {
   export STAMPEDE_CHROMIUM="$(command -v chromium)"
 }
 
-# ensure_http_servers finds the HTTP servers the load generator's
-# conformance tests count against (servers nobody here wrote): nginx,
-# lighttpd, Python 3 and Node.js, installing Debian's where missing.
-ensure_http_servers() {
-  local missing=() pair bin pkg
-  for pair in nginx:nginx-light lighttpd:lighttpd python3:python3 node:nodejs; do
-    bin=${pair%%:*} pkg=${pair#*:}
-    command -v "$bin" >/dev/null || missing+=("$pkg")
+# ensure_commands WHY BIN:PACKAGE… finds each command on the PATH and
+# installs Debian's package for those missing; WHY ends the message.
+ensure_commands() {
+  local why=$1 missing=() pair
+  shift
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
   done
   [ ${#missing[@]} -eq 0 ] && return
-  say "missing for the load generator's conformance tests: ${missing[*]}"
-  apt_install "${missing[@]}" ||
-    die "install ${missing[*]} (apt-get install ${missing[*]}): the load generator is tested against them"
+  say "missing: ${missing[*]} ($why)"
+  apt_install "${missing[@]}" || die "install ${missing[*]} (apt-get install ${missing[*]}): $why"
+}
+
+# ensure_http_servers finds the HTTP servers the load generator's
+# conformance tests count against (servers nobody here wrote).
+ensure_http_servers() {
+  ensure_commands "the load generator is tested against them" nginx:nginx-light lighttpd:lighttpd python3:python3 node:nodejs
 }
 
 # ensure_sql_clients finds psql and sqlite3, with which the tests count a
 # store's rows from outside stampede's code.
 ensure_sql_clients() {
-  local missing=() pair bin pkg
-  for pair in psql:postgresql-client sqlite3:sqlite3; do
-    bin=${pair%%:*} pkg=${pair#*:}
-    command -v "$bin" >/dev/null || missing+=("$pkg")
-  done
-  [ ${#missing[@]} -eq 0 ] && return
-  say "missing to count rows from outside: ${missing[*]}"
-  apt_install "${missing[@]}" ||
-    die "install ${missing[*]} (apt-get install ${missing[*]}): the tests count stored rows with them"
+  ensure_commands "the tests count stored rows with them" psql:postgresql-client sqlite3:sqlite3
 }

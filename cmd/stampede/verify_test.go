@@ -169,18 +169,9 @@ func TestVerifyPassesReserveUnderFaults(t *testing.T) {
 func TestKill9LeavesNothing(t *testing.T) {
 	testenv.Binary(t, "redis-server")
 	testenv.Binary(t, "initdb")
-	tmp := sharedTempDir(t)
-	cmd := exec.Command(binary, "verify", "--strategy", "reserve", "--store", "postgres", "--redis", "private", "--procs", "2",
+	cmd, tmp, stdout, stderr := startInTempDir(t, "verify", "--strategy", "reserve", "--store", "postgres", "--redis", "private", "--procs", "2",
 		"--stock", "100000", "--purchases", "100000", "--users", "100000", "-d", "20s", "--faults", "pg-pause@500ms/19s")
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	go io.Copy(io.Discard, stdout)
 	// The sale has begun once verify says so; the freeze comes 500 ms on.
 	// A verify that never begins its sale is killed after a minute, which
 	// ends the scan below.
@@ -228,10 +219,8 @@ func nothingLeft(t *testing.T, what string, owned []int, tmp string) {
 	killed := time.Now()
 	alive := func() (left []int) {
 		for _, pid := range owned {
-			if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil {
-				if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && b[i+2] != 'Z' {
-					left = append(left, pid)
-				}
+			if !backend.Gone(pid) {
+				left = append(left, pid)
 			}
 		}
 		return left
@@ -261,14 +250,30 @@ func nothingLeft(t *testing.T, what string, owned []int, tmp string) {
 	}
 }
 
-// sharedTempDir is a t.TempDir that the user postgres can reach, for a
-// private PostgreSQL run as root.
-func sharedTempDir(t *testing.T) string {
-	tmp := t.TempDir()
+// startInTempDir starts `stampede ARGS…` with TMPDIR a folder of the
+// test's own, which the user postgres can reach (t.TempDir's are 0700; a
+// private PostgreSQL runs as postgres when this is root), and kills it
+// when the test ends. The caller reads both pipes.
+func startInTempDir(t *testing.T, args ...string) (cmd *exec.Cmd, tmp string, stdout, stderr io.ReadCloser) {
+	t.Helper()
+	tmp = t.TempDir()
 	for d := tmp; d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
 		os.Chmod(d, 0o755)
 	}
-	return tmp
+	cmd = exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	var err error
+	if stdout, err = cmd.StdoutPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if stderr, err = cmd.StderrPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, tmp, stdout, stderr
 }
 
 // TestLabKill9MidSaleLeavesNothing: kill -9 of the lab while its flash
@@ -276,17 +281,8 @@ func sharedTempDir(t *testing.T) string {
 // and no folder.
 func TestLabKill9MidSaleLeavesNothing(t *testing.T) {
 	testenv.Binary(t, "redis-server")
-	tmp := sharedTempDir(t)
-	cmd := exec.Command(binary, "lab", "--addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cmd, tmp, stdout, stderr := startInTempDir(t, "lab", "--addr", "127.0.0.1:0")
+	go io.Copy(io.Discard, stderr)
 	sc := bufio.NewScanner(stdout)
 	var url string
 	for url == "" && sc.Scan() {

@@ -7,6 +7,7 @@ package backend
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -258,20 +259,35 @@ func Children(pid int) []int {
 	parent := strconv.Itoa(pid)
 	var out []int
 	for _, e := range entries {
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		n, err := strconv.Atoi(e.Name())
 		if err != nil {
-			continue // not a process, or gone
+			continue // not a process
 		}
-		// pid (comm) state ppid …; comm may hold spaces, so cut at the last ')'.
-		i := strings.LastIndexByte(string(b), ')')
-		if i < 0 || i+2 > len(b) {
-			continue
-		}
-		if f := strings.Fields(string(b[i+2:])); len(f) > 1 && f[1] == parent {
-			if n, err := strconv.Atoi(e.Name()); err == nil {
-				out = append(out, n)
-			}
+		if f := Stat(n); len(f) > 1 && f[1] == parent {
+			out = append(out, n)
 		}
 	}
 	return out
+}
+
+// Stat returns the fields of /proc/PID/stat after the command's name,
+// from the state on (f[0] the state, f[1] the parent, f[19] the start
+// time), or nil when there is no such process. The name may hold spaces
+// and parentheses, so it is cut at the last ')'.
+func Stat(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 > len(b) {
+		return nil
+	}
+	return strings.Fields(string(b[i+2:]))
+}
+
+// Gone reports whether pid has exited: no such process, or a zombie.
+func Gone(pid int) bool {
+	f := Stat(pid)
+	return len(f) == 0 || f[0] == "Z"
 }

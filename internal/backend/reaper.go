@@ -258,14 +258,7 @@ func killTree(pid int) {
 
 // waitGone waits, briefly, until pid has exited (or is a zombie).
 func waitGone(pid int) {
-	for range 200 {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return
-		}
-		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'Z' {
-			return
-		}
+	for i := 0; i < 200 && !Gone(pid); i++ {
 		syscall.Nanosleep(&syscall.Timespec{Nsec: 5e6}, nil)
 	}
 }
@@ -274,17 +267,8 @@ func waitGone(pid int) {
 // /proc/PID/stat), which tells a process from a later one given the same
 // pid; "" when there is no such process.
 func startTime(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
+	if f := Stat(pid); len(f) >= 20 {
+		return f[19]
 	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 || i+2 > len(b) {
-		return ""
-	}
-	f := strings.Fields(string(b[i+2:]))
-	if len(f) < 20 {
-		return ""
-	}
-	return f[19]
+	return ""
 }

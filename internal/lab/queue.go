@@ -37,9 +37,8 @@ type QueueState struct {
 	Running *QueueEntry  `json:"running"`
 	Waiting []QueueEntry `json:"waiting"`
 	// Others is, in the lab's answer, the queue of the runs that are not
-	// heavy: a few run at once, and AllRunning lists them.
-	Others     *QueueState  `json:"others,omitempty"`
-	AllRunning []QueueEntry `json:"allRunning,omitempty"`
+	// heavy (a few run at once; Running is the first of them).
+	Others *QueueState `json:"others,omitempty"`
 }
 
 func (q *Queue) notifyLocked() {
@@ -114,12 +113,6 @@ func (q *Queue) State() QueueState {
 	if len(q.running) > 0 {
 		r := *q.running[0]
 		st.Running = &r
-	}
-	if q.slots() > 1 {
-		st.AllRunning = []QueueEntry{}
-		for _, r := range q.running {
-			st.AllRunning = append(st.AllRunning, *r)
-		}
 	}
 	for _, w := range q.waiting {
 		st.Waiting = append(st.Waiting, *w)
