@@ -277,11 +277,10 @@ func begin(ctx context.Context, cfg Config, prefix string) (r *run, done func(),
 	if err := cfg.reachable(ctx); err != nil {
 		return nil, nil, err
 	}
-	if n := backend.SweepStale(); n > 0 {
-		r0 := &run{cfg: cfg}
-		r0.progress("removed %d folders (and any PostgreSQL in them) left by killed runs", n)
-	}
 	r = &run{cfg: cfg}
+	if n := backend.SweepStale(); n > 0 {
+		r.progress("removed %d folders (and any PostgreSQL in them) left by killed runs", n)
+	}
 	if r.dir, err = backend.TempDir(prefix); err != nil {
 		return nil, nil, err
 	}

@@ -319,9 +319,10 @@ func (r *Reserve) probe(ctx context.Context) {
 			if instance != "" && id != instance {
 				// Redis restarted, and without persistence it lost the
 				// queue: the orders this process's buyers wait for may be
-				// gone with it. They hear 504 outcome_unknown now, not at their deadline,
-				// and their retries, with the same keys, reserve anew (or
-				// find the order, where it was stored before).
+				// gone with it. They hear 504 outcome_unknown now, not at
+				// their deadline, and their retries, with the same keys,
+				// reserve anew (or find the order, where it was stored
+				// before).
 				r.log.Warn("redis restarted; buyers waiting on queued orders retry", "run_id", id)
 				r.staleAll()
 			}
@@ -525,23 +526,10 @@ func (r *Reserve) Buy(ctx context.Context, o shop.Order) (shop.Order, error) {
 		if err := r.ensureLoaded(ctx, o.ProductID); err != nil {
 			return shop.Order{}, unavailableOr(err)
 		}
-		rv := &reservation{ctx: ctx, o: o, done: make(chan struct{})}
-		select {
-		case r.pending <- rv:
-		default:
-			return shop.Order{}, shop.ErrOverloaded
+		var err error
+		if res, err = r.reserveOnce(ctx, o); err != nil {
+			return shop.Order{}, err
 		}
-		select {
-		case <-rv.done:
-		case <-ctx.Done():
-			// The reservation may still be made: the buyer's retry with its
-			// key finds the order.
-			return shop.Order{}, shop.ErrOutcomeUnknown
-		}
-		if rv.err != nil {
-			return shop.Order{}, sentOr(rv.err)
-		}
-		res = rv.res
 		if res[0] != "uninit" {
 			break
 		}
@@ -756,6 +744,28 @@ func (r *Reserve) replay(ctx context.Context, o shop.Order, prev string) (shop.O
 		case <-t.C:
 		}
 	}
+}
+
+// reserveOnce hands o to the batch sender and waits for the script's
+// answer for it.
+func (r *Reserve) reserveOnce(ctx context.Context, o shop.Order) ([]string, error) {
+	rv := &reservation{ctx: ctx, o: o, done: make(chan struct{})}
+	select {
+	case r.pending <- rv:
+	default:
+		return nil, shop.ErrOverloaded
+	}
+	select {
+	case <-rv.done:
+	case <-ctx.Done():
+		// The reservation may still be made: the buyer's retry with its
+		// key finds the order.
+		return nil, shop.ErrOutcomeUnknown
+	}
+	if rv.err != nil {
+		return nil, sentOr(rv.err)
+	}
+	return rv.res, nil
 }
 
 // sentOr reports a failed run of the reserve script: as
